@@ -1,0 +1,5 @@
+//! qnetd: a Corosync QNetd server.
+#![doc(test(attr(deny(warnings))))]
+
+pub mod limits;
+pub mod proto;

@@ -1,0 +1,180 @@
+//! Value types carried in TLVs.
+
+use core::fmt;
+
+use super::enums::{NodeState, TieBreakerMode};
+use crate::limits::MAX_NODES;
+
+/// A corosync node id (u32 on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct NodeId(pub u32);
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A message sequence number (u32 on the wire). The server never checks
+/// client sequence numbers; it only echoes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct SeqNum(pub u32);
+
+impl fmt::Display for SeqNum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A totem ring id: the node id that formed the ring and its sequence.
+///
+/// Printed as `<node id hex>.<seq hex>` (`UTILS_PRI_RING_ID`), e.g. `1.4`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct RingId {
+    /// Node id of the ring's representative.
+    pub node_id: u32,
+    /// Ring sequence number.
+    pub seq: u64,
+}
+
+impl fmt::Display for RingId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:x}.{:x}", self.node_id, self.seq)
+    }
+}
+
+/// The tie-breaker of a cluster (`struct tlv_tie_breaker`).
+///
+/// The node id is meaningful only for [`TieBreakerMode::NodeId`]; for the
+/// other modes the decoder stores 0 and the encoder writes 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TieBreaker {
+    /// The mode.
+    pub mode: TieBreakerMode,
+    /// The preferred node for [`TieBreakerMode::NodeId`], else 0.
+    pub node_id: u32,
+}
+
+impl TieBreaker {
+    /// Equality as the reference defines it (`tlv_tie_breaker_eq`): same
+    /// mode, and for mode "node id" the same node id.
+    #[must_use]
+    pub fn same_as(&self, other: &Self) -> bool {
+        self.mode == other.mode
+            && (self.mode != TieBreakerMode::NodeId || self.node_id == other.node_id)
+    }
+}
+
+impl fmt::Display for TieBreaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.mode {
+            TieBreakerMode::NodeId => write!(f, "Node with node ID {}", self.node_id),
+            mode => f.write_str(mode.as_str()),
+        }
+    }
+}
+
+/// One entry of a node list (`struct tlv_node_info`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NodeInfo {
+    /// The node id, never 0 once decoded.
+    pub node_id: u32,
+    /// Data center id, 0 when not set.
+    pub data_center_id: u32,
+    /// Node state, [`NodeState::NotSet`] when absent.
+    pub node_state: NodeState,
+}
+
+impl NodeInfo {
+    /// A node info with only a node id.
+    #[must_use]
+    pub const fn new(node_id: u32) -> Self {
+        Self {
+            node_id,
+            data_center_id: 0,
+            node_state: NodeState::NotSet,
+        }
+    }
+}
+
+/// A decoded node list: every NODE_INFO of one message, in order, with
+/// duplicates kept. The capacity is [`MAX_NODES`], corosync's own limit on
+/// the number of processors, so no real cluster can exceed it.
+pub type NodeList = heapless::Vec<NodeInfo, MAX_NODES>;
+
+/// Whether `node_id` appears in `list` (`node_list_find_node_id`).
+#[must_use]
+pub fn list_contains(list: &[NodeInfo], node_id: u32) -> bool {
+    list.iter().any(|n| n.node_id == node_id)
+}
+
+/// A borrowed array of big-endian u16 values (supported messages, options
+/// or algorithms). The length in bytes is always even.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct U16Array<'a>(&'a [u8]);
+
+impl<'a> U16Array<'a> {
+    /// Wraps big-endian bytes. Returns `None` for an odd length.
+    #[must_use]
+    pub const fn from_be_bytes(bytes: &'a [u8]) -> Option<Self> {
+        if bytes.len().is_multiple_of(2) {
+            Some(Self(bytes))
+        } else {
+            None
+        }
+    }
+
+    /// The raw big-endian bytes.
+    #[must_use]
+    pub const fn as_bytes(&self) -> &'a [u8] {
+        self.0
+    }
+
+    /// Number of values.
+    #[must_use]
+    pub const fn len(&self) -> usize {
+        self.0.len() / 2
+    }
+
+    /// Whether there are no values.
+    #[must_use]
+    pub const fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The values in order.
+    pub fn iter(&self) -> impl Iterator<Item = u16> + 'a {
+        self.0.chunks_exact(2).map(|c| {
+            u16::from_be_bytes([
+                c.first().copied().unwrap_or(0),
+                c.get(1).copied().unwrap_or(0),
+            ])
+        })
+    }
+}
+
+impl fmt::Debug for U16Array<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// Big-endian bytes of a u16 array known at compile time.
+#[must_use]
+#[allow(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    reason = "meant for const evaluation, where an out-of-range index is a compile error"
+)]
+pub const fn u16_array_bytes<const N: usize, const B: usize>(values: [u16; N]) -> [u8; B] {
+    assert!(B == 2 * N, "byte length must be twice the value count");
+    let mut out = [0u8; B];
+    let mut i = 0;
+    while i < N {
+        let [hi, lo] = values[i].to_be_bytes();
+        out[2 * i] = hi;
+        out[2 * i + 1] = lo;
+        i += 1;
+    }
+    out
+}
