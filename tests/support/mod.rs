@@ -1,2 +1,7 @@
 //! Code shared by the integration tests.
+#![allow(
+    unreachable_pub,
+    reason = "test support code, shared by several test binaries"
+)]
+
 pub mod golden;
