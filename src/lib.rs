@@ -7,7 +7,10 @@
 
 pub mod algo;
 pub mod certname;
+pub mod cli;
 pub mod config;
 pub mod core;
+pub mod error;
 pub mod limits;
+pub mod net;
 pub mod proto;

@@ -53,7 +53,6 @@ impl Replay {
         while let Some(ev) = self.inst.poll_event() {
             match ev {
                 Event::Close(id) => self.inst.disconnect(self.now, id),
-                Event::StartTls(_) => panic!("no TLS in plain traces"),
             }
         }
         while let Some(id) = self.inst.poll_transmit() {
@@ -74,7 +73,8 @@ impl Replay {
     fn feed(&mut self, name: &str, bytes: &[u8]) {
         let id = self.client(name);
         let consumed = self.inst.handle_input(self.now, id, bytes);
-        assert_eq!(consumed.0, bytes.len());
+        assert_eq!(consumed.consumed, bytes.len());
+        assert!(!consumed.start_tls);
         self.drain();
     }
 

@@ -6,12 +6,12 @@
 //!
 //! ```text
 //!   accept(now, addr) -> ClientId
-//!   handle_input(now, id, bytes) -> consumed     (stops after STARTTLS)
+//!   handle_input(now, id, bytes) -> Input        (stops after STARTTLS)
 //!   tls_established(id, peer names)
 //!   disconnect(now, id)                          (EOF, error, or after Event::Close)
 //!   handle_timeout(now)
 //!        |
-//!   poll_event() -> Event::{StartTls, Close}
+//!   poll_event() -> Event::Close
 //!   poll_transmit() -> ClientId with new output
 //!   outgoing(id) -> &[u8];  consume_outgoing(id, n)
 //!   poll_timeout() -> next deadline
@@ -112,12 +112,10 @@ impl From<&Config> for InstanceConfig {
     }
 }
 
-/// Something the shell must act on.
+/// Something the shell must act on (besides STARTTLS, which
+/// [`Instance::handle_input`] reports in its [`Input`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
-    /// The client sent STARTTLS and it was accepted: wrap its socket in TLS
-    /// now, feeding it the bytes after the STARTTLS message.
-    StartTls(ClientId),
     /// Close the client's socket without sending anything more, then call
     /// [`Instance::disconnect`].
     Close(ClientId),
@@ -132,7 +130,29 @@ pub enum AcceptError {
 
 /// What [`Instance::handle_input`] did with the bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Consumed(pub usize);
+pub struct Input {
+    /// Bytes consumed; all of them unless `start_tls`.
+    pub consumed: usize,
+    /// An accepted STARTTLS ended the plain-text part: wrap the socket in
+    /// TLS now and give it the bytes after `consumed`.
+    pub start_tls: bool,
+}
+
+impl Input {
+    const fn all(n: usize) -> Self {
+        Self {
+            consumed: n,
+            start_tls: false,
+        }
+    }
+
+    const fn tls(n: usize) -> Self {
+        Self {
+            consumed: n,
+            start_tls: true,
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 struct Slot {
@@ -319,18 +339,18 @@ impl Instance {
     /// until the rest arrives. Processing stops right after an accepted
     /// STARTTLS: the returned count then excludes the bytes after it, which
     /// belong to the TLS handshake ([`Event::StartTls`] follows).
-    pub fn handle_input(&mut self, now: Timestamp, id: ClientId, mut data: &[u8]) -> Consumed {
+    pub fn handle_input(&mut self, now: Timestamp, id: ClientId, mut data: &[u8]) -> Input {
         let total = data.len();
         let max_receive = self.cfg.max_client_receive_size;
         loop {
             let Some(client) = self.client_mut(id) else {
-                return Consumed(total);
+                return Input::all(total);
             };
             if client.closing {
-                return Consumed(total);
+                return Input::all(total);
             }
             if data.is_empty() {
-                return Consumed(total);
+                return Input::all(total);
             }
             if let Some(skip) = client.skip.as_mut() {
                 let take = usize::try_from(skip.remaining)
@@ -350,12 +370,12 @@ impl Instance {
                 match Header::parse(data) {
                     None => {
                         client.rx.extend_from_slice(data);
-                        return Consumed(total);
+                        return Input::all(total);
                     }
                     Some(header) => {
                         if let Some(skip) = check_header(header, max_receive) {
                             let Some(client) = self.client_mut(id) else {
-                                return Consumed(total);
+                                return Input::all(total);
                             };
                             data = data.get(HEADER_LEN..).unwrap_or_default();
                             if skip.remaining == 0 {
@@ -370,11 +390,11 @@ impl Instance {
                             let start_tls = self.process(now, id, frame);
                             data = rest;
                             if start_tls {
-                                return Consumed(total - data.len());
+                                return Input::tls(total - data.len());
                             }
                         } else {
                             client.rx.extend_from_slice(data);
-                            return Consumed(total);
+                            return Input::all(total);
                         }
                     }
                 }
@@ -386,11 +406,11 @@ impl Instance {
                     client.rx.extend_from_slice(head);
                     data = rest;
                     let Some(header) = Header::parse(&client.rx) else {
-                        return Consumed(total);
+                        return Input::all(total);
                     };
                     if let Some(skip) = check_header(header, max_receive) {
                         let Some(client) = self.client_mut(id) else {
-                            return Consumed(total);
+                            return Input::all(total);
                         };
                         client.rx.clear();
                         if skip.remaining == 0 {
@@ -402,7 +422,7 @@ impl Instance {
                     }
                 }
                 let Some(client) = self.client_mut(id) else {
-                    return Consumed(total);
+                    return Input::all(total);
                 };
                 let len = Header::parse(&client.rx)
                     .and_then(|h| h.total_len())
@@ -421,7 +441,7 @@ impl Instance {
                         client.rx = frame;
                     }
                     if start_tls {
-                        return Consumed(total - data.len());
+                        return Input::tls(total - data.len());
                     }
                 }
             }
@@ -857,7 +877,6 @@ impl Instance {
         }
         client.tls_started = true;
         client.tls_peer_verified = false;
-        self.events.push_back(Event::StartTls(id));
         true
     }
 
