@@ -74,7 +74,8 @@ fn value(parser: &mut lexopt::Parser) -> Result<String, ConfigError> {
         .map_err(|v| ConfigError::new(format!("invalid UTF-8 in argument {}", v.to_string_lossy())))
 }
 
-/// Parses the daemon's arguments (without the program name).
+/// Parses the daemon's arguments (without the program name), starting
+/// from [`Config::default`].
 ///
 /// # Errors
 /// One line in the reference's words, e.g. `host port must be in range
@@ -83,8 +84,22 @@ pub fn parse(
     program: &str,
     args: impl IntoIterator<Item = OsString>,
 ) -> Result<Command, ConfigError> {
+    parse_onto(program, args, Config::default())
+}
+
+/// Parses the daemon's arguments on top of `base`: each flag overrides
+/// the base's value. `main` uses it to apply flags given after
+/// `--options FILE` on top of the add-on settings ([`crate::addon`]).
+///
+/// # Errors
+/// As [`parse`].
+pub fn parse_onto(
+    program: &str,
+    args: impl IntoIterator<Item = OsString>,
+    base: Config,
+) -> Result<Command, ConfigError> {
     use lexopt::prelude::*;
-    let mut config = Config::default();
+    let mut config = base;
     let mut warnings = Vec::new();
     let mut options_file = None;
     let mut parser = lexopt::Parser::from_args(args);
@@ -220,6 +235,22 @@ mod tests {
         assert_eq!(run(&["-h"]).unwrap_err(), "print 1");
         assert_eq!(run(&["-v"]).unwrap_err(), "print 1");
         assert!(run(&["-x"]).unwrap_err().contains("usage:"));
+    }
+
+    #[test]
+    fn flags_override_the_base() {
+        let base = Config {
+            max_clients: 3,
+            port: 1234,
+            ..Config::default()
+        };
+        let Ok(Command::Run { config, .. }) =
+            parse_onto("qnetd", ["-p", "5404"].map(OsString::from), base)
+        else {
+            panic!("expected Run");
+        };
+        assert_eq!(config.port, 5404);
+        assert_eq!(config.max_clients, 3);
     }
 
     #[test]

@@ -5,12 +5,14 @@
 //! `net` (the mio shell), with [`config`] and [`limits`] beside them.
 #![doc(test(attr(deny(warnings))))]
 
+pub mod addon;
 pub mod algo;
 pub mod certname;
 pub mod cli;
 pub mod config;
 pub mod core;
 pub mod error;
+pub mod healthcheck;
 pub mod limits;
 pub mod net;
 pub mod proto;

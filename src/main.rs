@@ -1,18 +1,30 @@
 //! The `qnetd` binary: the daemon and its companion tools in one file.
 //!
 //! ```text
-//! qnetd [daemon options]          the server (corosync-qnetd compatible)
+//! qnetd [daemon options]                      the server (corosync-qnetd compatible)
+//! qnetd --options /data/options.json [flags]  the server as a Home Assistant add-on
+//! qnetd healthcheck [-l ADDR] [-p PORT]       probe a running server (container HEALTHCHECK)
 //! ```
 //!
 //! Invoked as `corosync-qnetd` (a symlink) it behaves the same.
+//!
+//! Add-on mode is explicit: a bare `qnetd` behaves like `corosync-qnetd`
+//! even where `/data/options.json` exists, so a host never changes
+//! behaviour because of a stray file. The image's `ENTRYPOINT` passes
+//! `--options /data/options.json`. In add-on mode the settings are the
+//! add-on defaults, then the options file, then any flag after it (see
+//! [`qnetd::addon`]), and the log goes to stdout, which the Supervisor shows
+//! in the add-on's Log tab.
 
 use std::ffi::OsString;
 use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
+use qnetd::addon;
 use qnetd::cli::{self, Command};
 use qnetd::config::Config;
+use qnetd::healthcheck::Probe;
 use qnetd::proto::TlsSupported;
 
 fn program_name(argv0: Option<&OsString>) -> String {
@@ -21,8 +33,9 @@ fn program_name(argv0: Option<&OsString>) -> String {
         .map_or_else(|| "qnetd".to_string(), |n| n.to_string_lossy().into_owned())
 }
 
-fn init_logging(config: &Config, to_stdout: bool) {
-    let default = if config.debug > 0 { "debug" } else { "info" };
+/// Logging: `filter` unless `RUST_LOG` is set.
+fn init_logging(filter: log::LevelFilter, to_stdout: bool) {
+    let default = filter.as_str().to_ascii_lowercase();
     let mut builder =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default));
     builder.format(|buf, record| {
@@ -51,8 +64,57 @@ fn fail(program: &str, message: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// The flags to apply on top of the options file: all arguments except
+/// `--options FILE` itself.
+fn args_after_options(args: &[OsString]) -> Vec<OsString> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--options" {
+            let _ = it.next();
+        } else if !a.to_str().is_some_and(|s| s.starts_with("--options=")) {
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
+/// Add-on mode: defaults, then the options file, then the other flags.
+fn addon_config(
+    program: &str,
+    path: &Path,
+    flags: Vec<OsString>,
+) -> Result<(Config, log::LevelFilter), String> {
+    let options = addon::Options::load(path).map_err(|e| e.to_string())?;
+    let mut base = addon::base_config();
+    options.apply(&mut base).map_err(|e| e.to_string())?;
+    match cli::parse_onto(program, flags, base) {
+        Ok(Command::Run { config, .. }) => {
+            let filter = if config.debug > 0 {
+                options.log_level.filter().max(log::LevelFilter::Debug)
+            } else {
+                options.log_level.filter()
+            };
+            Ok((*config, filter))
+        }
+        Ok(Command::Print { .. }) => Err("unexpected -h/-v with --options".to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn healthcheck(program: &str, args: Vec<OsString>) -> ExitCode {
+    let probe = match Probe::from_args(args) {
+        Ok(p) => p,
+        Err(e) => return fail(program, &e),
+    };
+    match probe.run() {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => fail(program, &format!("healthcheck: unhealthy: {e}")),
+    }
+}
+
 fn daemon(program: &str, args: Vec<OsString>) -> ExitCode {
-    let (config, options_file, warnings) = match cli::parse(program, args) {
+    let (config, options_file, warnings) = match cli::parse(program, args.clone()) {
         Ok(Command::Run {
             config,
             options_file,
@@ -70,22 +132,32 @@ fn daemon(program: &str, args: Vec<OsString>) -> ExitCode {
         }
         Err(e) => return fail(program, &e),
     };
-    if let Some(path) = options_file {
-        return fail(
-            program,
-            &format!(
-                "--options {}: Home Assistant options are not supported by this build yet",
-                path.display()
-            ),
-        );
-    }
+    let (config, filter, addon_mode) = match options_file {
+        None => {
+            let filter = if config.debug > 0 {
+                log::LevelFilter::Debug
+            } else {
+                log::LevelFilter::Info
+            };
+            (*config, filter, false)
+        }
+        Some(path) => match addon_config(program, &path, args_after_options(&args)) {
+            Ok((config, filter)) => (config, filter, true),
+            Err(e) => return fail(program, &e),
+        },
+    };
     if config.tls != TlsSupported::Unsupported {
+        let hint = if addon_mode {
+            "set the add-on option tls to off"
+        } else {
+            "start with -s off"
+        };
         return fail(
             program,
-            &"TLS is not available in this build yet; start with -s off",
+            &format!("TLS is not available in this build yet; {hint}"),
         );
     }
-    init_logging(&config, false);
+    init_logging(filter, addon_mode);
     for w in &warnings {
         log::warn!("{w}");
     }
@@ -103,6 +175,10 @@ fn main() -> ExitCode {
     let program = program_name(args.first());
     if !args.is_empty() {
         args.remove(0);
+    }
+    if args.first().is_some_and(|a| a == "healthcheck") {
+        args.remove(0);
+        return healthcheck(&program, args);
     }
     daemon(&program, args)
 }
