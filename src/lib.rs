@@ -3,6 +3,7 @@
 //! See the README for the architecture. Layers, in dependency order:
 //! [`proto`] (codec) → [`algo`] (decisions) → [`core`] (sans-IO engine) →
 //! `net` (the mio shell), with [`config`] and [`limits`] beside them.
+#![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
 pub mod addon;

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! The `qnetd` binary: the daemon and its companion tools in one file.
 //!
 //! ```text
