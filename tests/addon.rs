@@ -1,0 +1,603 @@
+//! The Home Assistant add-on in `addon/`, checked against the rules the
+//! Supervisor and the add-on linter apply (`docs/apps/configuration.md` of
+//! developers.home-assistant; `supervisor/apps/validate.py`), and against
+//! our own options struct so the schema and [`qnetd::addon::Options`]
+//! cannot drift. Plus the daemon's add-on mode and healthcheck end to end.
+//!
+//! YAML is read with `yaml-rust2` (pure Rust, YAML 1.2). The Supervisor
+//! reads YAML 1.1 (PyYAML), where a bare `on`/`off`/`yes`/`no` is a
+//! boolean: [`no_yaml11_booleans`] catches that difference.
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value as Json;
+use yaml_rust2::{Yaml, YamlLoader};
+
+use qnetd::addon::{self, Options};
+use qnetd::healthcheck::Probe;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+fn yaml(rel: &str) -> Yaml {
+    let mut docs = YamlLoader::load_from_str(&read(rel)).unwrap();
+    assert_eq!(docs.len(), 1, "{rel}: one YAML document");
+    docs.remove(0)
+}
+
+fn config() -> Yaml {
+    yaml("addon/config.yaml")
+}
+
+/// A YAML scalar tree as JSON, as the Supervisor would write it.
+fn to_json(y: &Yaml) -> Json {
+    match y {
+        Yaml::Real(s) => Json::from(s.parse::<f64>().unwrap()),
+        Yaml::String(s) => Json::from(s.as_str()),
+        Yaml::Integer(i) => Json::from(*i),
+        Yaml::Boolean(b) => Json::from(*b),
+        Yaml::Null => Json::Null,
+        Yaml::Array(a) => Json::Array(a.iter().map(to_json).collect()),
+        Yaml::Hash(h) => Json::Object(
+            h.iter()
+                .map(|(k, v)| (k.as_str().unwrap().to_string(), to_json(v)))
+                .collect(),
+        ),
+        other => panic!("unexpected YAML node {other:?}"),
+    }
+}
+
+fn keys(y: &Yaml) -> BTreeSet<String> {
+    y.as_hash()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Every key `config.yaml` may have (developers docs, 2026).
+const KNOWN_KEYS: &[&str] = &[
+    "name",
+    "version",
+    "slug",
+    "description",
+    "arch",
+    "machine",
+    "url",
+    "startup",
+    "boot",
+    "ports",
+    "ports_description",
+    "host_network",
+    "host_ipc",
+    "host_dbus",
+    "host_pid",
+    "host_uts",
+    "devices",
+    "homeassistant",
+    "hassio_role",
+    "hassio_api",
+    "homeassistant_api",
+    "docker_api",
+    "privileged",
+    "full_access",
+    "apparmor",
+    "map",
+    "environment",
+    "audio",
+    "video",
+    "gpio",
+    "usb",
+    "uart",
+    "udev",
+    "devicetree",
+    "kernel_modules",
+    "stdin",
+    "legacy",
+    "options",
+    "schema",
+    "image",
+    "codenotary",
+    "timeout",
+    "tmpfs",
+    "discovery",
+    "services",
+    "auth_api",
+    "ingress",
+    "ingress_port",
+    "ingress_entry",
+    "ingress_stream",
+    "panel_icon",
+    "panel_title",
+    "panel_admin",
+    "webui",
+    "init",
+    "stage",
+    "backup",
+    "backup_pre",
+    "backup_post",
+    "backup_exclude",
+    "advanced",
+    "journald",
+    "realtime",
+    "breaking_versions",
+    "ulimits",
+    "watchdog",
+];
+
+#[test]
+fn required_keys_and_formats() {
+    let c = config();
+    for key in ["name", "version", "slug", "description"] {
+        let v = c[key].as_str().unwrap_or_else(|| panic!("{key}: a string"));
+        assert!(!v.trim().is_empty(), "{key} is empty");
+    }
+    for key in keys(&c) {
+        assert!(KNOWN_KEYS.contains(&key.as_str()), "unknown key {key}");
+    }
+    // Slug: URI-friendly (Supervisor RE_SLUG `[-_.A-Za-z0-9]+`), and ours.
+    let slug = c["slug"].as_str().unwrap();
+    assert_eq!(slug, "qnetd");
+    assert!(
+        slug.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    );
+    // Version: a quoted string equal to the crate's, so the image tag matches.
+    assert_eq!(c["version"].as_str(), Some(env!("CARGO_PKG_VERSION")));
+    // Arch: only what Home Assistant still supports (armv7/armhf/i386 are
+    // deprecated since 2025.12).
+    let arch: Vec<&str> = c["arch"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(arch, ["aarch64", "amd64"]);
+}
+
+#[test]
+fn enums_and_booleans() {
+    let c = config();
+    let one_of = |key: &str, allowed: &[&str]| {
+        if let Some(v) = c[key].as_str() {
+            assert!(allowed.contains(&v), "{key}: {v} not in {allowed:?}");
+        } else {
+            assert!(c[key].is_badvalue(), "{key}: must be a string");
+        }
+    };
+    one_of(
+        "startup",
+        &["initialize", "system", "services", "application", "once"],
+    );
+    one_of("boot", &["auto", "manual", "manual_only"]);
+    one_of("backup", &["hot", "cold"]);
+    one_of("stage", &["stable", "experimental", "deprecated"]);
+    assert_eq!(c["startup"].as_str(), Some("services"));
+    // Hot: a cold backup stops qnetd and the cluster loses its third vote.
+    assert_eq!(c["backup"].as_str(), Some("hot"));
+    assert!(c["backup_pre"].is_badvalue() && c["backup_post"].is_badvalue());
+    // init: false — our binary is PID 1 and handles SIGTERM itself.
+    assert_eq!(c["init"].as_bool(), Some(false));
+    assert_eq!(c["apparmor"].as_bool(), Some(true));
+}
+
+#[test]
+fn least_privilege() {
+    let c = config();
+    // The linter rejects watchdog ("use the native Docker HEALTHCHECK").
+    assert!(c["watchdog"].is_badvalue(), "no watchdog key");
+    for key in [
+        "hassio_api",
+        "hassio_role",
+        "homeassistant_api",
+        "docker_api",
+        "full_access",
+        "privileged",
+        "host_network",
+        "host_pid",
+        "host_ipc",
+        "host_uts",
+        "devices",
+        "kernel_modules",
+        "ingress",
+    ] {
+        assert!(c[key].is_badvalue(), "{key} must not be set");
+    }
+    // /data is always mapped read-write; anything else must be justified.
+    if let Some(map) = c["map"].as_vec() {
+        for m in map {
+            let name = m.as_str().or_else(|| m["type"].as_str()).unwrap();
+            assert_eq!(name.split(':').next(), Some("data"), "map {name}");
+        }
+    }
+}
+
+#[test]
+fn ports_are_tcp_5403() {
+    let c = config();
+    let ports = c["ports"].as_hash().unwrap();
+    for (k, v) in ports {
+        let k = k.as_str().unwrap();
+        let (port, proto) = k.split_once('/').unwrap_or_else(|| panic!("{k}"));
+        assert!(port.parse::<u16>().is_ok_and(|p| p > 0), "{k}");
+        assert!(matches!(proto, "tcp" | "udp"), "{k}");
+        match v {
+            Yaml::Null => {}
+            Yaml::Integer(p) => assert!((1..=65535).contains(p), "{k}: {p}"),
+            other => panic!("{k}: host port {other:?}"),
+        }
+    }
+    // QNetd is TCP; several published add-ons wrongly map UDP.
+    assert_eq!(keys(&c["ports"]), BTreeSet::from(["5403/tcp".to_string()]));
+    assert_eq!(c["ports"]["5403/tcp"].as_i64(), Some(5403));
+}
+
+/// One schema element, after the Supervisor's `RE_SCHEMA_ELEMENT`.
+#[derive(Debug)]
+enum SchemaType {
+    Bool,
+    Str,
+    Int(Option<i64>, Option<i64>),
+    List(Vec<String>),
+    Other,
+}
+
+fn schema_type(s: &str) -> SchemaType {
+    let s = s.strip_suffix('?').unwrap_or(s);
+    let bounds = |inner: &str| -> (Option<i64>, Option<i64>) {
+        let (lo, hi) = inner.split_once(',').unwrap_or_else(|| panic!("{s}"));
+        let num = |t: &str| (!t.is_empty()).then(|| t.parse::<i64>().unwrap());
+        (num(lo), num(hi))
+    };
+    match s {
+        "bool" => SchemaType::Bool,
+        "str" | "password" | "email" | "url" | "port" => SchemaType::Str,
+        "int" => SchemaType::Int(None, None),
+        _ if s.starts_with("int(") && s.ends_with(')') => {
+            let (lo, hi) = bounds(&s[4..s.len() - 1]);
+            SchemaType::Int(lo, hi)
+        }
+        _ if s.starts_with("list(") && s.ends_with(')') => {
+            let items: Vec<String> = s[5..s.len() - 1].split('|').map(String::from).collect();
+            assert!(items.iter().all(|i| !i.is_empty()), "{s}");
+            SchemaType::List(items)
+        }
+        _ if (s.starts_with("str(") || s.starts_with("float(")) && s.ends_with(')')
+            || s.starts_with("match(") && s.ends_with(')')
+            || s == "float"
+            || s.starts_with("device") =>
+        {
+            SchemaType::Other
+        }
+        _ => panic!("invalid schema type {s:?}"),
+    }
+}
+
+#[test]
+fn options_match_schema() {
+    let c = config();
+    assert_eq!(keys(&c["options"]), keys(&c["schema"]));
+    for (k, t) in c["schema"].as_hash().unwrap() {
+        let k = k.as_str().unwrap();
+        let t = t.as_str().unwrap_or_else(|| panic!("{k}: nested schema"));
+        let v = &c["options"][k];
+        match schema_type(t) {
+            SchemaType::Bool => assert!(v.as_bool().is_some(), "{k}: bool"),
+            SchemaType::Str => assert!(v.as_str().is_some(), "{k}: str"),
+            SchemaType::Int(lo, hi) => {
+                let n = v.as_i64().unwrap_or_else(|| panic!("{k}: int"));
+                assert!(lo.is_none_or(|lo| n >= lo) && hi.is_none_or(|hi| n <= hi));
+            }
+            SchemaType::List(items) => {
+                let s = v.as_str().unwrap_or_else(|| panic!("{k}: a string"));
+                assert!(items.iter().any(|i| i == s), "{k}: {s} not in {items:?}");
+            }
+            SchemaType::Other => {}
+        }
+    }
+}
+
+/// The Supervisor's YAML 1.1 reads a bare on/off/yes/no as a boolean, so
+/// `tls: on` would become `true` and fail the `list(off|on|required)`
+/// schema. Every such value must be quoted.
+#[test]
+fn no_yaml11_booleans() {
+    for rel in ["addon/config.yaml", "addon/translations/en.yaml"] {
+        for (n, line) in read(rel).lines().enumerate() {
+            let line = line.split(" #").next().unwrap_or_default();
+            let value = line
+                .split_once(": ")
+                .map(|(_, v)| v)
+                .or_else(|| line.trim_start().strip_prefix("- "));
+            if let Some(v) = value {
+                let v = v.trim().to_ascii_lowercase();
+                assert!(
+                    !matches!(v.as_str(), "on" | "off" | "yes" | "no" | "y" | "n"),
+                    "{rel}:{}: bare YAML 1.1 boolean {v:?}; quote it",
+                    n + 1
+                );
+            }
+        }
+    }
+}
+
+/// The field names of [`Options`], from its own `deny_unknown_fields`
+/// message, so this list cannot drift from the struct.
+fn struct_fields() -> BTreeSet<String> {
+    let e = Options::from_json_str(r#"{"__no_such_option__": 0}"#)
+        .unwrap_err()
+        .to_string();
+    let list = e.split("expected one of ").nth(1).unwrap();
+    list.split(", ")
+        .map(|f| f.trim_matches('`').to_string())
+        .collect()
+}
+
+#[test]
+fn schema_and_struct_cannot_drift() {
+    let c = config();
+    assert_eq!(struct_fields(), keys(&c["schema"]));
+    // The defaults in config.yaml are what the Supervisor writes on a fresh
+    // install; they parse and equal the struct's defaults.
+    let written = to_json(&c["options"]).to_string();
+    assert_eq!(
+        Options::from_json_str(&written).unwrap(),
+        Options::default()
+    );
+    // The shipped example is exactly those options.
+    let example: Json = serde_json::from_str(&read("addon/options.example.json")).unwrap();
+    assert_eq!(example, to_json(&c["options"]));
+    // Every value of each list is accepted by the struct, and nothing else.
+    for (k, t) in c["schema"].as_hash().unwrap() {
+        let k = k.as_str().unwrap();
+        if let SchemaType::List(items) = schema_type(t.as_str().unwrap()) {
+            for item in items {
+                let text = serde_json::json!({ k: item }).to_string();
+                assert!(Options::from_json_str(&text).is_ok(), "{text}");
+            }
+            let text = serde_json::json!({ k: "no-such-value" }).to_string();
+            assert!(Options::from_json_str(&text).is_err(), "{text}");
+        }
+    }
+}
+
+#[test]
+fn translations_cover_every_option_and_the_port() {
+    let c = config();
+    let t = yaml("addon/translations/en.yaml");
+    assert_eq!(keys(&t["configuration"]), keys(&c["schema"]));
+    for (k, v) in t["configuration"].as_hash().unwrap() {
+        assert!(v["name"].as_str().is_some(), "{k:?}: name");
+        assert!(v["description"].as_str().is_some(), "{k:?}: description");
+    }
+    assert_eq!(keys(&t["network"]), keys(&c["ports"]));
+}
+
+#[test]
+fn dockerfile_is_scratch_with_exec_form_commands() {
+    let d = read("addon/Dockerfile");
+    let lines: Vec<&str> = d
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect();
+    let text = lines.join("\n");
+    assert!(lines.contains(&"ARG BUILD_ARCH=amd64"));
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("FROM "))
+            .all(|l| l.starts_with("FROM scratch") || l.starts_with("FROM bin-")),
+        "only scratch stages"
+    );
+    // One stage per arch of config.yaml, mapping the HA arch to our binary.
+    for (ha, ours) in [("amd64", "x86_64"), ("aarch64", "aarch64")] {
+        assert!(text.contains(&format!(
+            "FROM scratch AS bin-{ha}\nCOPY dist/qnetd-{ours} /qnetd"
+        )));
+    }
+    assert!(text.contains(r#"CMD ["/qnetd", "healthcheck"]"#));
+    assert!(text.contains(r#"ENTRYPOINT ["/qnetd", "--options", "/data/options.json"]"#));
+    for label in [
+        "io.hass.version=",
+        "io.hass.type=\"app\"",
+        "io.hass.arch=\"${BUILD_ARCH}\"",
+        "org.opencontainers.image.title=",
+        "org.opencontainers.image.version=",
+        "org.opencontainers.image.source=",
+        "org.opencontainers.image.licenses=",
+    ] {
+        assert!(text.contains(label), "label {label}");
+    }
+    assert!(!text.contains("RUN "), "scratch has no shell");
+}
+
+#[test]
+fn apparmor_profile_is_named_after_the_slug_and_tight() {
+    let p = read("addon/apparmor.txt");
+    assert!(p.contains("profile qnetd flags=(attach_disconnected,mediate_deleted)"));
+    let rules: Vec<&str> = p
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    for needed in [
+        "network inet stream,",
+        "network inet6 stream,",
+        "/qnetd mrix,",
+        "/data/** rwk,",
+    ] {
+        assert!(rules.contains(&needed), "missing rule {needed}");
+    }
+    for broad in [
+        "capability,",
+        "file,",
+        "network,",
+        "signal,",
+        "ptrace,",
+        "/** ",
+    ] {
+        assert!(
+            !rules.iter().any(|r| r.starts_with(broad)),
+            "allow-all rule {broad}"
+        );
+    }
+}
+
+#[test]
+fn repository_and_presentation_files() {
+    let r = yaml("repository.yaml");
+    assert!(r["name"].as_str().is_some_and(|n| !n.is_empty()));
+    let changelog = read("addon/CHANGELOG.md");
+    assert!(changelog.contains(&format!("## {}", env!("CARGO_PKG_VERSION"))));
+    let docs = read("addon/DOCS.md");
+    for needed in [
+        "corosync-qdevice-net-certutil",
+        "qnetd certutil",
+        "quorum {",
+        "TCP",
+    ] {
+        assert!(docs.contains(needed), "DOCS.md mentions {needed}");
+    }
+    assert!(!read("addon/README.md").is_empty());
+}
+
+// ------------------------------------------------- the daemon, end to end
+
+/// Under qemu-user the test cannot exec the foreign-arch binary (no
+/// binfmt_misc), so tests that spawn `qnetd` skip there.
+fn emulated() -> bool {
+    std::env::var_os("QNETD_TEST_EMULATED").is_some()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("qnetd-addon-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn healthcheck_answers_against_a_running_server() {
+    let dir = temp_dir("hc");
+    let port = free_port();
+    let (mut config, _) = addon::config_from_json_str(r#"{"tls":"off"}"#).unwrap();
+    config.listen_addr = Some("127.0.0.1".into());
+    config.port = port;
+    config.advanced.lock_file = dir.join("qnetd.pid");
+    config.advanced.local_socket_file = dir.join("qnetd.sock");
+    // The server thread runs until the test binary exits.
+    std::thread::spawn(move || qnetd::net::run(&config));
+    let probe = Probe::from_args(
+        ["-l", "127.0.0.1", "-p", &port.to_string(), "-t", "5"].map(OsString::from),
+    )
+    .unwrap();
+    let mut last = Err(String::new());
+    for _ in 0..100 {
+        last = probe.run();
+        if last.is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(last, Ok(format!("127.0.0.1:{port}").parse().unwrap()));
+}
+
+fn qnetd(args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_qnetd"));
+    c.args(args).env_remove("RUST_LOG");
+    c
+}
+
+#[test]
+fn bad_options_file_exits_non_zero_with_one_line() {
+    if emulated() {
+        eprintln!("skipped under emulation: cannot exec the binary");
+        return;
+    }
+    let dir = temp_dir("bad");
+    let file = dir.join("options.json");
+    std::fs::write(&file, r#"{"tls":"maybe"}"#).unwrap();
+    let out = qnetd(&["--options", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        err,
+        "qnetd: options.json: tls: expected one of off, on, required, got \"maybe\"\n"
+    );
+}
+
+#[test]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the test measures wall-clock stop time"
+)]
+fn addon_mode_serves_logs_to_stdout_and_stops_on_sigterm() {
+    if emulated() {
+        eprintln!("skipped under emulation: cannot exec the binary");
+        return;
+    }
+    let dir = temp_dir("run");
+    let file = dir.join("options.json");
+    std::fs::write(&file, r#"{"tls":"off","log_level":"warning"}"#).unwrap();
+    let port = free_port().to_string();
+    let lock = format!("lock_file={}", dir.join("q.pid").display());
+    let child = qnetd(&[
+        "--options",
+        file.to_str().unwrap(),
+        "-l",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-S",
+        &lock,
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let probe = Probe::from_args(["-l", "127.0.0.1", "-p", &port].map(OsString::from)).unwrap();
+    let mut healthy = false;
+    for _ in 0..100 {
+        if probe.run().is_ok() {
+            healthy = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(healthy, "flags after --options (-l, -p) are applied");
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let start = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(start.elapsed() < Duration::from_secs(1), "stops within 1 s");
+    assert_eq!(out.status.code(), Some(0));
+    // log_level warning: the info lines (ready, shutting down) are filtered.
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert!(Path::new(&dir.join("q.pid")).exists());
+}
