@@ -12,5 +12,6 @@ pub mod config;
 pub mod core;
 pub mod error;
 pub mod limits;
+pub mod mgmt;
 pub mod net;
 pub mod proto;
