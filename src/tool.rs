@@ -23,7 +23,9 @@
 //! without a reply, as the reference), 1 usage, 2 internal error (command
 //! too long, send failed, status line too long), 3 cannot connect or
 //! unknown status line, 4 the server answered `Error` (the message goes to
-//! stderr after `Error: `).
+//! stderr after `Error: `). A server that closes the connection before the
+//! request is written (it does so past `ipc_max_clients`) kills the tool
+//! with SIGPIPE, as it kills the reference tool, which does not ignore it.
 
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Read as _, Write};
@@ -262,11 +264,13 @@ fn run_with(io: &mut Io<'_>, args: &[OsString]) -> u8 {
     if line.len() + 1 > TOOL_MAX_REQUEST {
         return io.fail(2, "Can't store command");
     }
-    if stream
-        .write_all(&line)
-        .and_then(|()| stream.flush())
-        .is_err()
-    {
+    if let Err(e) = stream.write_all(&line).and_then(|()| stream.flush()) {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            // The server closed first (e.g. `ipc_max_clients` reached). The
+            // reference does not ignore SIGPIPE and dies of it here.
+            let _ = io.out.flush();
+            let _ = signal_hook::low_level::emulate_default_handler(signal_hook::consts::SIGPIPE);
+        }
         return io.fail(2, "Can't send command");
     }
     let mut reply = Vec::new();
