@@ -105,11 +105,16 @@ pub struct Server {
 }
 
 /// Sends one raw request line and returns everything the server sent
-/// before closing (`None` if the connection could not be made).
+/// before closing (`None` if the connection could not be made). A request
+/// without LF is followed by a half-close.
 pub fn ipc(socket: &Path, request: &[u8]) -> Option<Vec<u8>> {
     let mut s = UnixStream::connect(socket).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.write_all(request).ok()?;
+    if !request.contains(&b'\n') {
+        // No line end: the server waits for more; EOF makes it give up.
+        let _ = s.shutdown(std::net::Shutdown::Write);
+    }
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
