@@ -36,7 +36,7 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use crate::config::DEFAULT_LOCAL_SOCKET_FILE;
 
 /// Time allowed for the whole check.
-pub const BUDGET: Duration = Duration::from_millis(900);
+pub const BUDGET: Duration = Duration::from_millis(800);
 
 /// What to check.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -183,6 +183,10 @@ fn a_second_instance_refuses_and_leaves_the_first_alone() {
     assert!(run.stdout.contains(&format!("127.0.0.1:{port}\n")));
 }
 
+/// The check's own budget is 0.8 s; the rest absorbs process start-up on a
+/// loaded machine.
+const HEALTHCHECK_LIMIT: Duration = Duration::from_millis(1500);
+
 fn healthcheck(args: &[&str]) -> (Option<i32>, String, Duration) {
     let start = Instant::now();
     let mut all = vec!["healthcheck"];
@@ -202,7 +206,7 @@ fn healthcheck_answers_within_a_second() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.starts_with("healthy: "), "{out}");
     assert_eq!(out.lines().count(), 1);
-    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert!(took < HEALTHCHECK_LIMIT, "{took:?}");
 
     // A wrong TCP port: unhealthy.
     let closed = free_ports(1)[0].to_string();
@@ -215,14 +219,14 @@ fn healthcheck_answers_within_a_second() {
     let _listener = std::os::unix::net::UnixListener::bind(&hung).unwrap();
     let (code, out, took) = healthcheck(&["-p", hung.to_str().unwrap()]);
     assert_eq!(code, Some(1), "{out}");
-    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert!(took < HEALTHCHECK_LIMIT, "{took:?}");
 
     // Stopped: unhealthy.
     let _ = ipc(&server.socket, b"shutdown\n");
     server.wait_exit(Duration::from_secs(5)).expect("exits");
     let (code, out, took) = healthcheck(&["-p", &socket]);
     assert_eq!(code, Some(1), "{out}");
-    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert!(took < HEALTHCHECK_LIMIT, "{took:?}");
 }
 
 #[test]
