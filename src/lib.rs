@@ -2,7 +2,9 @@
 //!
 //! See the README for the architecture. Layers, in dependency order:
 //! [`proto`] (codec) → [`algo`] (decisions) → [`core`] (sans-IO engine) →
-//! `net` (the mio shell), with [`config`] and [`limits`] beside them.
+//! [`mgmt`] (management reports, cold path) → `net` (the mio shell), with
+//! [`config`] and [`limits`] beside them. [`tool`] and [`healthcheck`] are
+//! the client subcommands of the same binary.
 #![doc(test(attr(deny(warnings))))]
 
 pub mod algo;
