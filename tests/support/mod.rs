@@ -7,3 +7,4 @@
 
 pub mod golden;
 pub mod harness;
+pub mod server;
