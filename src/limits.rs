@@ -2,11 +2,6 @@
 //!
 //! Defaults cite `qdevices/qnet-config.h` of the reference.
 
-/// Largest number of nodes in one decoded node list. Corosync itself cannot
-/// have more processors than this (`PROCESSOR_COUNT_MAX` in totem), so a
-/// real cluster never reaches it.
-pub const MAX_NODES: usize = 384;
-
 /// Default TCP port (`QNETD_DEFAULT_HOST_PORT`).
 pub const DEFAULT_PORT: u16 = 5403;
 
@@ -14,6 +9,11 @@ pub const DEFAULT_PORT: u16 = 5403;
 /// (`QNETD_DEFAULT_MAX_CLIENT_RECEIVE_SIZE`, 1 << 15). The 3.0.3 client
 /// refuses a server that advertises less.
 pub const DEFAULT_MAX_CLIENT_RECEIVE_SIZE: usize = 1 << 15;
+
+/// Largest number of nodes the engine decodes from one node list: as many
+/// NODE_INFOs (12 bytes each at least) as fit in a message of the default
+/// maximum size. Corosync itself has at most 384 processors.
+pub const MAX_DECODED_NODES: usize = (DEFAULT_MAX_CLIENT_RECEIVE_SIZE - 6) / 12;
 
 /// Default largest message built for a client
 /// (`QNETD_DEFAULT_MAX_CLIENT_SEND_SIZE`).
@@ -58,4 +58,4 @@ pub const DEFAULT_LISTEN_BACKLOG: i32 = 1024;
 pub const READ_CHUNK: usize = 16 * 1024;
 
 const _: () = assert!(DEFAULT_MAX_CLIENT_RECEIVE_SIZE <= u32::MAX as usize);
-const _: () = assert!(MAX_NODES > 0);
+const _: () = assert!(MAX_DECODED_NODES >= 384);

@@ -176,9 +176,7 @@ impl Sim {
     ) {
         let mut m = Msg::new(MsgType::NodeList);
         m.node_list_type = Some(list_type);
-        for n in nodes {
-            m.nodes.push(*n).unwrap();
-        }
+        m.nodes = crate::proto::Nodes::from_slice(nodes);
         f(&mut m);
         self.send(node, m);
     }

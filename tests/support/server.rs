@@ -415,9 +415,7 @@ impl Node {
     ) {
         let mut m = Msg::new(MsgType::NodeList);
         m.node_list_type = Some(list_type);
-        for n in nodes {
-            m.nodes.push(*n).unwrap();
-        }
+        m.nodes = qnetd::proto::Nodes::from_slice(nodes);
         f(&mut m);
         self.request(m);
     }
