@@ -1,2 +1,3 @@
 //! Code shared by the integration tests.
-pub mod golden;
+pub(crate) mod golden;
+pub(crate) mod qclient;
