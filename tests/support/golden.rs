@@ -7,7 +7,7 @@
 
 /// Direction of a traced message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Dir {
+pub enum Dir {
     /// Client to server.
     ToServer,
     /// Server to client.
@@ -16,7 +16,7 @@ pub(crate) enum Dir {
 
 /// One line of a traced session.
 #[derive(Debug, Clone)]
-pub(crate) enum Step {
+pub enum Step {
     /// A message of client `client` (`""` when the scenario has one client).
     Msg {
         client: String,
@@ -30,7 +30,7 @@ pub(crate) enum Step {
 
 /// A scenario (or an error case inside the `errors` scenario).
 #[derive(Debug, Clone)]
-pub(crate) struct Scenario {
+pub struct Scenario {
     pub name: String,
     pub steps: Vec<Step>,
 }
@@ -46,7 +46,7 @@ fn unhex(s: &str) -> Vec<u8> {
 
 /// Parses the whole trace file into scenarios. The `errors` scenario is
 /// split into one scenario per `CASE:`.
-pub(crate) fn load() -> Vec<Scenario> {
+pub fn load() -> Vec<Scenario> {
     let text = include_str!("../vectors/golden_traces.txt");
     let mut out: Vec<Scenario> = Vec::new();
     let mut pending: Option<(String, Dir, String, usize)> = None;
