@@ -33,5 +33,7 @@ mod ffsplit;
 mod lms;
 #[path = "differential/selftest.rs"]
 mod selftest;
+#[path = "differential/settings.rs"]
+mod settings;
 #[path = "differential/twonodelms.rs"]
 mod twonodelms;

@@ -68,3 +68,45 @@ fn dpd_coefficient_and_restart_by_any_message() {
         .expect_closed();
     check(&s);
 }
+
+/// Skipped messages (unknown type, too long) do not restart the dead-peer
+/// timer; the connection is closed on time although the client keeps
+/// sending them.
+#[test]
+fn dpd_not_restarted_by_skipped_messages() {
+    use crate::support::scenario::raw;
+    let mut s = Scenario::new("dpd_not_restarted_by_skipped_messages");
+    s.setting("dpd_interval_coefficient=3")
+        .algorithm(algo::TEST);
+    s.client(1).join(&[1]).silence();
+    for _ in 0..4 {
+        s.client(1).raw(&raw::msg(99, &[raw::seq(1)]));
+        s.sleep(300);
+    }
+    s.client(1)
+        .expect_silent()
+        .wait_closed(2000)
+        .expect_closed();
+    check(&s);
+}
+
+/// Messages that fail to decode do restart the dead-peer timer (it is
+/// restarted before decoding).
+#[test]
+fn dpd_restarted_by_undecodable_messages() {
+    use crate::support::scenario::raw;
+    let mut s = Scenario::new("dpd_restarted_by_undecodable_messages");
+    s.setting("dpd_interval_coefficient=3")
+        .algorithm(algo::TEST);
+    s.client(1).join(&[1]).silence();
+    for _ in 0..5 {
+        s.client(1).raw(&raw::msg(8, &[]));
+        s.sleep(300);
+    }
+    s.sleep(1500);
+    s.client(1)
+        .expect_silent()
+        .wait_closed(3000)
+        .expect_closed();
+    check(&s);
+}

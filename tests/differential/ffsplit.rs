@@ -573,3 +573,107 @@ fn ffsplit_repeated_lists_resend_votes() {
     s.client(1).expect_vote(Vote::Ack);
     check(&s);
 }
+
+/// A leaving client still counts as "active" in the partition statistics
+/// of its own disconnect evaluation (protocol.md §6.2 step 3): after node 1
+/// leaves, {1,2} still ties with {3,4} and keeps the vote.
+#[test]
+fn ffsplit_4n_leaving_client_still_counts_as_active() {
+    let mut s = Scenario::new("ffsplit_4n_leaving_client_still_counts_as_active");
+    joint(&mut s, &[1, 2, 3, 4]);
+    members(&mut s, &[1, 2], ring(1, 12), &[1, 2]);
+    members(&mut s, &[3, 4], ring(3, 12), &[3, 4]);
+    s.client(2).expect_vote(Vote::Ack);
+    s.client(3).expect_vote(Vote::Nack);
+    s.client(1).disconnect();
+    s.client(2).expect_vote(Vote::Ack);
+    s.client(3).expect_vote(Vote::Nack);
+    // The next evaluation no longer sees node 1: {3,4} wins on score.
+    s.client(2).membership(ring(2, 16), &[2]);
+    s.client(3).expect_vote(Vote::Ack);
+    s.client(2).expect_vote(Vote::Nack);
+    check(&s);
+}
+
+/// New heuristics of the client whose message triggers the run count only
+/// when its own partition is evaluated; its partition peers still see its
+/// stored heuristics. {3,4} hold the vote (KAP); node 3 reports FAIL: the
+/// view from node 4 still scores {3,4} at 2, so KAP keeps the vote there.
+/// The next run sees node 3's stored FAIL everywhere and the vote moves.
+#[test]
+fn ffsplit_4n_heuristics_change_counts_in_own_partition_only() {
+    let mut s = Scenario::new("ffsplit_4n_heuristics_change_counts_in_own_partition_only");
+    join_all(&mut s, &[3, 4], &[1, 2, 3, 4]);
+    members(&mut s, &[3, 4], ring(3, 8), &[3, 4]);
+    join_all(&mut s, &[1, 2], &[1, 2, 3, 4]);
+    members(&mut s, &[1, 2], ring(1, 12), &[1, 2]);
+    s.client(3).expect_vote(Vote::Ack);
+    s.client(1).expect_vote(Vote::Nack);
+    s.client(3).heuristics_change(Heuristics::Fail);
+    s.client(3).expect_vote(Vote::Ack);
+    s.client(1).expect_vote(Vote::Nack);
+    s.client(2).changed_config(&[1, 2, 3, 4]);
+    s.client(3).expect_vote(Vote::Nack);
+    s.client(1).expect_vote(Vote::Ack);
+    check(&s);
+}
+
+/// A connected client that has not sent its config list yet has an empty
+/// one, which makes the whole cluster unstable; its leaving makes it
+/// stable again.
+#[test]
+fn ffsplit_client_without_config_makes_cluster_unstable() {
+    let mut s = Scenario::new("ffsplit_client_without_config_makes_cluster_unstable");
+    joint(&mut s, &[1, 2]);
+    s.client(3).handshake();
+    s.client(1)
+        .membership(ring(1, 12), &[1, 2])
+        .expect_reply_vote(Vote::WaitForReply);
+    s.client(2)
+        .membership(ring(1, 12), &[1, 2])
+        .expect_reply_vote(Vote::WaitForReply);
+    s.client(3).disconnect();
+    s.client(1).expect_vote(Vote::Ack);
+    s.client(2).expect_vote(Vote::Ack);
+    check(&s);
+}
+
+/// A new membership change in the middle of a NACK round abandons it; a
+/// late reply to the abandoned NACK is then harmless, and the next stable
+/// membership starts a fresh round.
+#[test]
+fn ffsplit_new_change_abandons_pending_round() {
+    let mut s = Scenario::new("ffsplit_new_change_abandons_pending_round");
+    joint(&mut s, &[1, 2]);
+    s.client(2).manual_votes();
+    s.client(1).membership(ring(1, 12), &[1]);
+    s.client(2)
+        .membership(ring(2, 12), &[2])
+        .expect_vote(Vote::Nack);
+    s.client(1)
+        .membership(ring(1, 16), &[1, 2])
+        .expect_reply_vote(Vote::WaitForReply);
+    s.client(2).vote_reply();
+    s.client(1).expect_silent();
+    s.client(2).auto_votes().membership(ring(1, 16), &[1, 2]);
+    s.client(1).expect_vote(Vote::Ack);
+    s.client(2).vote_reply().expect_vote(Vote::Ack);
+    check(&s);
+}
+
+/// The VOTE_INFO seq is per connection: it restarts at 1 after a
+/// reconnect, and keeps counting across rounds otherwise.
+#[test]
+fn ffsplit_vote_info_seq_per_connection() {
+    let mut s = Scenario::new("ffsplit_vote_info_seq_per_connection");
+    joint(&mut s, &[1, 2]);
+    for r in [12, 16, 20] {
+        s.client(1).membership(ring(1, r), &[1, 2]);
+        s.client(2).membership(ring(1, r), &[1, 2]);
+    }
+    s.client(2).reconnect().join(&[1, 2]);
+    s.client(2)
+        .membership(ring(1, 20), &[1, 2])
+        .expect_vote(Vote::Ack);
+    check(&s);
+}

@@ -344,3 +344,56 @@ fn lms_ring_disagreement_waits_for_timer() {
     s.client(1).expect_vote(Vote::Ack);
     check(&s);
 }
+
+/// The algorithm timer runs every heartbeat / 4 of the client's *current*
+/// heartbeat: after SET_OPTION lowers it from 8000 to 1000 ms, the split
+/// is decided within 250 ms, not 2 s.
+#[test]
+fn lms_timer_follows_set_option_heartbeat() {
+    let mut s = Scenario::new("lms_timer_follows_set_option_heartbeat");
+    s.algorithm(algo::LMS).heartbeat(8000);
+    for id in [1, 2] {
+        s.client(id).join(&[1, 2]).set_heartbeat(1000);
+    }
+    part(&mut s, (1, 8), &[1, 2]);
+    s.client(1).membership(ring(1, 12), &[1]);
+    s.client(2).membership(ring(2, 12), &[2]);
+    s.wait_votes_within(&[1, 2], 1200);
+    s.client(1).expect_vote(Vote::Ack);
+    s.client(2).expect_vote(Vote::Nack);
+    check(&s);
+}
+
+/// A client that leaves with its timer pending sends nothing; the other
+/// node's pending timer still decides (now alone: ACK).
+#[test]
+fn lms_disconnect_with_pending_timer() {
+    let mut s = lms("lms_disconnect_with_pending_timer", 2);
+    part(&mut s, (1, 8), &[1, 2]);
+    s.client(1).membership(ring(1, 12), &[1]);
+    s.client(2)
+        .membership(ring(2, 12), &[2])
+        .expect_reply_vote(Vote::WaitForReply)
+        .disconnect();
+    s.wait_votes(&[1]);
+    s.client(1).expect_vote(Vote::Ack);
+    check(&s);
+}
+
+/// ASK_FOR_VOTE while the rings disagree is WAIT_FOR_REPLY and starts the
+/// timer, which sends the vote once they agree.
+#[test]
+fn lms_ask_for_vote_while_rings_disagree() {
+    let mut s = lms("lms_ask_for_vote_while_rings_disagree", 2);
+    part(&mut s, (1, 8), &[1, 2]);
+    s.client(1).membership(ring(1, 12), &[1, 2]);
+    s.client(1)
+        .ask_for_vote()
+        .expect_reply_vote(Vote::WaitForReply);
+    s.client(2)
+        .membership(ring(1, 12), &[1, 2])
+        .expect_reply_vote(Vote::Ack);
+    s.wait_votes(&[1]);
+    s.client(1).expect_vote(Vote::Ack);
+    check(&s);
+}

@@ -200,3 +200,39 @@ fn twonodelms_single_client() {
         .expect_type(MsgType::NodeListReply);
     check(&s);
 }
+
+/// With three clients in a 2nodelms cluster (each with a two-node config),
+/// the heuristics compared are those of the *last* other client in node-id
+/// order, and a newcomer is NACKed while another ring holds an ACK.
+#[test]
+fn twonodelms_three_clients_compare_last_other_heuristics() {
+    let mut s = two_node("twonodelms_three_clients_compare_last_other_heuristics");
+    s.client(1).join(&[1, 2]);
+    s.client(2).join(&[1, 2]);
+    s.client(1)
+        .membership(ring(1, 8), &[1, 2])
+        .expect_reply_vote(Vote::Ack);
+    s.client(2)
+        .membership(ring(1, 8), &[1, 2])
+        .expect_reply_vote(Vote::Ack);
+    s.client(3)
+        .join(&[2, 3])
+        .membership_h(ring(3, 8), &[3], Some(Heuristics::Fail))
+        .expect_reply_vote(Vote::Nack);
+    s.client(2)
+        .membership_h(ring(2, 9), &[2], Some(Heuristics::Pass))
+        .expect_reply_vote(Vote::Ack);
+    // Node 1 (undefined) is compared with node 3 (FAIL), not node 2 (PASS).
+    s.client(1)
+        .membership(ring(1, 9), &[1])
+        .expect_reply_vote(Vote::Ack);
+    s.client(3)
+        .membership_h(ring(3, 9), &[3], Some(Heuristics::Pass))
+        .expect_reply_vote(Vote::Nack);
+    s.client(3).ask_for_vote().expect_reply_vote(Vote::AskLater);
+    s.client(2).disconnect();
+    s.client(1)
+        .membership(ring(1, 10), &[1])
+        .expect_reply_vote(Vote::Nack);
+    check(&s);
+}

@@ -126,7 +126,12 @@ fn listener_owned_by(pid: u32, port: u16) -> Option<bool> {
 
 impl Server {
     /// The argument list shared by both implementations.
-    pub(crate) fn args(port: u16, dir: &Path, settings: &[String]) -> Vec<String> {
+    pub(crate) fn args(
+        port: u16,
+        dir: &Path,
+        extra: &[String],
+        settings: &[String],
+    ) -> Vec<String> {
         let mut s = format!(
             "lock_file={},local_socket_file={}",
             dir.join("qnetd.pid").display(),
@@ -136,21 +141,15 @@ impl Server {
             s.push(',');
             s.push_str(kv);
         }
-        [
-            "-f",
-            "-d",
-            "-s",
-            "off",
-            "-l",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-S",
-            &s,
-        ]
-        .iter()
-        .map(|a| a.to_string())
-        .collect()
+        let mut args: Vec<String> = ["-f", "-d", "-s", "off", "-l", "127.0.0.1", "-p"]
+            .iter()
+            .map(|a| (*a).to_string())
+            .collect();
+        args.push(port.to_string());
+        args.extend(extra.iter().cloned());
+        args.push("-S".into());
+        args.push(s);
+        args
     }
 
     /// Starts `spec` with extra `-S` settings and waits until it accepts
@@ -158,22 +157,33 @@ impl Server {
     ///
     /// # Errors
     /// A description (with the server's output) if it does not come up.
-    pub(crate) fn start(spec: &ServerSpec, settings: &[String], tag: &str) -> Result<Self, String> {
+    pub(crate) fn start(
+        spec: &ServerSpec,
+        extra: &[String],
+        settings: &[String],
+        tag: &str,
+    ) -> Result<Self, String> {
         let n = RUN_COUNTER.fetch_add(1, Ordering::SeqCst);
+        // Short: the IPC socket path must fit in sun_path (108 bytes).
         let dir = std::env::temp_dir().join(format!(
-            "qnetd-diff-{}-{n}-{}-{tag}",
+            "qnetd-diff-{}-{n}-{}",
             std::process::id(),
-            spec.name
+            if spec.name == "reference" {
+                "ref"
+            } else {
+                "our"
+            }
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| format!("temp dir {}: {e}", dir.display()))?;
+        let _ = std::fs::write(dir.join("scenario"), tag);
         let mut last_err = String::new();
         for _attempt in 0..3 {
             let port = free_port().map_err(|e| format!("free port: {e}"))?;
             let log = File::create(dir.join("server.log")).map_err(|e| e.to_string())?;
             let log2 = log.try_clone().map_err(|e| e.to_string())?;
             let mut child = Command::new(&spec.program)
-                .args(Self::args(port, &dir, settings))
+                .args(Self::args(port, &dir, extra, settings))
                 .stdin(Stdio::null())
                 .stdout(log)
                 .stderr(log2)
@@ -198,6 +208,9 @@ impl Server {
                         last_err = format!("port {port} taken by another process");
                         break;
                     }
+                    // Let the server see the probe's close before the
+                    // scenario starts (it counts towards `-m`).
+                    std::thread::sleep(Duration::from_millis(30));
                     return Ok(Self { child, addr, dir });
                 }
                 if Instant::now() > deadline {
@@ -319,7 +332,10 @@ pub(crate) fn execute(scn: &Scenario, server: &Server, server_name: &str) -> Run
                     old.disconnect();
                     shared.record(c, EventKind::Disconnected);
                 }
+                let t0 = Instant::now();
                 connect(&mut clients, c, keepalive[c], auto[c]);
+                // A refused connection (`-m`) is closed at once.
+                shared.wait_quiet(t0, q, SETTLE_MAX);
             }
             Action::Send { req, seq, wait } => {
                 let c = ci.expect("send needs a client");
@@ -679,7 +695,7 @@ pub(crate) fn ours_spec(reference: &Path) -> ServerSpec {
 /// # Errors
 /// The server did not start.
 pub(crate) fn run_one(scn: &Scenario, spec: &ServerSpec) -> Result<Run, String> {
-    let server = Server::start(spec, &scn.settings, &scn.name)?;
+    let server = Server::start(spec, &scn.extra_args, &scn.settings, &scn.name)?;
     Ok(execute(scn, &server, &spec.name))
 }
 

@@ -173,6 +173,8 @@ pub(crate) struct Scenario {
     pub name: String,
     /// Extra `-S key=value` server settings.
     pub settings: Vec<String>,
+    /// Extra command line arguments (e.g. `-m 2`), before `-S`.
+    pub extra_args: Vec<String>,
     /// The clients.
     pub clients: Vec<ClientSpec>,
     /// The steps.
@@ -187,6 +189,7 @@ impl Scenario {
         Self {
             name: name.to_string(),
             settings: Vec::new(),
+            extra_args: Vec::new(),
             clients: Vec::new(),
             steps: Vec::new(),
             defaults: ClientSpec {
@@ -206,6 +209,13 @@ impl Scenario {
     /// Adds a server `-S` setting (`key=value`).
     pub(crate) fn setting(&mut self, kv: &str) -> &mut Self {
         self.settings.push(kv.to_string());
+        self
+    }
+
+    /// Adds server command line arguments (`-m`, `2`).
+    pub(crate) fn args(&mut self, args: &[&str]) -> &mut Self {
+        self.extra_args
+            .extend(args.iter().map(|a| (*a).to_string()));
         self
     }
 
@@ -293,8 +303,13 @@ impl Scenario {
     /// Waits until each client `n<id>` has received a new VOTE_INFO (e.g.
     /// from an lms timer), then settles.
     pub(crate) fn wait_votes(&mut self, ids: &[u32]) -> &mut Self {
+        self.wait_votes_within(ids, 4000)
+    }
+
+    /// As [`Scenario::wait_votes`], giving up after `ms`.
+    pub(crate) fn wait_votes_within(&mut self, ids: &[u32], ms: u64) -> &mut Self {
         let idx = ids.iter().map(|&id| self.idx_of(id)).collect();
-        self.push(None, Action::WaitVoteInfos(idx, 4000));
+        self.push(None, Action::WaitVoteInfos(idx, ms));
         self
     }
 
