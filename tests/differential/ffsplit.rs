@@ -677,3 +677,78 @@ fn ffsplit_vote_info_seq_per_connection() {
         .expect_vote(Vote::Ack);
     check(&s);
 }
+
+/// Stability: for every node a client lists that has a connected client,
+/// that client must report the same ring and list every node the first one
+/// lists (unconnected nodes included); unconnected listed nodes are not
+/// asked themselves.
+#[test]
+fn ffsplit_membership_agreement_rules() {
+    let mut s = Scenario::new("ffsplit_membership_agreement_rules");
+    join_all(&mut s, &[1, 2], &[1, 2, 3, 4]);
+    s.client(2).membership(ring(2, 8), &[2]);
+    s.client(1)
+        .membership(ring(2, 8), &[1, 2])
+        .expect_reply_vote(Vote::WaitForReply);
+    s.client(2)
+        .membership(ring(2, 8), &[1, 2, 3])
+        .expect_reply_vote(Vote::WaitForReply);
+    s.client(1)
+        .membership(ring(2, 8), &[3, 2, 1])
+        .expect_vote(Vote::Ack);
+    s.client(2).expect_vote(Vote::Ack);
+    s.client(1)
+        .membership(ring(2, 8), &[1, 2, 3, 4])
+        .expect_reply_vote(Vote::WaitForReply);
+    check(&s);
+}
+
+/// Config lists are compared as sets: order and duplicates do not matter
+/// for stability (but duplicates count in the sizes: node 2's list of five
+/// is odd and has no majority, node 1's half wins for both).
+#[test]
+fn ffsplit_config_lists_compared_as_sets() {
+    let mut s = Scenario::new("ffsplit_config_lists_compared_as_sets");
+    s.client(1).join(&[1, 2, 3, 4]);
+    s.client(2).join(&[4, 3, 2, 1, 1]);
+    s.client(1).membership(ring(1, 8), &[1, 2]);
+    s.client(2).membership(ring(1, 8), &[1, 2]);
+    s.client(1).expect_vote(Vote::Ack);
+    s.client(2).expect_vote(Vote::Ack);
+    check(&s);
+}
+
+/// SET_OPTION switching KAP off in the middle of a split changes the next
+/// decision only.
+#[test]
+fn ffsplit_kap_switched_off_between_rounds() {
+    let mut s = Scenario::new("ffsplit_kap_switched_off_between_rounds");
+    join_all(&mut s, &[3, 4], &[1, 2, 3, 4]);
+    members(&mut s, &[3, 4], ring(3, 8), &[3, 4]);
+    join_all(&mut s, &[1, 2], &[1, 2, 3, 4]);
+    members(&mut s, &[1, 2], ring(1, 12), &[1, 2]);
+    s.client(3).expect_vote(Vote::Ack);
+    s.client(2)
+        .set_kap(false)
+        .expect_type(MsgType::SetOptionReply);
+    s.client(3).expect_vote(Vote::Ack);
+    s.client(2).membership(ring(1, 12), &[1, 2]);
+    s.client(3).expect_vote(Vote::Nack);
+    s.client(2).expect_vote(Vote::Ack);
+    check(&s);
+}
+
+/// The node-id tie-breaker may name a node that is not in the config at
+/// all: then no half is preferred and the earlier partition (in node-id
+/// order) wins the tie.
+#[test]
+fn ffsplit_node_id_tie_breaker_outside_config() {
+    let mut s = Scenario::new("ffsplit_node_id_tie_breaker_outside_config");
+    s.tie_breaker(node_tb(9));
+    joint(&mut s, &[1, 2, 3, 4]);
+    members(&mut s, &[3, 4], ring(3, 12), &[3, 4]);
+    members(&mut s, &[1, 2], ring(1, 12), &[1, 2]);
+    s.client(1).quorum(true, &[1, 2]);
+    s.client(3).quorum(true, &[3, 4]);
+    check(&s);
+}

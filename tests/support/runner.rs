@@ -5,7 +5,7 @@
 //!   scenarios can run in parallel.
 //! * [`execute`] plays the steps. After each client action it waits for the
 //!   server's direct answer (if the request has one) and then until every
-//!   client has been quiet for [`quiet`] (default 100 ms): messages from
+//!   client has been quiet for [`quiet`] (default 60 ms): messages from
 //!   different clients race inside the server, so a step only ends when the
 //!   server has nothing more to say. Every received message is attributed
 //!   to the step during which it arrived.
@@ -40,12 +40,12 @@ use super::qclient::{Client, Event, EventKind, Req, Shared, describe};
 use super::scenario::{Action, Expect, Scenario, Step, Wait};
 
 /// How long every client must have been quiet before a step ends
-/// (`QNETD_DIFF_QUIET_MS`, default 100).
+/// (`QNETD_DIFF_QUIET_MS`, default 60).
 pub(crate) fn quiet() -> Duration {
     let ms = std::env::var("QNETD_DIFF_QUIET_MS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(100);
+        .unwrap_or(60);
     Duration::from_millis(ms)
 }
 
