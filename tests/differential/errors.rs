@@ -394,3 +394,39 @@ fn starttls_without_tls_closes_connection() {
     s.client(3).join(&[3]).expect_type(MsgType::NodeListReply);
     check(&s);
 }
+
+/// INIT_REPLY echoes SUPPORTED_MESSAGES / SUPPORTED_OPTIONS only when the
+/// INIT had them, each on its own, whatever their content.
+#[test]
+fn init_reply_echoes_only_the_lists_sent() {
+    let mut s = Scenario::new("init_reply_echoes_only_the_lists_sent");
+    let fields = |msgs: Option<&[u8]>, opts: Option<&[u8]>, seq: u32| {
+        let mut parts = vec![raw::seq(seq)];
+        if let Some(m) = msgs {
+            parts.push(raw::tlv(4, m));
+        }
+        if let Some(o) = opts {
+            parts.push(raw::tlv(5, o));
+        }
+        parts.extend([
+            raw::tlv(9, &1u32.to_be_bytes()),
+            raw::tlv(11, &[0, 1]),
+            raw::tlv(12, &1000u32.to_be_bytes()),
+            raw::tlv(21, &[1, 0, 0, 0, 0]),
+            raw::tlv(13, &[0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 4]),
+        ]);
+        raw::msg(3, &parts)
+    };
+    s.client(1)
+        .preinit()
+        .raw(&fields(Some(&[0, 0, 0, 3]), None, 2))
+        .expect_error(E::NoError)
+        .raw(&fields(None, Some(&[]), 3))
+        .expect_error(E::DuplicateNodeId);
+    s.client(2)
+        .preinit()
+        .raw(&fields(Some(&[]), Some(&[0, 23]), 2))
+        .expect_error(E::DuplicateNodeId)
+        .disconnect();
+    check(&s);
+}

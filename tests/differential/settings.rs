@@ -146,3 +146,38 @@ fn long_cluster_name() {
     s.client(2).cluster(&name).join(&[1, 2]);
     check(&s);
 }
+
+/// The dead-peer timer cannot exceed 18 000 000 ms (5 h). With
+/// `dpd_interval_coefficient=100` and `heartbeat_interval_max=200000`, a
+/// heartbeat of 180000 ms is the largest INIT / SET_OPTION accepts
+/// (exactly 5 h); 180001 is INVALID_HEARTBEAT_INTERVAL.
+#[test]
+fn dpd_interval_limit_bounds_heartbeat() {
+    let mut s = Scenario::new("dpd_interval_limit_bounds_heartbeat");
+    s.setting("dpd_interval_coefficient=100")
+        .setting("heartbeat_interval_max=200000");
+    s.client(1)
+        .heartbeat(180_001)
+        .hello()
+        .expect_error(E::InvalidHeartbeatInterval)
+        .init_with(|f| f.heartbeat = Some(180_000))
+        .expect_error(E::NoError)
+        .set_heartbeat(180_001)
+        .expect_error(E::InvalidHeartbeatInterval)
+        .set_heartbeat(179_999)
+        .expect_type(MsgType::SetOptionReply);
+    check(&s);
+}
+
+/// The dead-peer timer of a fresh connection uses 120000 ms × the
+/// coefficient; with `dpd_interval_coefficient=1000` that exceeds the 5 h
+/// timer limit, so the reference cannot arm it and drops every connection
+/// at once.
+#[test]
+fn dpd_coefficient_too_large_for_pre_init_timer() {
+    let mut s = Scenario::new("dpd_coefficient_too_large_for_pre_init_timer");
+    s.setting("dpd_interval_coefficient=1000");
+    s.client(1).connect().expect_closed();
+    s.client(2).preinit();
+    check(&s);
+}
