@@ -338,7 +338,7 @@ impl Instance {
     /// Complete messages are processed at once; a partial message is kept
     /// until the rest arrives. Processing stops right after an accepted
     /// STARTTLS: the returned count then excludes the bytes after it, which
-    /// belong to the TLS handshake ([`Event::StartTls`] follows).
+    /// belong to the TLS handshake ([`Input::start_tls`] is set).
     pub fn handle_input(&mut self, now: Timestamp, id: ClientId, mut data: &[u8]) -> Input {
         let total = data.len();
         let max_receive = self.cfg.max_client_receive_size;

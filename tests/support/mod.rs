@@ -10,3 +10,4 @@ pub mod harness;
 pub(crate) mod qclient;
 pub(crate) mod runner;
 pub(crate) mod scenario;
+pub mod server;
