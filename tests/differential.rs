@@ -39,6 +39,8 @@ mod dpd;
 mod errors;
 #[path = "differential/ffsplit.rs"]
 mod ffsplit;
+#[path = "differential/ipc.rs"]
+mod ipc;
 #[path = "differential/lms.rs"]
 mod lms;
 #[path = "differential/selftest.rs"]

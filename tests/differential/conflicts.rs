@@ -27,6 +27,7 @@ fn duplicate_node_id_refused_existing_kept() {
     s.client(1).expect_vote(Vote::Ack);
     s.client_named("n1'", 1).disconnect();
     s.client(1).expect_silent().echo();
+    s.ipc("list verbose");
     check(&s);
 }
 
@@ -207,5 +208,6 @@ fn several_clusters_mixed_algorithms_at_once() {
     s.client_in("two", 1).expect_vote(Vote::Ack);
     s.client_in("two", 2).expect_vote(Vote::Nack);
     s.client_in("tst", 2).expect_vote(Vote::Ack);
+    s.ipc("list verbose");
     check(&s);
 }

@@ -220,6 +220,7 @@ fn ffsplit_4n_kap_off_on_one_node_tie_breaker_decides() {
     s.client(4).expect_vote(Vote::Nack);
     s.client(1).expect_vote(Vote::Ack);
     s.client(2).expect_vote(Vote::Ack);
+    s.ipc("list verbose");
     check(&s);
 }
 
@@ -235,6 +236,7 @@ fn ffsplit_4n_server_default_kap_on() {
     members(&mut s, &[1, 2], ring(1, 12), &[1, 2]);
     s.client(1).expect_vote(Vote::Nack);
     s.client(3).expect_vote(Vote::Ack);
+    s.ipc("list verbose");
     check(&s);
 }
 
@@ -361,6 +363,7 @@ fn ffsplit_heuristics_change_moves_vote() {
     s.client(1).heuristics_change(Heuristics::Pass);
     s.client(1).expect_vote(Vote::Ack);
     s.client(2).expect_vote(Vote::Nack);
+    s.ipc("list verbose");
     check(&s);
 }
 
@@ -592,6 +595,7 @@ fn ffsplit_4n_leaving_client_still_counts_as_active() {
     s.client(2).membership(ring(2, 16), &[2]);
     s.client(3).expect_vote(Vote::Ack);
     s.client(2).expect_vote(Vote::Nack);
+    s.ipc("list verbose");
     check(&s);
 }
 

@@ -68,6 +68,7 @@ fn lms_2n_split_timer_votes_lowest() {
         .quorum(false, &[2])
         .expect_reply_vote(Vote::Nack);
     s.client(2).ask_for_vote().expect_reply_vote(Vote::Nack);
+    s.ipc("list verbose");
     check(&s);
 }
 
@@ -235,6 +236,7 @@ fn lms_quorum_ask_and_heuristics_change() {
         .membership(ring(1, 12), &[1])
         .expect_reply_vote(Vote::Ack);
     s.client(2).ask_for_vote().expect_reply_vote(Vote::Ack);
+    s.ipc("list verbose");
     check(&s);
 }
 
@@ -298,6 +300,7 @@ fn lms_newcomer_nack_while_other_partition_active() {
     s.wait_votes(&[1]);
     s.client(1).ask_for_vote();
     s.client(2).ask_for_vote();
+    s.ipc("list verbose");
     check(&s);
 }
 

@@ -124,6 +124,7 @@ fn twonodelms_heuristics_beat_tie_breaker() {
     s.client(2)
         .membership_h(ring(2, 13), &[2], Some(Heuristics::Fail))
         .expect_reply_vote(Vote::Nack);
+    s.ipc("list verbose");
     check(&s);
 }
 
@@ -150,6 +151,7 @@ fn twonodelms_newcomer_nack_while_other_acked() {
     s.client(1)
         .membership(ring(1, 10), &[1, 2])
         .expect_reply_vote(Vote::Ack);
+    s.ipc("list verbose");
     check(&s);
 }
 

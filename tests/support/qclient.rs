@@ -177,8 +177,8 @@ impl Req {
 /// What happened, from one client's point of view.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum EventKind {
-    /// The client connected.
-    Connected,
+    /// The client connected from this local port.
+    Connected(u16),
     /// The client sent these bytes (`auto`: by the reader thread, i.e. an
     /// automatic VOTE_INFO_REPLY).
     Sent {
@@ -195,12 +195,15 @@ pub(crate) enum EventKind {
     KeepaliveReply,
     /// The server closed the connection (EOF or reset).
     Closed,
+    /// The reply of the management socket to a command, with client
+    /// addresses replaced by client labels.
+    Ipc(String),
 }
 
 impl EventKind {
     /// Whether this is something the server did (and so is compared).
     pub(crate) fn is_from_server(&self) -> bool {
-        matches!(self, Self::Recv(_) | Self::Closed)
+        matches!(self, Self::Recv(_) | Self::Closed | Self::Ipc(_))
     }
 }
 
@@ -366,6 +369,7 @@ impl Client {
         stream.set_nodelay(true)?;
         let read_half = stream.try_clone()?;
         read_half.set_read_timeout(Some(Duration::from_millis(25)))?;
+        let local_port = stream.local_addr()?.port();
         let stream = Arc::new(Mutex::new(stream));
         let state = Arc::new(Mutex::new(State {
             next_seq: 1,
@@ -374,7 +378,7 @@ impl Client {
             keepalive_seq: KEEPALIVE_SEQ_BASE,
             ..State::default()
         }));
-        shared.record(idx, EventKind::Connected);
+        shared.record(idx, EventKind::Connected(local_port));
         let reader = {
             let stream = Arc::clone(&stream);
             let state = Arc::clone(&state);

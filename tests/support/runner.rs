@@ -407,6 +407,12 @@ pub(crate) fn execute(scn: &Scenario, server: &Server, server_name: &str) -> Run
                 }
                 shared.wait_quiet(Instant::now(), q, SETTLE_MAX);
             }
+            Action::Ipc(command) => {
+                let c = ci.expect("the ipc pseudo client");
+                let reply = ipc_request(&server.dir.join("qnetd.sock"), command);
+                let text = normalize_ipc(&reply, &shared.snapshot(), scn, server.addr.port());
+                shared.record(c, EventKind::Ipc(text));
+            }
             Action::Expect(what) => {
                 let c = ci.expect("client");
                 if let Err(why) = check_expect(&shared.snapshot(), c, i, what) {
@@ -424,6 +430,59 @@ pub(crate) fn execute(scn: &Scenario, server: &Server, server_name: &str) -> Run
     run.events = shared.snapshot();
     run.server_log = server.log();
     run
+}
+
+/// One request on the management socket, as `corosync-qnetd-tool` sends
+/// it (`list verbose \n`); the whole reply, or a description of the
+/// failure.
+fn ipc_request(path: &Path, command: &str) -> String {
+    use std::io::Read as _;
+    use std::os::unix::net::UnixStream;
+    let mut sock = match UnixStream::connect(path) {
+        Ok(s) => s,
+        Err(e) => return format!("<cannot connect to the management socket: {e}>"),
+    };
+    let _ = sock.set_read_timeout(Some(Duration::from_secs(3)));
+    if let Err(e) = sock.write_all(format!("{command} \n").as_bytes()) {
+        return format!("<cannot send to the management socket: {e}>");
+    }
+    let mut out = Vec::new();
+    match sock.read_to_end(&mut out) {
+        Ok(_) => String::from_utf8_lossy(&out).into_owned(),
+        Err(e) => format!(
+            "{}<read error: {e}>",
+            String::from_utf8_lossy(&out).into_owned()
+        ),
+    }
+}
+
+/// Replaces `127.0.0.1:<port>` of each client connection by its label (and
+/// the server's own port by `PORT`), so that the replies of two runs can be
+/// compared.
+fn normalize_ipc(text: &str, events: &[Event], scn: &Scenario, server_port: u16) -> String {
+    let mut out = text.replace(&format!("127.0.0.1:{server_port}"), "127.0.0.1:PORT");
+    for e in events.iter().rev() {
+        if let EventKind::Connected(port) = e.kind {
+            let from = format!("127.0.0.1:{port}");
+            let to = format!("<{}>", scn.clients[e.client].label);
+            // Whole tokens only: a port must not match inside a longer one.
+            let mut result = String::with_capacity(out.len());
+            let mut rest = out.as_str();
+            while let Some(pos) = rest.find(&from) {
+                let end = pos + from.len();
+                let next_is_digit = rest[end..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_digit());
+                result.push_str(&rest[..pos]);
+                result.push_str(if next_is_digit { &from } else { &to });
+                rest = &rest[end..];
+            }
+            result.push_str(rest);
+            out = result;
+        }
+    }
+    out
 }
 
 fn vote_of(bytes: &[u8]) -> Option<Vote> {
@@ -516,6 +575,7 @@ fn show(kind: &EventKind) -> String {
     match kind {
         EventKind::Recv(b) => describe(b),
         EventKind::Closed => "<connection closed by server>".to_string(),
+        EventKind::Ipc(text) => format!("{text:?}"),
         other => format!("{other:?}"),
     }
 }
@@ -551,6 +611,7 @@ pub(crate) fn describe_step(scn: &Scenario, run: &Run, i: usize) -> String {
         }
         Action::WaitClosed(_) => "wait until the server closes the connection".into(),
         Action::Expect(e) => format!("expect {e:?}"),
+        Action::Ipc(cmd) => format!("asks the management socket: {cmd:?}"),
     };
     if who.is_empty() {
         what
@@ -582,6 +643,20 @@ fn describe_sent(bytes: &[u8]) -> String {
 
 fn on_off(b: bool) -> &'static str {
     if b { "on" } else { "off" }
+}
+
+/// Management replies are compared line by line (one row each).
+fn lines_of(events: Vec<EventKind>) -> Vec<EventKind> {
+    events
+        .into_iter()
+        .flat_map(|e| match e {
+            EventKind::Ipc(text) => text
+                .split_inclusive('\n')
+                .map(|l| EventKind::Ipc(l.to_string()))
+                .collect(),
+            other => vec![other],
+        })
+        .collect()
 }
 
 /// The outcome of comparing two runs.
@@ -619,7 +694,7 @@ pub(crate) fn compare(scn: &Scenario, reference: &Run, ours: &Run) -> Comparison
                     .map(|e| e.kind.clone())
                     .collect()
             };
-            let (r, o) = (pick(reference), pick(ours));
+            let (r, o) = (lines_of(pick(reference)), lines_of(pick(ours)));
             for k in 0..r.len().max(o.len()) {
                 let (rs, os) = (
                     r.get(k).map_or_else(|| "-".to_string(), show),

@@ -131,6 +131,9 @@ pub(crate) enum Action {
     WaitClosed(u64),
     /// Check what the client has seen (takes no time).
     Expect(Expect),
+    /// Send a command line to the management socket (as
+    /// `corosync-qnetd-tool` does) and record the reply.
+    Ipc(String),
 }
 
 /// One step of a scenario.
@@ -310,6 +313,15 @@ impl Scenario {
     pub(crate) fn wait_votes_within(&mut self, ids: &[u32], ms: u64) -> &mut Self {
         let idx = ids.iter().map(|&id| self.idx_of(id)).collect();
         self.push(None, Action::WaitVoteInfos(idx, ms));
+        self
+    }
+
+    /// Asks the management socket (`status`, `list verbose`, ...) and
+    /// records its reply, client addresses replaced by client labels, as a
+    /// message to the pseudo client `ipc`.
+    pub(crate) fn ipc(&mut self, command: &str) -> &mut Self {
+        let idx = self.find_or_add("ipc".to_string(), 0, None);
+        self.push(Some(idx), Action::Ipc(command.to_string()));
         self
     }
 
