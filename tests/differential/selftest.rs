@@ -156,8 +156,7 @@ fn echo_replies_compare_bytes_other_messages_fields() {
 /// itself in which one received VOTE is flipped, must fail.
 #[test]
 fn real_reference_run_with_injected_difference_fails() {
-    let Some(reference) = reference_or_skip("real_reference_run_with_injected_difference_fails")
-    else {
+    let Some(reference) = reference_or_skip() else {
         return;
     };
     let mut s = Scenario::new("selftest_injected_difference");

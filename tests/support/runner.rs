@@ -628,7 +628,11 @@ fn describe_sent(bytes: &[u8]) -> String {
     let mut rest = bytes;
     while let Status::Complete(n) = Frame::<&[u8]>::check(rest) {
         if n > 4096 {
-            parts.push(format!("{} bytes of type {:?}", n, &rest[..2]));
+            let ty = u16::from_be_bytes([rest[0], rest[1]]);
+            parts.push(format!(
+                "{} ({n} bytes)",
+                super::qclient::msg_type_name(MsgType::from(ty))
+            ));
         } else {
             parts.push(describe(&rest[..n]));
         }
@@ -830,18 +834,19 @@ pub(crate) fn verdict(scn: &Scenario, r: &Run, o: &Run) -> Result<Comparison, St
 }
 
 /// The reference server, or `None` after printing `SKIPPED: corosync-qnetd
-/// not installed` (straight to stderr, so it shows without --nocapture).
-pub(crate) fn reference_or_skip(what: &str) -> Option<ServerSpec> {
+/// not installed` once per test binary (straight to stderr, so it shows
+/// without --nocapture).
+pub(crate) fn reference_or_skip() -> Option<ServerSpec> {
+    static SAID: std::sync::Once = std::sync::Once::new();
     match reference_program() {
         Some(program) => Some(ServerSpec {
             name: "reference".into(),
             program,
         }),
         None => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: corosync-qnetd not installed ({what})"
-            );
+            SAID.call_once(|| {
+                let _ = writeln!(std::io::stderr(), "\nSKIPPED: corosync-qnetd not installed");
+            });
             None
         }
     }
@@ -854,7 +859,7 @@ pub(crate) fn reference_or_skip(what: &str) -> Option<ServerSpec> {
 /// Without the reference binary it prints `SKIPPED: corosync-qnetd not
 /// installed` and returns.
 pub(crate) fn check(scn: &Scenario) {
-    let Some(ref_spec) = reference_or_skip(&scn.name) else {
+    let Some(ref_spec) = reference_or_skip() else {
         return;
     };
     let our_spec = ours_spec(&ref_spec.program);
