@@ -48,8 +48,11 @@ pub const DEFAULT_DPD_INTERVAL_COEFFICIENT: f64 = 1.5;
 /// (`TIMER_LIST_MAX_INTERVAL`, 5 hours).
 pub const TIMER_MAX_INTERVAL_MS: u64 = 18_000_000;
 
-/// Default listen backlog (`QNETD_DEFAULT_LISTEN_BACKLOG`).
-pub const DEFAULT_LISTEN_BACKLOG: i32 = 10;
+/// Default listen backlog. The reference uses 10
+/// (`QNETD_DEFAULT_LISTEN_BACKLOG`), which drops connections when many
+/// nodes reconnect at once (after a qnetd restart, say); the kernel caps
+/// this value at `net.core.somaxconn`.
+pub const DEFAULT_LISTEN_BACKLOG: i32 = 1024;
 
 /// Bytes read from a socket per read call.
 pub const READ_CHUNK: usize = 16 * 1024;
