@@ -43,7 +43,7 @@ clippy:
 	$(CARGO) clippy --all-targets -- -D warnings
 
 unit:
-	$(CARGO) test --all-targets
+	RUST_TEST_THREADS=$${RUST_TEST_THREADS:-8} $(CARGO) test --all-targets
 	$(CARGO) test --doc
 
 doc:
