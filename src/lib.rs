@@ -1,5 +1,6 @@
 //! qnetd: a Corosync QNetd server.
 #![doc(test(attr(deny(warnings))))]
 
+pub mod certname;
 pub mod limits;
 pub mod proto;
