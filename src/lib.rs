@@ -2,5 +2,6 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod certname;
+pub mod certstore;
 pub mod limits;
 pub mod proto;
