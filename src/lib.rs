@@ -3,5 +3,6 @@
 
 pub mod certname;
 pub mod certstore;
+pub mod certutil;
 pub mod limits;
 pub mod proto;
