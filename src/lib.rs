@@ -5,4 +5,5 @@ pub mod certname;
 pub mod certstore;
 pub mod certutil;
 pub mod limits;
+pub mod net;
 pub mod proto;

@@ -1,0 +1,3 @@
+//! The I/O shell around the sans-IO core.
+
+pub mod tls;
