@@ -159,3 +159,168 @@ fn node_tool_imports_our_ca_and_signed_certificate() {
         ),
     );
 }
+
+// ---- the real NSS client against TlsSession ----------------------------------
+
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use qnetd::net::tls::{TlsError, TlsSession, server_config};
+
+/// What the test server saw.
+#[derive(Debug)]
+struct Served {
+    protocol: Option<String>,
+    peer_cn: Option<String>,
+    received: Vec<u8>,
+}
+
+/// Accepts one connection on loopback and serves it with a blocking loop over
+/// `TlsSession`: answers each line with `ECHO <line>`, closes after the first.
+fn serve_once(
+    store: &Path,
+    client_cert_required: bool,
+) -> (u16, JoinHandle<Result<Served, TlsError>>) {
+    let store = qnetd::certstore::CertStore::open(store);
+    let config = server_config(&store, client_cert_required).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let (mut sock, _) = listener.accept().unwrap();
+        sock.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        serve(&mut sock, Arc::clone(&config))
+    });
+    (port, handle)
+}
+
+fn flush(session: &mut TlsSession, sock: &mut TcpStream) {
+    while session.wants_write() {
+        if session.write_tls_to(sock).is_err() {
+            return;
+        }
+    }
+}
+
+fn serve(sock: &mut TcpStream, config: Arc<rustls::ServerConfig>) -> Result<Served, TlsError> {
+    let mut session = TlsSession::new(config, &[])?;
+    let mut received = Vec::new();
+    loop {
+        match session.read_tls_from(sock) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let result = session.process();
+        flush(&mut session, sock);
+        result?;
+        session.take_plaintext(&mut received);
+        if let Some(end) = received.iter().position(|&b| b == b'\n') {
+            let mut reply = b"ECHO ".to_vec();
+            reply.extend_from_slice(&received[..=end]);
+            session.send_plaintext(&reply)?;
+            session.send_close_notify()?;
+            flush(&mut session, sock);
+            break;
+        }
+    }
+    Ok(Served {
+        protocol: session.protocol_version().map(|v| format!("{v:?}")),
+        peer_cn: session.peer_names().and_then(|n| n.common_name.clone()),
+        received,
+    })
+}
+
+/// `tstclnt` (NSS) in the node's namespace, with the settings of
+/// corosync-qdevice: SNI and expected server name "Qnetd Server", client
+/// certificate nickname "Cluster Cert", the node's NSS database. (Its stdin
+/// stays open: at EOF on stdin tstclnt spins instead of reading the socket.)
+fn tstclnt(node: &Path, port: u16, versions: &str, with_cert: bool) -> Output {
+    let cert = if with_cert { "-n 'Cluster Cert'" } else { "" };
+    let script = format!(
+        "timeout 5 tstclnt -h 127.0.0.1 -p {port} -a 'Qnetd Server' -V {versions} \
+         -d /etc/corosync/qdevice/net/nssdb {cert} < <(exec 2>&-; echo hello; exec sleep 3) 2>&1 || true"
+    );
+    node_shell(node, &script)
+}
+
+#[test]
+#[ignore = "needs root, unshare, corosync-qdevice-net-certutil and tstclnt"]
+fn nss_client_handshakes_with_tls_session() {
+    let setup = pvecm_flow("testcluster");
+    for (versions, want) in [("tls1.3:tls1.3", "TLSv1_3"), ("tls1.2:tls1.2", "TLSv1_2")] {
+        let (port, server) = serve_once(&setup.store, true);
+        let out = tstclnt(&setup.node1, port, versions, true);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let served = server.join().unwrap();
+        eprintln!("{versions}: tstclnt said:\n{text}\nserver: {served:?}");
+        let served = served.unwrap_or_else(|e| panic!("{versions}: server failed: {e}"));
+        assert_eq!(served.protocol.as_deref(), Some(want));
+        assert_eq!(served.peer_cn.as_deref(), Some("testcluster"));
+        assert_eq!(served.received, b"hello\n");
+        assert!(text.contains("ECHO hello"), "{versions}: {text}");
+    }
+}
+
+#[test]
+#[ignore = "needs root, unshare, corosync-qdevice-net-certutil and tstclnt"]
+fn nss_client_without_certificate_is_refused() {
+    let setup = pvecm_flow("testcluster");
+    // A node that imported only the CA (NSS would otherwise pick "Cluster
+    // Cert" by itself even without a nickname).
+    let bare = setup.node1.parent().unwrap().join("bare");
+    fs::create_dir_all(&bare).unwrap();
+    node_shell(
+        &bare,
+        &format!(
+            "corosync-qdevice-net-certutil -i -c '{}'",
+            setup.store.join("qnetd-cacert.crt").display()
+        ),
+    );
+    for versions in ["tls1.3:tls1.3", "tls1.2:tls1.2"] {
+        let (port, server) = serve_once(&setup.store, true);
+        let out = tstclnt(&bare, port, versions, false);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let served = server.join().unwrap();
+        eprintln!("{versions}: tstclnt said:\n{text}\nserver: {served:?}");
+        assert!(served.is_err(), "{versions}: served {served:?}");
+        assert!(!text.contains("ECHO"), "{text}");
+    }
+    // Without client authentication the same client is served.
+    let (port, server) = serve_once(&setup.store, false);
+    let out = tstclnt(&bare, port, "tls1.2:tls1.3", false);
+    let served = server.join().unwrap().unwrap();
+    assert_eq!(served.peer_cn, None);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ECHO hello"));
+}
+
+#[test]
+#[ignore = "needs the openssl command"]
+fn openssl_client_with_sni_qnetd_server() {
+    let setup = pvecm_flow_without_nodes();
+    let (port, server) = serve_once(&setup.0, false);
+    let ca = setup.0.join("qnetd-cacert.crt");
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "echo hello | openssl s_client -connect 127.0.0.1:{port} -servername 'Qnetd Server' \
+             -verify_hostname 'Qnetd Server' -CAfile '{}' -verify_return_error -ign_eof 2>&1",
+            ca.display()
+        ))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let served = server.join().unwrap();
+    eprintln!("openssl said:\n{text}\nserver: {served:?}");
+    served.unwrap();
+    assert!(text.contains("ECHO hello"), "{text}");
+    assert!(text.contains("Verify return code: 0 (ok)"), "{text}");
+}
+
+/// Only our `-i`, for tests without a node.
+fn pvecm_flow_without_nodes() -> (PathBuf, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("nssdb");
+    assert_eq!(certutil(&[&p("-d"), &store, &p("-i")]), ExitCode::SUCCESS);
+    (store, tmp)
+}
