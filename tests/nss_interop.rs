@@ -204,7 +204,7 @@ fn flush(session: &mut TlsSession, sock: &mut TcpStream) {
 }
 
 fn serve(sock: &mut TcpStream, config: Arc<rustls::ServerConfig>) -> Result<Served, TlsError> {
-    let mut session = TlsSession::new(config, &[])?;
+    let mut session = TlsSession::new(config, &[]).map_err(|e| e.error)?;
     let mut received = Vec::new();
     loop {
         match session.read_tls_from(sock) {

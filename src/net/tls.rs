@@ -18,7 +18,10 @@
 //! 1. On STARTTLS (the server answers nothing, §5.3 of the protocol notes),
 //!    create the session with any bytes already read *after* the STARTTLS
 //!    message: `TlsSession::new(cfg, &rx[consumed..])`. They are the start of
-//!    the ClientHello and must not be lost.
+//!    the ClientHello and must not be lost. If they already break the
+//!    handshake, `new` fails with a [`StartError`] whose `alert` is to be
+//!    written before closing; otherwise continue with step 4 (the ServerHello
+//!    may be pending already).
 //! 2. On readable: loop
 //!    `match session.read_tls_from(&mut socket)`:
 //!    `Ok(0)` is EOF (close); `Ok(_)` → call [`TlsSession::process`] at once
@@ -71,7 +74,9 @@ use rustls::server::{
     WebPkiClientVerifier,
 };
 use rustls::split::{ReceiveTraffic, ReceiveTrafficState, SendTraffic, SplitConnection};
-use rustls::{Connection, NeedsInput, RootCertStore, ServerConfig, ServerSide, TlsInputBuffer};
+use rustls::{
+    Connection, NeedsInput, RootCertStore, ServerConfig, ServerSide, Tcp, TlsInputBuffer,
+};
 
 use crate::certname::{CertNameError, PeerNames};
 use crate::certstore::{CA_CERT_FILE, CertStore, CertStoreError, SERVER_CERT_FILE};
@@ -261,6 +266,28 @@ impl From<rustls::Error> for TlsError {
     }
 }
 
+/// Why [`TlsSession::new`] failed, with the alert to send the client.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StartError {
+    /// What went wrong.
+    pub error: TlsError,
+    /// TLS bytes to write to the client before closing (an alert), possibly
+    /// empty.
+    pub alert: Vec<u8>,
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl error::Error for StartError {
+    fn source(&self) -> Option<&(dyn error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
 enum State {
     /// The rustls handshake typestate, waiting for input. Boxed: it is
     /// large and lives only during the handshake.
@@ -309,17 +336,23 @@ impl TlsSession {
     ///
     /// # Errors
     ///
-    /// [`TlsError::Tls`] if `config` is unusable or `initial_ciphertext`
-    /// already breaks the handshake; in the second case an alert is pending.
-    pub fn new(config: Arc<ServerConfig>, initial_ciphertext: &[u8]) -> Result<Self, TlsError> {
-        let conn = Connection::<ServerSide, _>::new(config)?;
-        let state = match ServerHandshake::try_from(conn)? {
-            ServerHandshake::NeedsInput(hs) => State::Handshaking(Box::new(hs)),
-            _ => {
-                return Err(TlsError::Tls(rustls::Error::General(
+    /// [`StartError`] if `config` is unusable, or if `initial_ciphertext`
+    /// already breaks the handshake (plain text after STARTTLS, say); then
+    /// [`StartError::alert`] holds the alert to write before closing.
+    pub fn new(config: Arc<ServerConfig>, initial_ciphertext: &[u8]) -> Result<Self, StartError> {
+        let start_err = |error: TlsError| StartError {
+            error,
+            alert: Vec::new(),
+        };
+        let conn = Connection::<ServerSide, Tcp>::new(config).map_err(|e| start_err(e.into()))?;
+        let state = match ServerHandshake::try_from(conn) {
+            Ok(ServerHandshake::NeedsInput(hs)) => State::Handshaking(Box::new(hs)),
+            Ok(_) => {
+                return Err(start_err(TlsError::Tls(rustls::Error::General(
                     "server handshake did not start by waiting for input".into(),
-                )));
+                ))));
             }
+            Err(e) => return Err(start_err(e.into())),
         };
         let mut session = Self {
             state,
@@ -331,8 +364,13 @@ impl TlsSession {
             protocol: None,
             suite: None,
         };
-        if !initial_ciphertext.is_empty() {
-            session.feed(initial_ciphertext)?;
+        if !initial_ciphertext.is_empty()
+            && let Err(error) = session.feed(initial_ciphertext)
+        {
+            return Err(StartError {
+                error,
+                alert: mem::take(&mut session.tls_out),
+            });
         }
         Ok(session)
     }
@@ -1156,8 +1194,9 @@ mod tests {
         let cfg = server_config(&fx.store, true).unwrap();
         // A qnetd INIT header where a ClientHello should be.
         let init = [0, 3, 0, 0, 0, 8, 0, 0, 0, 4, 0, 0, 0, 3];
-        let err = TlsSession::new(Arc::clone(&cfg), &init).unwrap_err();
-        assert!(matches!(err, TlsError::Tls(_)), "{err:?}");
+        let start = TlsSession::new(Arc::clone(&cfg), &init).unwrap_err();
+        assert!(matches!(start.error, TlsError::Tls(_)), "{start:?}");
+        assert_eq!(start.alert.first(), Some(&0x15), "alert returned by new");
         let mut server = TlsSession::new(cfg, &[]).unwrap();
         let err = server.feed(&init).unwrap_err();
         assert!(matches!(err, TlsError::Tls(_)), "{err:?}");
@@ -1201,9 +1240,10 @@ mod tests {
         strict.invalid_sni_policy = InvalidSniPolicy::default();
         let err = TlsSession::new(Arc::new(strict), &hello).unwrap_err();
         assert!(
-            matches!(err, TlsError::Tls(rustls::Error::PeerMisbehaved(_))),
+            matches!(err.error, TlsError::Tls(rustls::Error::PeerMisbehaved(_))),
             "{err:?}"
         );
+        assert!(!err.alert.is_empty());
     }
 
     #[test]
