@@ -11,6 +11,7 @@
 mod listen;
 mod lock;
 mod mgmt;
+pub mod tls;
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
