@@ -1,214 +1,297 @@
-//! `qnetd healthcheck`: the probe behind the container's `HEALTHCHECK`.
-//!
-//! A `FROM scratch` image has no shell, `nc` or `corosync-qnetd-tool`, so
-//! the probe lives in the same binary. This is the minimal version, until
-//! the management socket lands: it connects to the daemon's TCP port on
-//! loopback, sends a PREINIT and waits for the PREINIT_REPLY. A reply
-//! proves that the event loop itself runs, not only that the kernel
-//! completes handshakes into the listen backlog. The probe never sends
-//! INIT, so the daemon logs it at debug level only and no cluster state
-//! is created.
+//! `qnetd healthcheck`: is the daemon alive and serving? For a Docker
+//! `HEALTHCHECK` (`["/qnetd", "healthcheck"]`) in an image without a shell.
 //!
 //! ```text
-//! qnetd healthcheck [-l ADDR] [-p PORT] [-t SECONDS]
+//! qnetd healthcheck [-p SOCKET] [--port N] [--addr HOST] [--options FILE]
 //! ```
 //!
-//! Without `-l` it tries `127.0.0.1`, then `::1`. Exit status 0 means
-//! healthy; otherwise one line on stderr says why, and the status is 1.
+//! Healthy (exit 0) when both hold:
+//!
+//! 1. the management socket (default
+//!    `/var/run/corosync-qnetd/corosync-qnetd.sock`, `-p` overrides) answers
+//!    `status` with `OK`, and
+//! 2. a TCP connection to the daemon's port succeeds. Address and port come
+//!    from that status reply (`QNetd address:`), so the daemon's own `-l`
+//!    and `-p` are used without repeating them here; a wildcard listener is
+//!    tried on 127.0.0.1, then on ::1. `--addr` and `--port` override them.
+//!
+//! Otherwise unhealthy (exit 1). Either way one line goes to stdout. The
+//! whole check is bounded by [`BUDGET`] (well under a second), whatever the
+//! daemon does. `--options FILE` reads a JSON object (the add-on's
+//! `/data/options.json`) and takes `local_socket_file` (string) and `port`
+//! (number) from it when present and not given on the command line; other
+//! keys are ignored. Works against the reference `corosync-qnetd` too.
 
 use std::ffi::OsString;
-use std::io::{Read as _, Write as _};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
-use std::time::Duration;
+use std::io::{self, Read as _, Write as _};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
-use crate::config::{ConfigError, parse_int};
-use crate::limits;
-use crate::proto::{Frame, Msg, MsgType, Status, TlsSupported};
+use socket2::{Domain, SockAddr, Socket, Type};
 
-/// Cluster name the probe sends in its PREINIT.
-pub const PROBE_CLUSTER_NAME: &[u8] = b"qnetd-healthcheck";
-/// Default time allowed for connect + reply.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Largest reply read before giving up.
-const MAX_REPLY: usize = 64 * 1024;
+use crate::config::DEFAULT_LOCAL_SOCKET_FILE;
 
-/// What to probe.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Probe {
-    /// Addresses tried in order; the first that answers wins.
-    pub addrs: Vec<SocketAddr>,
-    /// Time allowed per address.
-    pub timeout: Duration,
+/// Time allowed for the whole check.
+pub const BUDGET: Duration = Duration::from_millis(800);
+
+/// What to check.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Target {
+    socket: Option<PathBuf>,
+    port: Option<u16>,
+    addr: Option<String>,
+    options: Option<PathBuf>,
 }
 
-impl Probe {
-    /// Parses the subcommand's arguments (after `healthcheck`).
-    ///
-    /// # Errors
-    /// An unknown flag or an invalid value.
-    pub fn from_args(args: impl IntoIterator<Item = OsString>) -> Result<Self, ConfigError> {
-        use lexopt::prelude::*;
-        let mut port = limits::DEFAULT_PORT;
-        let mut addr: Option<IpAddr> = None;
-        let mut timeout = DEFAULT_TIMEOUT;
-        let mut parser = lexopt::Parser::from_args(args);
-        let bad = |e: lexopt::Error| ConfigError::new(e.to_string());
-        while let Some(arg) = parser.next().map_err(bad)? {
-            match arg {
-                Short('p') => {
-                    let v = parser.value().map_err(bad)?.string().map_err(bad)?;
-                    port = parse_int(&v, 1, i128::from(u16::MAX))
-                        .and_then(|n| u16::try_from(n).ok())
-                        .ok_or_else(|| ConfigError::new("host port must be in range 1-65535"))?;
-                }
-                Short('l') => {
-                    let v = parser.value().map_err(bad)?.string().map_err(bad)?;
-                    addr = Some(v.parse().map_err(|_| {
-                        ConfigError::new(format!("healthcheck: -l {v}: not an IP address"))
-                    })?);
-                }
-                Short('t') => {
-                    let v = parser.value().map_err(bad)?.string().map_err(bad)?;
-                    let secs = parse_int(&v, 1, 3600)
-                        .and_then(|n| u64::try_from(n).ok())
-                        .ok_or_else(|| {
-                            ConfigError::new(format!("healthcheck: -t {v}: expected 1..3600"))
-                        })?;
-                    timeout = Duration::from_secs(secs);
-                }
-                other => {
-                    return Err(ConfigError::new(format!(
-                        "healthcheck: {}; usage: healthcheck [-l ADDR] [-p PORT] [-t SECONDS]",
-                        other.unexpected()
-                    )));
-                }
-            }
-        }
-        let addrs = match addr {
-            Some(ip) => vec![SocketAddr::new(ip, port)],
-            None => vec![
-                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
-                SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
-            ],
-        };
-        Ok(Self { addrs, timeout })
-    }
-
-    /// Runs the probe against each address until one answers.
-    ///
-    /// # Errors
-    /// The failure of the last address tried, as one line.
-    pub fn run(&self) -> Result<SocketAddr, String> {
-        let mut last = String::from("no address to probe");
-        for addr in &self.addrs {
-            match probe(*addr, self.timeout) {
-                Ok(()) => return Ok(*addr),
-                Err(e) => last = format!("{addr}: {e}"),
-            }
-        }
-        Err(last)
-    }
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a client with a deadline reads the clock; this is not the sans-IO core"
+)]
+fn now() -> Instant {
+    Instant::now()
 }
 
-/// One PREINIT → PREINIT_REPLY round trip with `addr`.
-///
-/// # Errors
-/// Connect, I/O or timeout failures, or a reply that is not a
-/// PREINIT_REPLY.
-pub fn probe(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
-    let mut stream =
-        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect: {e}"))?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .and_then(|()| stream.set_write_timeout(Some(timeout)))
-        .map_err(|e| format!("set timeout: {e}"))?;
-    let mut msg = Msg::new(MsgType::Preinit);
-    msg.seq = Some(1);
-    msg.cluster_name = Some(PROBE_CLUSTER_NAME);
-    let mut out = [0u8; 128];
-    let n = msg
-        .emit(&mut out)
-        .map_err(|e| format!("encode PREINIT: {e}"))?;
-    stream
-        .write_all(out.get(..n).unwrap_or_default())
-        .map_err(|e| format!("send PREINIT: {e}"))?;
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    let len = loop {
-        if let Status::Complete(len) = Frame::<&[u8]>::check(&buf) {
-            break len;
-        }
-        if buf.len() >= MAX_REPLY {
-            return Err("reply too long".to_string());
-        }
-        let got = stream
-            .read(&mut chunk)
-            .map_err(|e| format!("read reply: {e}"))?;
-        if got == 0 {
-            return Err("connection closed before the PREINIT reply".to_string());
-        }
-        buf.extend_from_slice(chunk.get(..got).unwrap_or_default());
+fn remaining(deadline: Instant) -> Result<Duration, String> {
+    deadline
+        .checked_duration_since(now())
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| "timed out".to_string())
+}
+
+fn usage(program: &str) -> String {
+    format!("usage: {program} [-p socket_path] [--port N] [--addr HOST] [--options FILE]")
+}
+
+fn parse(program: &str, args: Vec<OsString>) -> Result<Target, String> {
+    use lexopt::prelude::*;
+    let mut t = Target::default();
+    let mut parser = lexopt::Parser::from_args(args);
+    let text = |v: OsString| {
+        v.into_string()
+            .map_err(|v| format!("invalid UTF-8 in argument {}", v.to_string_lossy()))
     };
-    let reply =
-        Msg::parse(buf.get(..len).unwrap_or_default()).map_err(|e| format!("bad reply: {e:?}"))?;
-    match (reply.msg_type, reply.tls_supported) {
-        (MsgType::PreinitReply, Some(TlsSupported::Unknown(v))) => {
-            Err(format!("PREINIT reply with unknown TLS mode {v}"))
+    while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+        match arg {
+            Short('p') | Long("socket") => {
+                t.socket = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?));
+            }
+            Long("port") => {
+                let v = text(parser.value().map_err(|e| e.to_string())?)?;
+                t.port = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|&p| p != 0)
+                        .ok_or_else(|| format!("invalid port '{v}'"))?,
+                );
+            }
+            Long("addr") => t.addr = Some(text(parser.value().map_err(|e| e.to_string())?)?),
+            Long("options") => {
+                t.options = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?));
+            }
+            Short('h') | Long("help") => return Err(usage(program)),
+            other => return Err(format!("{}\n{}", other.unexpected(), usage(program))),
         }
-        (MsgType::PreinitReply, _) => Ok(()),
-        (other, _) => Err(format!("expected a PREINIT reply, got {}", other.as_str())),
     }
+    Ok(t)
+}
+
+/// Fills what `--options` provides and the command line did not.
+fn apply_options(t: &mut Target) -> Result<(), String> {
+    let Some(path) = &t.options else {
+        return Ok(());
+    };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("can't read {}: {e}", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("can't parse {}: {e}", path.display()))?;
+    if t.socket.is_none()
+        && let Some(s) = v
+            .get("local_socket_file")
+            .and_then(serde_json::Value::as_str)
+    {
+        t.socket = Some(PathBuf::from(s));
+    }
+    if t.port.is_none()
+        && let Some(p) = v.get("port").and_then(serde_json::Value::as_u64)
+    {
+        t.port = u16::try_from(p).ok().filter(|&p| p != 0);
+    }
+    Ok(())
+}
+
+/// Sends `status` and returns the reply.
+fn ask_status(path: &std::path::Path, deadline: Instant) -> Result<Vec<u8>, String> {
+    let fail = |e: io::Error| format!("local socket {}: {e}", path.display());
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(fail)?;
+    // Non-blocking connect: a full backlog fails at once instead of waiting.
+    socket.set_nonblocking(true).map_err(fail)?;
+    socket
+        .connect(&SockAddr::unix(path).map_err(fail)?)
+        .map_err(fail)?;
+    socket.set_nonblocking(false).map_err(fail)?;
+    let mut stream = UnixStream::from(std::os::fd::OwnedFd::from(socket));
+    stream
+        .set_write_timeout(Some(remaining(deadline)?))
+        .map_err(fail)?;
+    stream.write_all(b"status \n").map_err(fail)?;
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        stream
+            .set_read_timeout(Some(remaining(deadline)?))
+            .map_err(fail)?;
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(reply),
+            Ok(n) => reply.extend_from_slice(buf.get(..n).unwrap_or_default()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(fail(e)),
+        }
+    }
+}
+
+/// The listen address and port of a `status` reply.
+fn listen_of(reply: &[u8]) -> Result<(String, u16), String> {
+    let text = String::from_utf8_lossy(reply);
+    let Some(body) = text.strip_prefix("OK\n") else {
+        let first = text.lines().next().unwrap_or("");
+        return Err(format!("status request failed: '{first}'"));
+    };
+    body.lines()
+        .find_map(|l| l.strip_prefix("QNetd address:"))
+        .map(|v| v.trim_start_matches('\t'))
+        .and_then(|v| v.rsplit_once(':'))
+        .and_then(|(a, p)| Some((a.to_string(), p.parse().ok()?)))
+        .ok_or_else(|| "status reply has no 'QNetd address' line".to_string())
+}
+
+/// Resolves `host` without waiting past the deadline.
+fn resolve(host: &str, port: u16, deadline: Instant) -> Result<Vec<SocketAddr>, String> {
+    if host == "*" {
+        return Ok(vec![
+            SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            SocketAddr::from((Ipv6Addr::LOCALHOST, port)),
+        ]);
+    }
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::from((ip, port))]);
+    }
+    let (tx, rx) = mpsc::channel();
+    let name = host.to_string();
+    std::thread::spawn(move || {
+        let r = (name.as_str(), port)
+            .to_socket_addrs()
+            .map(Iterator::collect::<Vec<_>>);
+        let _ = tx.send(r);
+    });
+    match rx.recv_timeout(remaining(deadline)?) {
+        Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
+        Ok(Ok(_)) => Err(format!("{host}: no address")),
+        Ok(Err(e)) => Err(format!("{host}: {e}")),
+        Err(_) => Err(format!("{host}: name resolution timed out")),
+    }
+}
+
+fn check(t: &Target, deadline: Instant) -> Result<String, String> {
+    let socket = t
+        .socket
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_LOCAL_SOCKET_FILE));
+    let reply = ask_status(&socket, deadline)?;
+    let (listen, listen_port) = listen_of(&reply)?;
+    let host = t.addr.clone().unwrap_or(listen);
+    let port = t.port.unwrap_or(listen_port);
+    let mut last = String::new();
+    for addr in resolve(&host, port, deadline)? {
+        match TcpStream::connect_timeout(&addr, remaining(deadline)?) {
+            Ok(_) => {
+                return Ok(format!(
+                    "healthy: {} answers and {addr} accepts connections",
+                    socket.display()
+                ));
+            }
+            Err(e) => last = format!("TCP {addr}: {e}"),
+        }
+    }
+    Err(last)
+}
+
+/// Runs the check; `program` names it in messages (e.g. "qnetd healthcheck").
+#[must_use]
+pub fn run(program: &str, args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let deadline = now() + BUDGET;
+    let result = parse(program, args.into_iter().collect()).and_then(|mut t| {
+        apply_options(&mut t)?;
+        check(&t, deadline).map_err(|e| format!("unhealthy: {e}"))
+    });
+    let (line, code) = match result {
+        Ok(line) => (line, ExitCode::SUCCESS),
+        Err(line) => (line, ExitCode::FAILURE),
+    };
+    let _ = writeln!(io::stdout(), "{line}");
+    code
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn args(a: &[&str]) -> Result<Probe, String> {
-        Probe::from_args(a.iter().map(OsString::from)).map_err(|e| e.to_string())
+    #[test]
+    fn listen_address_from_status() {
+        let ok = b"OK\nQNetd address:\t\t\t127.0.0.1:15403\nTLS:\t\t\t\tUnsupported\n";
+        assert_eq!(listen_of(ok), Ok(("127.0.0.1".to_string(), 15403)));
+        let wild = b"OK\nQNetd address:\t\t\t*:5403\n";
+        assert_eq!(listen_of(wild), Ok(("*".to_string(), 5403)));
+        let v6 = b"OK\nQNetd address:\t\t\t:::5403\n";
+        assert_eq!(listen_of(v6), Ok(("::".to_string(), 5403)));
+        assert!(listen_of(b"Error\nUnknown command 'status'\n").is_err());
+        assert!(listen_of(b"").is_err());
     }
 
     #[test]
-    fn defaults_try_both_loopbacks() {
-        let p = args(&[]).unwrap();
-        assert_eq!(
-            p.addrs,
-            vec![
-                "127.0.0.1:5403".parse().unwrap(),
-                "[::1]:5403".parse().unwrap()
-            ]
-        );
-        assert_eq!(p.timeout, DEFAULT_TIMEOUT);
-        let p = args(&["-l", "::1", "-p", "5404", "-t", "2"]).unwrap();
-        assert_eq!(p.addrs, vec!["[::1]:5404".parse().unwrap()]);
-        assert_eq!(p.timeout, Duration::from_secs(2));
+    fn arguments_and_options_file() {
+        let args = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        let t = parse(
+            "qnetd healthcheck",
+            args(&["-p", "/x.sock", "--port", "5404"]),
+        )
+        .unwrap();
+        assert_eq!(t.socket, Some(PathBuf::from("/x.sock")));
+        assert_eq!(t.port, Some(5404));
+        assert!(parse("h", args(&["--port", "0"])).is_err());
+        assert!(parse("h", args(&["--bogus"])).is_err());
+
+        let dir = std::env::temp_dir().join(format!("qnetd-hc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("options.json");
+        std::fs::write(
+            &file,
+            r#"{"log_level":"info","local_socket_file":"/run/q.sock","port":15403}"#,
+        )
+        .unwrap();
+        let mut t = parse(
+            "h",
+            vec![OsString::from("--options"), file.clone().into_os_string()],
+        )
+        .unwrap();
+        apply_options(&mut t).unwrap();
+        assert_eq!(t.socket, Some(PathBuf::from("/run/q.sock")));
+        assert_eq!(t.port, Some(15403));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
-    fn bad_arguments() {
-        assert_eq!(
-            args(&["-p", "0"]).unwrap_err(),
-            "host port must be in range 1-65535"
-        );
-        assert!(
-            args(&["-l", "localhost"])
-                .unwrap_err()
-                .contains("not an IP")
-        );
-        assert!(args(&["-x"]).unwrap_err().contains("usage:"));
-    }
-
-    #[test]
-    fn closed_port_fails_with_one_line() {
-        // Bind then drop, so the port is very likely closed.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let p = args(&["-l", "127.0.0.1", "-p", &port.to_string(), "-t", "1"]).unwrap();
-        let e = p.run().unwrap_err();
-        assert!(e.starts_with(&format!("127.0.0.1:{port}: connect:")), "{e}");
-        assert!(!e.contains('\n'));
+    fn a_missing_daemon_fails_fast() {
+        let start = now();
+        let t = Target {
+            socket: Some(PathBuf::from("/nonexistent/qnetd.sock")),
+            ..Target::default()
+        };
+        let e = check(&t, start + BUDGET).unwrap_err();
+        assert!(e.contains("/nonexistent/qnetd.sock"), "{e}");
+        assert!(now() - start < BUDGET);
     }
 }

@@ -4,10 +4,12 @@
 //! ```text
 //! qnetd [daemon options]                      the server (corosync-qnetd compatible)
 //! qnetd --options /data/options.json [flags]  the server as a Home Assistant add-on
-//! qnetd healthcheck [-l ADDR] [-p PORT]       probe a running server (container HEALTHCHECK)
+//! qnetd tool [tool options]                   the management client (corosync-qnetd-tool compatible)
+//! qnetd healthcheck [options]                 exit 0 if the daemon answers, 1 otherwise
 //! ```
 //!
-//! Invoked as `corosync-qnetd` (a symlink) it behaves the same.
+//! Invoked as `corosync-qnetd` (a symlink) it behaves the same; invoked as
+//! `corosync-qnetd-tool` it is the tool.
 //!
 //! Add-on mode is explicit: a bare `qnetd` behaves like `corosync-qnetd`
 //! even where `/data/options.json` exists, so a host never changes
@@ -25,7 +27,6 @@ use std::process::ExitCode;
 use qnetd::addon;
 use qnetd::cli::{self, Command};
 use qnetd::config::Config;
-use qnetd::healthcheck::Probe;
 use qnetd::proto::TlsSupported;
 
 fn program_name(argv0: Option<&OsString>) -> String {
@@ -103,17 +104,6 @@ fn addon_config(
     }
 }
 
-fn healthcheck(program: &str, args: Vec<OsString>) -> ExitCode {
-    let probe = match Probe::from_args(args) {
-        Ok(p) => p,
-        Err(e) => return fail(program, &e),
-    };
-    match probe.run() {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => fail(program, &format!("healthcheck: unhealthy: {e}")),
-    }
-}
-
 fn daemon(program: &str, args: Vec<OsString>) -> ExitCode {
     let (config, options_file, warnings) = match cli::parse(program, args.clone()) {
         Ok(Command::Run {
@@ -174,12 +164,21 @@ fn daemon(program: &str, args: Vec<OsString>) -> ExitCode {
 fn main() -> ExitCode {
     let mut args: Vec<OsString> = std::env::args_os().collect();
     let program = program_name(args.first());
+    let argv0 = args
+        .first()
+        .map_or_else(|| program.clone(), |a| a.to_string_lossy().into_owned());
     if !args.is_empty() {
         args.remove(0);
     }
-    if args.first().is_some_and(|a| a == "healthcheck") {
-        args.remove(0);
-        return healthcheck(&program, args);
+    if program == qnetd::tool::REFERENCE_NAME {
+        return qnetd::tool::run(&argv0, args);
+    }
+    match args.first().and_then(|a| a.to_str()) {
+        Some("tool") => return qnetd::tool::run(&format!("{program} tool"), args.split_off(1)),
+        Some("healthcheck") => {
+            return qnetd::healthcheck::run(&format!("{program} healthcheck"), args.split_off(1));
+        }
+        _ => {}
     }
     daemon(&program, args)
 }

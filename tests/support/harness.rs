@@ -193,7 +193,10 @@ impl Harness {
 
     /// PREINIT + INIT for `key`, checking the replies; returns the INIT
     /// reply's error code.
-    #[allow(clippy::too_many_arguments, reason = "one argument per INIT field reads best in tests")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one argument per INIT field reads best in tests"
+    )]
     pub fn join_with(
         &mut self,
         key: u32,
