@@ -8,10 +8,17 @@
 //! command line ([`AdvancedSettings::set`](crate::config::AdvancedSettings::set),
 //! [`Config::validate`]), so a value is validated once, with one rule.
 //!
-//! Precedence, lowest first: the add-on defaults of [`base_config`] (state
-//! under `/data`, lock file and management socket under `/run/qnetd`), then
-//! the options file, then any command-line flag given after `--options`
-//! (e.g. `-l ADDR -p PORT`, which the options do not cover).
+//! Precedence, lowest first: the add-on defaults of [`base_config`] (the
+//! certificate store under `/data`), then the options file, then any
+//! command-line flag given after `--options` (e.g. `-l ADDR -p PORT`, which
+//! the options do not cover).
+//!
+//! The lock file and the management socket keep the reference's paths under
+//! `/var/run/corosync-qnetd`, so `qnetd tool` and `qnetd healthcheck` (the
+//! image's `HEALTHCHECK`) find the daemon inside the container without
+//! flags. A `FROM scratch` image has no `/var/run`; the daemon creates the
+//! directory, in the container's own layer, which the Supervisor throws
+//! away on every start, so no stale file survives a restart.
 //!
 //! Every error is one line that starts with `options.json:` and names the
 //! option, e.g. `options.json: tls: expected one of off, on, required, got
@@ -31,11 +38,11 @@ use crate::proto::TlsSupported;
 pub const OPTIONS_FILE: &str = "/data/options.json";
 /// Certificate store of the add-on (persistent, part of HA backups).
 pub const NSS_DB_DIR: &str = "/data/tls";
-/// Lock file of the add-on. `/run` is not persistent, so a stale file never
-/// survives a container restart; the daemon creates the directory.
-pub const LOCK_FILE: &str = "/run/qnetd/qnetd.pid";
-/// Management socket of the add-on.
-pub const LOCAL_SOCKET_FILE: &str = "/run/qnetd/qnetd.sock";
+/// Lock file of the add-on: the reference's path, created by the daemon.
+pub const LOCK_FILE: &str = crate::config::DEFAULT_LOCK_FILE;
+/// Management socket of the add-on: the reference's path, where `qnetd tool`
+/// and `qnetd healthcheck` look by default.
+pub const LOCAL_SOCKET_FILE: &str = crate::config::DEFAULT_LOCAL_SOCKET_FILE;
 
 /// Prefix of every error about the options file.
 const PREFIX: &str = "options.json";
@@ -321,8 +328,8 @@ impl Options {
     }
 }
 
-/// The defaults of the add-on: [`Config::default`] with the state in
-/// `/data` and the runtime files in `/run/qnetd`.
+/// The defaults of the add-on: [`Config::default`] with the certificate
+/// store in `/data/tls`.
 #[must_use]
 pub fn base_config() -> Config {
     let mut config = Config::default();

@@ -10,15 +10,15 @@
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use serde_json::Value as Json;
 use yaml_rust2::{Yaml, YamlLoader};
 
 use qnetd::addon::{self, Options};
-use qnetd::healthcheck::Probe;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -493,30 +493,33 @@ fn temp_dir(name: &str) -> PathBuf {
     d
 }
 
+/// Polls `f` for up to 5 s.
+fn eventually(mut f: impl FnMut() -> bool) -> bool {
+    for _ in 0..100 {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
 #[test]
-fn healthcheck_answers_against_a_running_server() {
+fn healthcheck_answers_against_a_server_with_addon_settings() {
     let dir = temp_dir("hc");
     let port = free_port();
     let (mut config, _) = addon::config_from_json_str(r#"{"tls":"off"}"#).unwrap();
     config.listen_addr = Some("127.0.0.1".into());
     config.port = port;
+    let sock = dir.join("qnetd.sock");
     config.advanced.lock_file = dir.join("qnetd.pid");
-    config.advanced.local_socket_file = dir.join("qnetd.sock");
+    config.advanced.local_socket_file.clone_from(&sock);
     // The server thread runs until the test binary exits.
     std::thread::spawn(move || qnetd::net::run(&config));
-    let probe = Probe::from_args(
-        ["-l", "127.0.0.1", "-p", &port.to_string(), "-t", "5"].map(OsString::from),
-    )
-    .unwrap();
-    let mut last = Err(String::new());
-    for _ in 0..100 {
-        last = probe.run();
-        if last.is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(last, Ok(format!("127.0.0.1:{port}").parse().unwrap()));
+    let args = ["-p", sock.to_str().unwrap()].map(OsString::from);
+    assert!(eventually(|| {
+        qnetd::healthcheck::run("qnetd healthcheck", args.clone()) == ExitCode::SUCCESS
+    }));
 }
 
 fn qnetd(args: &[&str]) -> std::process::Command {
@@ -559,7 +562,11 @@ fn addon_mode_serves_logs_to_stdout_and_stops_on_sigterm() {
     let file = dir.join("options.json");
     std::fs::write(&file, r#"{"tls":"off","log_level":"warning"}"#).unwrap();
     let port = free_port().to_string();
-    let lock = format!("lock_file={}", dir.join("q.pid").display());
+    let lock = format!(
+        "lock_file={},local_socket_file={}",
+        dir.join("q.pid").display(),
+        dir.join("q.sock").display()
+    );
     let child = qnetd(&[
         "--options",
         file.to_str().unwrap(),
@@ -574,16 +581,10 @@ fn addon_mode_serves_logs_to_stdout_and_stops_on_sigterm() {
     .stderr(std::process::Stdio::piped())
     .spawn()
     .unwrap();
-    let probe = Probe::from_args(["-l", "127.0.0.1", "-p", &port].map(OsString::from)).unwrap();
-    let mut healthy = false;
-    for _ in 0..100 {
-        if probe.run().is_ok() {
-            healthy = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(healthy, "flags after --options (-l, -p) are applied");
+    assert!(
+        eventually(|| TcpStream::connect(format!("127.0.0.1:{port}")).is_ok()),
+        "flags after --options (-l, -p) are applied"
+    );
     let pid = child.id().to_string();
     assert!(
         std::process::Command::new("kill")
