@@ -78,3 +78,128 @@ bench:
 
 clean:
 	$(CARGO) clean
+
+# ===========================================================================
+# Static binaries, the Home Assistant add-on image, emulated tests
+# ===========================================================================
+#
+#   make static          x86_64-unknown-linux-musl           -> dist/qnetd-x86_64
+#   make aarch64         aarch64-unknown-linux-musl          -> dist/qnetd-aarch64
+#   make armv7           armv7-unknown-linux-gnueabihf with
+#                        -C target-feature=+crt-static       -> dist/qnetd-armv7
+#                        (rustup serves no armv7 musl std here, so this is
+#                        glibc linked statically)
+#   make dist            all three, then a size table
+#   make test-aarch64    the test suite under qemu-aarch64-static
+#   make test-armv7      the test suite under qemu-arm-static (32-bit usize)
+#   make image           addon/Dockerfile for this host's arch -> qnetd-addon:VERSION
+#   make image-test      image, healthcheck, SIGTERM, /data, then the interop
+#                        scenarios against the container (root)
+#   make interop-armv7   the interop scenarios against dist/qnetd-armv7 under
+#                        qemu-arm-static (root)
+#
+# Each binary is stripped (release profile) and checked with `file`: the
+# target fails unless it is statically linked and stripped.
+#
+# CROSS=1 builds with `cross` (Docker or Podman, images per target, see
+# cross.toml) instead of the local cross toolchains used by default.
+
+export CROSS_CONFIG := cross.toml
+CROSS      ?=
+XCARGO     := $(if $(CROSS),cross,$(CARGO))
+VERSION    := $(shell sed -n 's/^version: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' addon/config.yaml)
+IMAGE      ?= qnetd-addon:$(VERSION)
+# podman (with runc: crun is not installed everywhere) or docker.
+CONTAINER  ?= $(if $(shell command -v podman),podman --runtime runc,docker)
+
+TRIPLE_x86_64  := x86_64-unknown-linux-musl
+TRIPLE_aarch64 := aarch64-unknown-linux-musl
+TRIPLE_armv7   := armv7-unknown-linux-gnueabihf
+QEMU_aarch64   := qemu-aarch64-static
+QEMU_armv7     := qemu-arm-static
+# Home Assistant arch of this host, and our binary for it.
+HOST_MACHINE   := $(shell uname -m)
+HA_ARCH        := $(if $(filter aarch64 arm64,$(HOST_MACHINE)),aarch64,amd64)
+BIN_ARCH       := $(if $(filter aarch64,$(HA_ARCH)),aarch64,x86_64)
+
+# The armv7 binary is static glibc: crt-static for that target only (the
+# per-target variable leaves build scripts and the host cache alone).
+export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUSTFLAGS := -C target-feature=+crt-static
+ifeq ($(CROSS),)
+# Local toolchains (Debian: musl-tools, gcc-aarch64-linux-gnu,
+# gcc-arm-linux-gnueabihf, libc6-dev-armhf-cross). ring compiles C and
+# assembly, so each target needs a C compiler; gcc works for x86_64 musl
+# when musl-gcc is missing.
+export CC_x86_64_unknown_linux_musl ?= $(if $(shell command -v musl-gcc),musl-gcc,gcc)
+export CC_aarch64_unknown_linux_musl ?= aarch64-linux-gnu-gcc
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER ?= aarch64-linux-gnu-gcc
+export CC_armv7_unknown_linux_gnueabihf ?= arm-linux-gnueabihf-gcc
+export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_LINKER ?= arm-linux-gnueabihf-gcc
+endif
+
+.PHONY: static aarch64 armv7 dist sizes test-aarch64 test-armv7 image image-test interop-armv7
+
+# $(call static-bin,ARCH): build, copy to dist/qnetd-ARCH, check, print size.
+define static-bin
+	$(XCARGO) build --release --locked --bin qnetd --target $(TRIPLE_$(1))
+	@mkdir -p dist
+	cp $(TARGET_DIR)/$(TRIPLE_$(1))/release/qnetd dist/qnetd-$(1)
+	@f="$$(file -b dist/qnetd-$(1))"; echo "dist/qnetd-$(1): $$f"; \
+	case "$$f" in *"dynamically linked"*|*interpreter*) \
+		echo "dist/qnetd-$(1) is not statically linked"; rm -f dist/qnetd-$(1); exit 1;; esac; \
+	case "$$f" in *"statically linked"*|*"static-pie linked"*) ;; \
+		*) echo "dist/qnetd-$(1): cannot tell that it is static"; rm -f dist/qnetd-$(1); exit 1;; esac; \
+	case "$$f" in *", stripped"*) ;; \
+		*) echo "dist/qnetd-$(1) is not stripped"; rm -f dist/qnetd-$(1); exit 1;; esac
+	@echo "dist/qnetd-$(1): $$(stat -c %s dist/qnetd-$(1)) bytes"
+endef
+
+static:
+	$(call static-bin,x86_64)
+
+aarch64:
+	$(call static-bin,aarch64)
+
+armv7:
+	$(call static-bin,armv7)
+
+dist: static aarch64 armv7 sizes
+
+sizes:
+	@for f in dist/qnetd-*; do printf '%-22s %9s bytes  %6s KiB\n' "$$f" "$$(stat -c %s $$f)" "$$(( $$(stat -c %s $$f) / 1024 ))"; done
+
+# The test suite under qemu-user. Doc tests do not run for a foreign target
+# (stable cargo cannot cross-run them); benches are not built. Tests that
+# need root, network namespaces or the reference server are #[ignore]d and
+# stay ignored here; QNETD_TEST_EMULATED=1 lets a test skip what qemu-user
+# cannot do (none needs it today).
+test-aarch64:
+	QNETD_TEST_EMULATED=1 CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUNNER=$(QEMU_aarch64) \
+		$(XCARGO) test --locked --target $(TRIPLE_aarch64) --lib --bins --tests
+
+test-armv7:
+	QNETD_TEST_EMULATED=1 CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUNNER=$(QEMU_armv7) \
+		$(XCARGO) test --locked --target $(TRIPLE_armv7) --lib --bins --tests
+
+# The add-on image for this host's architecture. The build context is
+# addon/ (as for the Supervisor); the binary is staged in addon/dist/.
+# podman builds need --format docker: OCI images drop HEALTHCHECK.
+image: $(if $(filter x86_64,$(BIN_ARCH)),static,aarch64)
+	@mkdir -p addon/dist
+	cp dist/qnetd-$(BIN_ARCH) addon/dist/qnetd-$(BIN_ARCH)
+	$(CONTAINER) build $(if $(findstring podman,$(CONTAINER)),--format docker) --build-arg BUILD_ARCH=$(HA_ARCH) --build-arg BUILD_VERSION=$(VERSION) \
+		-t $(IMAGE) addon
+	@bytes=$$($(CONTAINER) image inspect --format '{{.Size}}' $(IMAGE)); \
+	echo "image $(IMAGE) ($(HA_ARCH)): $$bytes bytes ($$(( bytes / 1024 )) KiB)"; \
+	[ "$$bytes" -le $$((3 * 1024 * 1024)) ] || { echo "image is larger than 3 MiB"; exit 1; }
+
+image-test: image
+	@[ "$$(id -u)" = 0 ] || { echo "make image-test needs root (network namespaces)"; exit 1; }
+	IMAGE=$(IMAGE) CONTAINER='$(CONTAINER)' INTEROP=$(INTEROP) SCENARIOS='$(INTEROP_SCENARIOS)' \
+		RESULTS=$(TARGET_DIR)/interop-results tests/image-test.sh
+
+interop-armv7: armv7
+	@[ "$$(id -u)" = 0 ] || { echo "make interop-armv7 needs root (network namespaces)"; exit 1; }
+	QI_RESULTS=$(TARGET_DIR)/interop-results \
+	$(INTEROP)/scenarios.sh '$(QEMU_armv7) $(CURDIR)/dist/qnetd-armv7 -f -d -s "$$QNETD_TLS" -l "$$QNETD_ADDR" -p "$$QNETD_PORT"' \
+		$(INTEROP_SCENARIOS)

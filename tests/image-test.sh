@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# `make image-test`: the add-on image run the way the Supervisor runs it,
+# then the interop scenarios with the container as the QNetd server.
+#
+#   IMAGE=qnetd-addon:0.1.0 CONTAINER='podman --runtime runc' \
+#   INTEROP=../shared/interop SCENARIOS='a b c d e f h i' tests/image-test.sh
+#
+# Checks, each printed as PASS/FAIL, then "N passed, M failed":
+#   1. a bad option stops the container with one line naming it, exit != 0
+#   2. the server starts from /data/options.json, PID 1, log on stdout
+#   3. the HEALTHCHECK command reports healthy
+#   4. SIGTERM: exit code 0 within 1 s
+#   5. /data after a restart: certificate store kept (with TLS), nothing else
+#   6. the interop scenarios against the container (root, network namespaces)
+set -uo pipefail
+
+: "${IMAGE:?set IMAGE}"
+: "${INTEROP:?set INTEROP (the shared/interop directory)}"
+CONTAINER=${CONTAINER:-podman --runtime runc}
+SCENARIOS=${SCENARIOS:-a b c d e f h i}
+RESULTS=${RESULTS:-/tmp/qnetd-image-test-results}
+# podman needs explicit limits here (the defaults exceed this sandbox's).
+LIMITS="--ulimit nofile=20000:20000 --ulimit nproc=1000:1000"
+# TLS mode of the first run: on, unless this build refuses TLS.
+TLS=${TLS:-auto}
+
+work=$(mktemp -d /tmp/qnetd-image-test.XXXXXX)
+name=qnetd-image-test-$$
+passed=0
+failed=0
+
+cleanup() {
+    $CONTAINER rm -f "$name" > /dev/null 2>&1
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+pass() { echo "PASS: $*"; passed=$((passed + 1)); }
+fail() { echo "FAIL: $*"; failed=$((failed + 1)); }
+
+options() { # options TLS [LOG_LEVEL] -> $work/data/options.json
+    mkdir -p "$work/data"
+    printf '{"log_level":"%s","tls":"%s","client_cert_required":true,"max_clients":0,"keep_active_partition_tie_breaker":false,"heartbeat_interval_min":1000,"heartbeat_interval_max":120000}\n' \
+        "${2:-info}" "$1" > "$work/data/options.json"
+}
+
+start() { # start: detached, bridge network (no port clash with the host)
+    $CONTAINER rm -f "$name" > /dev/null 2>&1
+    $CONTAINER run -d --name "$name" $LIMITS -v "$work/data:/data" "$IMAGE" > /dev/null
+}
+
+wait_log() { # wait_log PATTERN: up to 10 s
+    for _ in $(seq 100); do
+        $CONTAINER logs "$name" 2>&1 | grep -q -- "$1" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+running() { [ "$($CONTAINER inspect --format '{{.State.Running}}' "$name" 2> /dev/null)" = true ]; }
+
+echo "== image $IMAGE"
+$CONTAINER image inspect --format 'size={{.Size}} bytes  arch={{.Architecture}}  entrypoint={{.Config.Entrypoint}}' "$IMAGE"
+$CONTAINER image inspect --format '{{range $k, $v := .Config.Labels}}{{$k}}={{$v}}{{"\n"}}{{end}}' "$IMAGE" | grep -E '^io\.hass\.'
+
+echo "== 1. a bad option"
+options maybe
+$CONTAINER run --name "$name-bad" $LIMITS -v "$work/data:/data" "$IMAGE" > "$work/bad.out" 2> "$work/bad.err"
+code=$?
+$CONTAINER rm -f "$name-bad" > /dev/null 2>&1
+cat "$work/bad.out" "$work/bad.err"
+if [ "$code" != 0 ] && [ "$(cat "$work/bad.out" "$work/bad.err" | wc -l)" = 1 ] \
+    && grep -q 'options.json: tls: expected one of off, on, required, got "maybe"' "$work/bad.err"; then
+    pass "bad option: exit $code, one line naming the option"
+else
+    fail "bad option: exit $code"
+fi
+
+echo "== 2. start from /data/options.json"
+if [ "$TLS" = auto ]; then
+    options on
+    start
+    sleep 1.5
+    if running; then TLS=on; else TLS=off; $CONTAINER logs "$name" 2>&1 | tail -1; fi
+    $CONTAINER rm -f "$name" > /dev/null 2>&1
+fi
+echo "TLS for the container checks: $TLS"
+options "$TLS"
+start
+if wait_log "QNetd ready to provide service"; then
+    pid=$($CONTAINER inspect --format '{{.State.Pid}}' "$name")
+    nspid=$(awk '/^NSpid:/ {print $NF}' "/proc/$pid/status")
+    $CONTAINER logs "$name" 2>&1 | head -3
+    if [ "$nspid" = 1 ]; then pass "started; qnetd is PID 1 in the container"; else fail "PID in container: $nspid"; fi
+else
+    $CONTAINER logs "$name" 2>&1 | tail -5
+    fail "server did not start"
+fi
+
+echo "== 3. healthcheck"
+hc=$($CONTAINER exec "$name" /qnetd healthcheck 2>&1)
+code=$?
+echo "$hc"
+if [ "$code" = 0 ]; then pass "qnetd healthcheck in the container: exit 0"; else fail "healthcheck exit $code"; fi
+if [[ $CONTAINER == podman* ]]; then
+    if $CONTAINER healthcheck run "$name"; then pass "podman healthcheck run (the image's HEALTHCHECK): healthy"; else fail "podman healthcheck run"; fi
+fi
+
+echo "== 4. SIGTERM"
+t0=$(date +%s%N)
+$CONTAINER kill --signal TERM "$name" > /dev/null
+code=$($CONTAINER wait "$name")
+ms=$((($(date +%s%N) - t0) / 1000000))
+$CONTAINER logs "$name" 2>&1 | tail -1
+if [ "$code" = 0 ] && [ "$ms" -lt 1000 ]; then
+    pass "SIGTERM: exit 0 after ${ms} ms"
+else
+    fail "SIGTERM: exit $code after ${ms} ms"
+fi
+
+echo "== 5. /data across a restart"
+before=$(cd "$work/data" && find . -type f | sort | xargs -r sha256sum)
+start
+wait_log "QNetd ready to provide service" > /dev/null
+$CONTAINER kill --signal TERM "$name" > /dev/null
+$CONTAINER wait "$name" > /dev/null
+after=$(cd "$work/data" && find . -type f | sort | xargs -r sha256sum)
+(cd "$work/data" && find . | sort | xargs ls -ld)
+if [ "$TLS" = on ]; then
+    if [ -f "$work/data/tls/qnetd-cacert.crt" ] && [ "$before" = "$after" ]; then
+        pass "/data/tls holds the store and the restart kept it unchanged"
+    else
+        fail "/data/tls after restart"
+    fi
+else
+    if [ "$before" = "$after" ]; then
+        pass "/data unchanged by a restart (TLS off: no store, as expected)"
+    else
+        fail "/data changed across a restart"
+    fi
+fi
+$CONTAINER rm -f "$name" > /dev/null 2>&1
+
+echo "== 6. interop scenarios ($SCENARIOS) with the container as QNetd"
+if [ "$(id -u)" != 0 ]; then
+    fail "interop needs root"
+else
+    # The harness passes -l/-p only through QNETD_ADDR/PORT; they go after
+    # --options as flags, and QNETD_TLS (off|on|req) into the options file.
+    cmd='mkdir -p "$QNETD_STATE_DIR/data" && case "$QNETD_TLS" in req) t=required;; *) t=$QNETD_TLS;; esac'
+    cmd+=' && printf "{\"log_level\":\"debug\",\"tls\":\"%s\"}\n" "$t" > "$QNETD_STATE_DIR/data/options.json"'
+    cmd+=" && exec $CONTAINER run --rm --network host $LIMITS"
+    cmd+=' -v "$QNETD_STATE_DIR/data:/data" '"$IMAGE"' -l "$QNETD_ADDR" -p "$QNETD_PORT"'
+    echo "qnetd command: $cmd"
+    # shellcheck disable=SC2086 # SCENARIOS is a list
+    if QI_QNETD_NETNS_ONLY=1 QI_RESULTS="$RESULTS" "$INTEROP/scenarios.sh" "$cmd" $SCENARIOS; then
+        pass "interop scenarios $SCENARIOS against the container"
+    else
+        fail "interop scenarios against the container (logs in $RESULTS)"
+    fi
+    # A container left behind by a hard kill.
+    $CONTAINER ps -a -q --filter "ancestor=$IMAGE" | xargs -r $CONTAINER rm -f > /dev/null
+fi
+
+echo "image-test: $passed passed, $failed failed"
+[ "$failed" = 0 ]
