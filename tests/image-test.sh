@@ -17,7 +17,7 @@ set -uo pipefail
 : "${IMAGE:?set IMAGE}"
 : "${INTEROP:?set INTEROP (the shared/interop directory)}"
 CONTAINER=${CONTAINER:-podman --runtime runc}
-SCENARIOS=${SCENARIOS:-a b c d e f h i}
+SCENARIOS=${SCENARIOS-a b c d e f h i}   # empty or "none": skip step 6
 RESULTS=${RESULTS:-/tmp/qnetd-image-test-results}
 # podman needs explicit limits here (the defaults exceed this sandbox's).
 LIMITS="--ulimit nofile=20000:20000 --ulimit nproc=1000:1000"
@@ -65,12 +65,15 @@ $CONTAINER image inspect --format '{{range $k, $v := .Config.Labels}}{{$k}}={{$v
 
 echo "== 1. a bad option"
 options maybe
-$CONTAINER run --name "$name-bad" $LIMITS -v "$work/data:/data" "$IMAGE" > "$work/bad.out" 2> "$work/bad.err"
-code=$?
+# The container's own output comes from `logs`: podman's run may add its
+# own complaints (no systemd for healthcheck timers) on stderr.
+$CONTAINER run --name "$name-bad" $LIMITS -v "$work/data:/data" "$IMAGE" > /dev/null 2>&1
+code=$($CONTAINER inspect --format '{{.State.ExitCode}}' "$name-bad")
+$CONTAINER logs "$name-bad" > "$work/bad.out" 2>&1
 $CONTAINER rm -f "$name-bad" > /dev/null 2>&1
-cat "$work/bad.out" "$work/bad.err"
-if [ "$code" != 0 ] && [ "$(cat "$work/bad.out" "$work/bad.err" | wc -l)" = 1 ] \
-    && grep -q 'options.json: tls: expected one of off, on, required, got "maybe"' "$work/bad.err"; then
+cat "$work/bad.out"
+if [ "$code" != 0 ] && [ "$(wc -l < "$work/bad.out")" = 1 ] \
+    && grep -q 'options.json: tls: expected one of off, on, required, got "maybe"' "$work/bad.out"; then
     pass "bad option: exit $code, one line naming the option"
 else
     fail "bad option: exit $code"
@@ -142,7 +145,9 @@ fi
 $CONTAINER rm -f "$name" > /dev/null 2>&1
 
 echo "== 6. interop scenarios ($SCENARIOS) with the container as QNetd"
-if [ "$(id -u)" != 0 ]; then
+if [ -z "$SCENARIOS" ] || [ "$SCENARIOS" = none ]; then
+    echo "SKIP: no scenarios asked for"
+elif [ "$(id -u)" != 0 ]; then
     fail "interop needs root"
 else
     # The harness passes -l/-p only through QNETD_ADDR/PORT; they go after
