@@ -12,6 +12,7 @@
 #   4. SIGTERM: exit code 0 within 1 s
 #   5. /data after a restart: certificate store kept (with TLS), nothing else
 #   6. the interop scenarios against the container (root, network namespaces)
+# and first, where apparmor_parser exists, that addon/apparmor.txt compiles.
 set -uo pipefail
 
 : "${IMAGE:?set IMAGE}"
@@ -62,6 +63,18 @@ running() { [ "$($CONTAINER inspect --format '{{.State.Running}}' "$name" 2> /de
 echo "== image $IMAGE"
 $CONTAINER image inspect --format 'size={{.Size}} bytes  arch={{.Architecture}}  entrypoint={{.Config.Entrypoint}}' "$IMAGE"
 $CONTAINER image inspect --format '{{range $k, $v := .Config.Labels}}{{$k}}={{$v}}{{"\n"}}{{end}}' "$IMAGE" | grep -E '^io\.hass\.'
+
+echo "== 0. AppArmor profile"
+if command -v apparmor_parser > /dev/null; then
+    # -Q -K: compile only, load nothing into the kernel.
+    if apparmor_parser -Q -K "$(dirname "$0")/../addon/apparmor.txt"; then
+        pass "apparmor_parser compiles addon/apparmor.txt"
+    else
+        fail "apparmor_parser rejects addon/apparmor.txt"
+    fi
+else
+    echo "SKIP: apparmor_parser not installed (Debian package apparmor)"
+fi
 
 echo "== 1. a bad option"
 options maybe
