@@ -175,11 +175,11 @@ sizes:
 # cannot do (none needs it today).
 test-aarch64:
 	QNETD_TEST_EMULATED=1 CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUNNER=$(QEMU_aarch64) \
-		$(XCARGO) test --locked --target $(TRIPLE_aarch64) --lib --bins --tests
+		$(XCARGO) test --locked --no-fail-fast --target $(TRIPLE_aarch64) --lib --bins --tests
 
 test-armv7:
 	QNETD_TEST_EMULATED=1 CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUNNER=$(QEMU_armv7) \
-		$(XCARGO) test --locked --target $(TRIPLE_armv7) --lib --bins --tests
+		$(XCARGO) test --locked --no-fail-fast --target $(TRIPLE_armv7) --lib --bins --tests
 
 # The add-on image for this host's architecture. The build context is
 # addon/ (as for the Supervisor); the binary is staged in addon/dist/.
