@@ -170,15 +170,18 @@ sizes:
 
 # The test suite under qemu-user. Doc tests do not run for a foreign target
 # (stable cargo cannot cross-run them); benches are not built. Tests that
-# need root, network namespaces or the reference server are #[ignore]d and
-# stay ignored here; QNETD_TEST_EMULATED=1 lets a test skip what qemu-user
-# cannot do (none needs it today).
+# start our binary run it through QNETD_TEST_RUNNER (no binfmt_misc here);
+# QNETD_TEST_EMULATED=1 skips what cannot work under qemu-user (a test that
+# re-executes its own test binary). Tests that need root, network
+# namespaces or the reference server are #[ignore]d and stay ignored.
 test-aarch64:
-	QNETD_TEST_EMULATED=1 CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUNNER=$(QEMU_aarch64) \
+	QNETD_TEST_EMULATED=1 QNETD_TEST_RUNNER=$(QEMU_aarch64) \
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUNNER=$(QEMU_aarch64) \
 		$(XCARGO) test --locked --no-fail-fast --target $(TRIPLE_aarch64) --lib --bins --tests
 
 test-armv7:
-	QNETD_TEST_EMULATED=1 CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUNNER=$(QEMU_armv7) \
+	QNETD_TEST_EMULATED=1 QNETD_TEST_RUNNER=$(QEMU_armv7) \
+	CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUNNER=$(QEMU_armv7) \
 		$(XCARGO) test --locked --no-fail-fast --target $(TRIPLE_armv7) --lib --bins --tests
 
 # The add-on image for this host's architecture. The build context is

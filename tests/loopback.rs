@@ -21,6 +21,19 @@ use qnetd::proto::{
 
 const BIN: &str = env!("CARGO_BIN_EXE_qnetd");
 
+/// Our binary; under qemu-user (`make test-armv7`) through the emulator
+/// named by `QNETD_TEST_RUNNER`.
+fn bin() -> Command {
+    match std::env::var_os("QNETD_TEST_RUNNER").filter(|r| !r.is_empty()) {
+        Some(runner) => {
+            let mut c = Command::new(runner);
+            c.arg(BIN);
+            c
+        }
+        None => Command::new(BIN),
+    }
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -57,7 +70,7 @@ impl Server {
     }
 
     fn spawn(dir: &std::path::Path, port: u16, extra: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = bin();
         cmd.args([
             "-f",
             "-s",
@@ -308,14 +321,14 @@ fn cli_errors_exit_1_with_one_line() {
         ),
     ];
     for (args, msg) in cases {
-        let out = Command::new(BIN).args(*args).output().unwrap();
+        let out = bin().args(*args).output().unwrap();
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         assert!(err.contains(msg), "{args:?}: {err}");
     }
     for flag in ["-h", "-v"] {
-        let out = Command::new(BIN).arg(flag).output().unwrap();
+        let out = bin().arg(flag).output().unwrap();
         assert_eq!(out.status.code(), Some(1), "{flag}");
         assert!(!out.stdout.is_empty());
     }

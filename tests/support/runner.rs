@@ -29,7 +29,7 @@ use std::fs::File;
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -182,7 +182,7 @@ impl Server {
             let port = free_port().map_err(|e| format!("free port: {e}"))?;
             let log = File::create(dir.join("server.log")).map_err(|e| e.to_string())?;
             let log2 = log.try_clone().map_err(|e| e.to_string())?;
-            let mut child = Command::new(&spec.program)
+            let mut child = super::command(&spec.program, None)
                 .args(Self::args(port, &dir, extra, settings))
                 .stdin(Stdio::null())
                 .stdout(log)

@@ -14,9 +14,8 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -160,7 +159,7 @@ impl Server {
             s.push(',');
             s.push_str(settings);
         }
-        let child = Command::new(kind.exe())
+        let child = super::command(kind.exe(), None)
             .args(["-f", "-d", "-s", "off", "-l", "127.0.0.1", "-p"])
             .arg(port.to_string())
             .arg("-S")
@@ -241,8 +240,7 @@ pub struct ToolRun {
 
 /// Runs `exe` with `argv[0]` = `arg0`.
 pub fn run_tool(exe: &Path, arg0: &str, args: &[&str]) -> ToolRun {
-    let out = Command::new(exe)
-        .arg0(arg0)
+    let out = super::command(exe, Some(arg0))
         .args(args)
         .stdin(Stdio::null())
         .output()
