@@ -10,7 +10,7 @@
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -553,17 +553,18 @@ fn bad_options_file_exits_non_zero_with_one_line() {
     clippy::disallowed_methods,
     reason = "the test measures wall-clock stop time"
 )]
-fn addon_mode_serves_logs_to_stdout_and_stops_on_sigterm() {
+fn addon_mode_logs_to_stdout_and_stops_on_sigterm() {
+    use std::io::BufRead as _;
     let dir = temp_dir("run");
     let file = dir.join("options.json");
-    std::fs::write(&file, r#"{"tls":"off","log_level":"warning"}"#).unwrap();
+    std::fs::write(&file, r#"{"tls":"off","log_level":"info"}"#).unwrap();
     let port = free_port().to_string();
     let lock = format!(
         "lock_file={},local_socket_file={}",
         dir.join("q.pid").display(),
         dir.join("q.sock").display()
     );
-    let child = qnetd(&[
+    let mut child = qnetd(&[
         "--options",
         file.to_str().unwrap(),
         "-l",
@@ -577,9 +578,27 @@ fn addon_mode_serves_logs_to_stdout_and_stops_on_sigterm() {
     .stderr(std::process::Stdio::piped())
     .spawn()
     .unwrap();
+    // Wait for the ready line: it is logged once the signal handlers are
+    // installed (a SIGTERM before that would take the default action).
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            let _ = tx.send(line.clone());
+            lines.push(line);
+        }
+        lines
+    });
+    let ready = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a first log line on stdout");
     assert!(
-        eventually(|| TcpStream::connect(format!("127.0.0.1:{port}")).is_ok()),
-        "flags after --options (-l, -p) are applied"
+        ready.contains(&format!(
+            "QNetd ready to provide service: listening on 127.0.0.1:{port} (tls=off"
+        )),
+        "flags after --options (-l, -p) are applied: {ready}"
     );
     let pid = child.id().to_string();
     assert!(
@@ -590,11 +609,18 @@ fn addon_mode_serves_logs_to_stdout_and_stops_on_sigterm() {
             .success()
     );
     let start = std::time::Instant::now();
-    let out = child.wait_with_output().unwrap();
+    let status = child.wait().unwrap();
     assert!(start.elapsed() < Duration::from_secs(1), "stops within 1 s");
-    assert_eq!(out.status.code(), Some(0));
-    // log_level warning: the info lines (ready, shutting down) are filtered.
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert_eq!(status.code(), Some(0));
+    let lines = reader.join().unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("Signal received - shutting down")),
+        "{lines:?}"
+    );
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(stderr, "", "add-on mode logs to stdout only");
     assert!(Path::new(&dir.join("q.pid")).exists());
 }
