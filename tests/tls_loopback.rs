@@ -369,3 +369,58 @@ fn clear_text_after_starttls_is_an_alert_and_a_close() {
         "a TLS alert record: {alert:02x?}"
     );
 }
+
+#[test]
+fn certutil_under_the_reference_name() {
+    let dir = std::env::temp_dir().join(format!("qnetd-certutil-link-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = dir.join("corosync-qnetd-certutil");
+    std::os::unix::fs::symlink(BIN, &link).unwrap();
+    let store = dir.join("store");
+    let out = Command::new(&link)
+        .arg("-d")
+        .arg(&store)
+        .arg("-i")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(store.join("qnetd-cacert.crt").is_file());
+    // Signing a request as the node tool makes it (here with an ECDSA key).
+    let (csr, _) = make_request(CLUSTER);
+    let req = dir.join("qdevice-net-node.crq");
+    std::fs::write(&req, csr).unwrap();
+    let out = Command::new(&link)
+        .arg("-d")
+        .arg(&store)
+        .args(["-s", "-c"])
+        .arg(&req)
+        .args(["-n", CLUSTER])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let crt = store.join(format!("cluster-{CLUSTER}.crt"));
+    assert!(
+        stdout.contains(&format!("Certificate stored in {}", crt.display())),
+        "{stdout}"
+    );
+    assert!(crt.is_file());
+    // Usage errors exit as the reference's script does.
+    let out = Command::new(&link)
+        .arg("-d")
+        .arg(&store)
+        .args(["-s", "-n", CLUSTER])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "-s without -c");
+    let _ = std::fs::remove_dir_all(&dir);
+}
