@@ -480,6 +480,10 @@ impl Server {
                     }
                 };
                 budget = budget.saturating_sub(n);
+                // A short read leaves the socket buffer empty; data arriving
+                // later raises a new edge, so skip the read that would only
+                // say WouldBlock (one syscall less per message).
+                let drained = n < buf.len();
                 let data = buf.get(..n).unwrap_or_default();
                 let input = instance.handle_input(now, id, data);
                 if input.start_tls {
@@ -487,6 +491,8 @@ impl Server {
                     if !start_tls(now, instance, conn, tls_config.as_ref(), leftover) {
                         return ReadOutcome::Closed;
                     }
+                } else if drained {
+                    return ReadOutcome::Drained;
                 }
             }
             if budget == 0 {
