@@ -77,5 +77,13 @@ ci: test interop
 bench:
 	$(CARGO) bench --bench codec --bench core
 
+# Fuzzing needs cargo-fuzz (cargo install cargo-fuzz); RUSTC_BOOTSTRAP lets
+# a stable toolchain take the sanitizer flags.
+FUZZ_SECONDS ?= 60
+fuzz:
+	cd fuzz && for t in frame msg_roundtrip instance; do \
+		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
+
 clean:
 	$(CARGO) clean
