@@ -224,6 +224,7 @@ pub(crate) struct Config {
     pub(crate) heartbeat_ms: u32,
     pub(crate) heartbeats: bool,
     pub(crate) retry_delay: Duration,
+    pub(crate) connect_timeout: Duration,
     pub(crate) tls: Option<(Vec<Arc<ClientConfig>>, ServerName<'static>)>,
     pub(crate) server_pid: Option<u32>,
     pub(crate) seed: u64,
@@ -242,6 +243,9 @@ pub(crate) struct Ctx {
     hb_heap: BinaryHeap<Reverse<(Instant, u32, u32)>>,
     retry_heap: BinaryHeap<Reverse<(Instant, u32)>>,
     retry_delay: Duration,
+    /// Set-up deadlines of connection attempts: (deadline, client, generation).
+    setup_heap: BinaryHeap<Reverse<(Instant, u32, u32)>>,
+    connect_timeout: Duration,
     names: Vec<String>,
     tls: Option<(Vec<Arc<ClientConfig>>, ServerName<'static>)>,
     scratch: Vec<u8>,
@@ -335,6 +339,8 @@ impl Engine {
                 hb_ms: cfg.heartbeat_ms,
                 hb_heap: BinaryHeap::new(),
                 retry_heap: BinaryHeap::new(),
+                setup_heap: BinaryHeap::new(),
+                connect_timeout: cfg.connect_timeout,
                 retry_delay: cfg.retry_delay,
                 names,
                 tls: cfg.tls,
@@ -359,7 +365,8 @@ impl Engine {
             .server_pid
             .and_then(|p| procfs::sample(Some(p), self.ticks).ok())
             .unwrap_or_default();
-        let me = procfs::sample(None, self.ticks).unwrap_or_default();
+        let mut me = procfs::sample(None, self.ticks).unwrap_or_default();
+        me.sys_busy_ms = procfs::system_busy_ms(self.ticks);
         (server, me)
     }
 
@@ -393,6 +400,9 @@ impl Engine {
                 wake = wake.min(*t);
             }
             if let Some(Reverse((t, _))) = self.ctx.retry_heap.peek() {
+                wake = wake.min(*t);
+            }
+            if let Some(Reverse((t, _, _))) = self.ctx.setup_heap.peek() {
                 wake = wake.min(*t);
             }
             if let Some((t, _, _)) = self.rate_next {
@@ -432,6 +442,25 @@ impl Engine {
             }
             self.ctx.retry_heap.pop();
             self.queue.push_front(i);
+        }
+        // Like corosync-qdevice's connect_timeout: give up an attempt that is
+        // not through in time, and reconnect.
+        while let Some(&Reverse((t, i, generation))) = self.ctx.setup_heap.peek() {
+            if t > now {
+                break;
+            }
+            self.ctx.setup_heap.pop();
+            let Some(c) = self.clients.get_mut(i as usize) else {
+                continue;
+            };
+            if c.generation == generation && c.st.in_setup() {
+                let ms = self.ctx.connect_timeout.as_millis();
+                c.fail(
+                    i as usize,
+                    &mut self.ctx,
+                    Fail::Drop(format!("not set up within {ms} ms ({:?})", c.st)),
+                );
+            }
         }
         while let Some(&Reverse((t, i, generation))) = self.ctx.hb_heap.peek() {
             if t > now {
@@ -498,14 +527,22 @@ impl Engine {
         let s1 = self.sample();
         if !ok {
             self.ctx.errors.protocol += 1;
+            let mut states: Vec<(St, usize)> = Vec::new();
+            for c in &self.clients {
+                match states.iter_mut().find(|(st, _)| *st == c.st) {
+                    Some((_, k)) => *k += 1,
+                    None => states.push((c.st, 1)),
+                }
+            }
             self.ctx.errors.note(format!(
-                "set-up: only {} of {n} clients ready after {timeout:?}",
+                "set-up: only {} of {n} clients ready after {timeout:?} (states: {states:?})",
                 self.ctx.stats.ready
             ));
         }
         // Nothing left to connect: stop retrying.
         self.queue.clear();
         self.ctx.retry_heap.clear();
+        self.ctx.setup_heap.clear();
         (Self::window(s0, s1, t0, t1), ok)
     }
 
@@ -780,6 +817,11 @@ impl Client {
         self.decision = None;
         self.hb_pending = false;
         self.set_st(St::Connecting, ctx);
+        ctx.setup_heap.push(Reverse((
+            Instant::now() + ctx.connect_timeout,
+            self.idx,
+            self.generation,
+        )));
         let res = TcpStream::connect(ctx.addr).and_then(|mut s| {
             registry.register(&mut s, Token(i), Interest::READABLE | Interest::WRITABLE)?;
             s.set_nodelay(true)?;

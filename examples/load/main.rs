@@ -71,6 +71,7 @@ usage: load [OPTIONS] [-- SERVER COMMAND...]
   --connect-concurrency N   clients handshaking at once during set-up (8)
   --setup-timeout S         give up set-up after S seconds (60)
   --retry-delay-ms MS       reconnect a dropped client after [0, MS) (1000)
+  --connect-timeout MS      drop and retry an attempt not set up by then (8000)
   --heartbeat MS            heartbeat interval sent in INIT (8000)
   --no-heartbeats           never send heartbeat echoes
   --idle S                  idle phase length (10)
@@ -125,6 +126,7 @@ struct Args {
     concurrency: usize,
     setup_timeout: Duration,
     retry_delay: Duration,
+    connect_timeout: Duration,
     heartbeat_ms: u32,
     heartbeats: bool,
     idle: Duration,
@@ -166,6 +168,8 @@ impl Default for Args {
             concurrency: 8,
             setup_timeout: Duration::from_secs(60),
             retry_delay: Duration::from_millis(1000),
+            // corosync-qdevice: 0.8 * quorum.device.timeout (10 s).
+            connect_timeout: Duration::from_millis(8000),
             heartbeat_ms: 8000,
             heartbeats: true,
             idle: Duration::from_secs(10),
@@ -236,6 +240,9 @@ fn parse_args() -> Result<Cmd, lexopt::Error> {
             Long("setup-timeout") => a.setup_timeout = secs(p.value()?)?,
             Long("retry-delay-ms") => {
                 a.retry_delay = Duration::from_millis(p.value()?.parse()?);
+            }
+            Long("connect-timeout") => {
+                a.connect_timeout = Duration::from_millis(p.value()?.parse()?);
             }
             Long("heartbeat") => a.heartbeat_ms = p.value()?.parse()?,
             Long("no-heartbeats") => a.heartbeats = false,
@@ -400,6 +407,7 @@ fn run(a: &Args) -> Result<bool, String> {
         heartbeat_ms: a.heartbeat_ms,
         heartbeats: a.heartbeats,
         retry_delay: a.retry_delay,
+        connect_timeout: a.connect_timeout,
         tls,
         server_pid: pid,
         seed: a.seed,

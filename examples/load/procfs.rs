@@ -18,6 +18,9 @@ pub(crate) struct Sample {
     pub(crate) hwm_kib: u64,
     /// utime + stime in milliseconds (from clock ticks).
     pub(crate) cpu_ms: u64,
+    /// Busy CPU time of the whole machine (all cores), in milliseconds;
+    /// filled only in the load generator's own samples.
+    pub(crate) sys_busy_ms: u64,
 }
 
 /// Clock ticks per second (`getconf CLK_TCK`), 100 on every Linux we know.
@@ -63,7 +66,33 @@ pub(crate) fn sample(pid: Option<u32>, ticks: u64) -> Result<Sample, String> {
         rss_kib: field("VmRSS:"),
         hwm_kib: field("VmHWM:"),
         cpu_ms: (utime + stime) * 1000 / ticks,
+        sys_busy_ms: 0,
     })
+}
+
+/// Busy time of all CPUs since boot in ms (`/proc/stat`: everything but
+/// idle and iowait), to tell whether other processes shared the machine.
+pub(crate) fn system_busy_ms(ticks: u64) -> u64 {
+    let Ok(stat) = fs::read_to_string("/proc/stat") else {
+        return 0;
+    };
+    let Some(line) = stat.lines().next() else {
+        return 0;
+    };
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...
+    let busy: u64 = v
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, x)| x)
+        .sum();
+    busy * 1000 / ticks
 }
 
 /// The soft limit on open files of this process, from `/proc/self/limits`.

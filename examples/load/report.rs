@@ -67,6 +67,13 @@ impl Report {
         line.insert("server_cpu_pct".into(), json!(round3(pct(cpu_ms))));
         line.insert("loadgen_cpu_ms".into(), json!(my_ms));
         line.insert("loadgen_cpu_pct".into(), json!(round3(pct(my_ms))));
+        // CPU used by everything else on the machine (other engineers'
+        // builds...): a busy machine makes latencies and rates unreliable.
+        let other = m1
+            .sys_busy_ms
+            .saturating_sub(m0.sys_busy_ms)
+            .saturating_sub(cpu_ms + my_ms);
+        line.insert("other_cpu_pct".into(), json!(round3(pct(other))));
         if let Value::Object(extra) = extra {
             line.extend(extra);
         }
@@ -74,12 +81,19 @@ impl Report {
         if !self.header_done {
             self.header_done = true;
             println!(
-                "{:<10} {:>8} {:>17} {:>8} {:>9} {:>7} {:>7}  details",
-                "phase", "secs", "RSS MiB start→end", "HWM MiB", "srv cpu", "srv %", "gen %"
+                "{:<10} {:>8} {:>17} {:>8} {:>9} {:>7} {:>7} {:>7}  details",
+                "phase",
+                "secs",
+                "RSS MiB start→end",
+                "HWM MiB",
+                "srv cpu",
+                "srv %",
+                "gen %",
+                "other %"
             );
         }
         println!(
-            "{:<10} {:>8.2} {:>8.2} → {:>6.2} {:>8.2} {:>7}ms {:>7.1} {:>7.1}  {detail}",
+            "{:<10} {:>8.2} {:>8.2} → {:>6.2} {:>8.2} {:>7}ms {:>7.1} {:>7.1} {:>7.1}  {detail}",
             phase,
             w.secs,
             mib(s0.rss_kib),
@@ -87,7 +101,8 @@ impl Report {
             mib(s1.hwm_kib),
             cpu_ms,
             pct(cpu_ms),
-            pct(my_ms)
+            pct(my_ms),
+            pct(other)
         );
         if let Some(f) = &mut self.json_out {
             let _ = writeln!(f, "{line}");
