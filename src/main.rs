@@ -1,1 +1,109 @@
-fn main() {}
+#![forbid(unsafe_code)]
+//! The `qnetd` binary: the daemon and its companion tools in one file.
+//!
+//! ```text
+//! qnetd [daemon options]          the server (corosync-qnetd compatible)
+//! ```
+//!
+//! Invoked as `corosync-qnetd` (a symlink) it behaves the same.
+
+use std::ffi::OsString;
+use std::io::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+use qnetd::cli::{self, Command};
+use qnetd::config::Config;
+use qnetd::proto::TlsSupported;
+
+fn program_name(argv0: Option<&OsString>) -> String {
+    argv0
+        .and_then(|a| Path::new(a).file_name())
+        .map_or_else(|| "qnetd".to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+fn init_logging(config: &Config, to_stdout: bool) {
+    let default = if config.debug > 0 { "debug" } else { "info" };
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default));
+    builder.format(|buf, record| {
+        let level = match record.level() {
+            log::Level::Error => "error",
+            log::Level::Warn => "warning",
+            log::Level::Info => "info",
+            log::Level::Debug => "debug",
+            log::Level::Trace => "trace",
+        };
+        writeln!(
+            buf,
+            "{} {level:<7} {}",
+            buf.timestamp_seconds(),
+            record.args()
+        )
+    });
+    if to_stdout {
+        builder.target(env_logger::Target::Stdout);
+    }
+    builder.init();
+}
+
+fn fail(program: &str, message: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("{program}: {message}");
+    ExitCode::FAILURE
+}
+
+fn daemon(program: &str, args: Vec<OsString>) -> ExitCode {
+    let (config, options_file, warnings) = match cli::parse(program, args) {
+        Ok(Command::Run {
+            config,
+            options_file,
+            warnings,
+        }) => (config, options_file, warnings),
+        Ok(Command::Print { text, code }) => {
+            #[allow(
+                clippy::print_stdout,
+                reason = "usage and version go to stdout, as the reference"
+            )]
+            {
+                print!("{text}");
+            }
+            return ExitCode::from(code);
+        }
+        Err(e) => return fail(program, &e),
+    };
+    if let Some(path) = options_file {
+        return fail(
+            program,
+            &format!(
+                "--options {}: Home Assistant options are not supported by this build yet",
+                path.display()
+            ),
+        );
+    }
+    if config.tls != TlsSupported::Unsupported {
+        return fail(
+            program,
+            &"TLS is not available in this build yet; start with -s off",
+        );
+    }
+    init_logging(&config, false);
+    for w in &warnings {
+        log::warn!("{w}");
+    }
+    match qnetd::net::run(&config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let mut args: Vec<OsString> = std::env::args_os().collect();
+    let program = program_name(args.first());
+    if !args.is_empty() {
+        args.remove(0);
+    }
+    daemon(&program, args)
+}

@@ -29,6 +29,7 @@
     )
 )]
 
+pub mod build;
 pub mod enums;
 pub mod error;
 pub mod frame;

@@ -1,0 +1,234 @@
+//! The daemon's command line, compatible with `corosync-qnetd`
+//! (`qdevices/corosync-qnetd.c: cli_parse`): the same options, defaults,
+//! validation messages and exit codes.
+//!
+//! ```text
+//! qnetd [-46dfhv] [-l listen_addr] [-p listen_port] [-s tls]
+//!       [-c client_cert_required] [-m max_clients] [-S option=value[,option2=value2,...]]
+//!       [--options FILE]
+//! ```
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use crate::config::{Config, ConfigError, IpVersion, parse_bool, parse_int};
+use crate::proto::{DecisionAlgorithm, MsgType, SUPPORTED_DECISION_ALGORITHMS, SUPPORTED_MESSAGES};
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Run the server.
+    Run {
+        /// Settings from the options.
+        config: Box<Config>,
+        /// `--options FILE`: Home Assistant options to apply on top.
+        options_file: Option<PathBuf>,
+        /// Warnings to log once logging is up (deprecated `-S` keys).
+        warnings: Vec<String>,
+    },
+    /// Print `text` to stdout and exit with `code` (`-h`, `-v`).
+    Print {
+        /// The text.
+        text: String,
+        /// The exit status (1, as the reference).
+        code: u8,
+    },
+}
+
+/// The usage text, as `corosync-qnetd -h` prints it, with our name.
+#[must_use]
+pub fn usage(program: &str) -> String {
+    format!(
+        "usage: {program} [-46dfhv] [-l listen_addr] [-p listen_port] [-s tls]\n{:14}[-c client_cert_required] [-m max_clients] [-S option=value[,option2=value2,...]]\n{:14}[--options FILE]\n",
+        "", ""
+    )
+}
+
+/// The `-v` text: our version, then the same capability lines as the
+/// reference's `display_version`.
+#[must_use]
+pub fn version_text() -> String {
+    let mut s = format!(
+        "qnetd version '{}' (Corosync Qdevice Network Daemon protocol 3.0.3)\n\nSupported algorithms: ",
+        env!("CARGO_PKG_VERSION")
+    );
+    for (i, a) in SUPPORTED_DECISION_ALGORITHMS.iter().enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
+        let _ = write!(s, "{sep}{} ({a})", DecisionAlgorithm::from(*a).as_str());
+    }
+    s.push_str("\nSupported message types: ");
+    for (i, t) in SUPPORTED_MESSAGES.iter().enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
+        let _ = write!(s, "{sep}{} ({t})", MsgType::from(*t).as_str());
+    }
+    s.push('\n');
+    s
+}
+
+fn value(parser: &mut lexopt::Parser) -> Result<String, ConfigError> {
+    let v = parser
+        .value()
+        .map_err(|e| ConfigError::new(e.to_string()))?;
+    v.into_string()
+        .map_err(|v| ConfigError::new(format!("invalid UTF-8 in argument {}", v.to_string_lossy())))
+}
+
+/// Parses the daemon's arguments (without the program name).
+///
+/// # Errors
+/// One line in the reference's words, e.g. `host port must be in range
+/// 1-65535`; the caller prints it and exits with status 1.
+pub fn parse(
+    program: &str,
+    args: impl IntoIterator<Item = OsString>,
+) -> Result<Command, ConfigError> {
+    use lexopt::prelude::*;
+    let mut config = Config::default();
+    let mut warnings = Vec::new();
+    let mut options_file = None;
+    let mut parser = lexopt::Parser::from_args(args);
+    while let Some(arg) = parser.next().map_err(|e| ConfigError::new(e.to_string()))? {
+        match arg {
+            Short('4') => config.ip_version = IpVersion::V4,
+            Short('6') => config.ip_version = IpVersion::V6,
+            Short('f') => {}
+            Short('d') => config.debug = config.debug.saturating_add(1),
+            Short('c') => {
+                config.client_cert_required =
+                    parse_bool(&value(&mut parser)?).ok_or_else(|| {
+                        ConfigError::new("client_cert_required should be on/yes/1, off/no/0")
+                    })?;
+            }
+            Short('l') => config.listen_addr = Some(value(&mut parser)?),
+            Short('m') => {
+                let v = value(&mut parser)?;
+                config.max_clients = parse_int(&v, 0, i128::from(i64::MAX))
+                    .and_then(|n| usize::try_from(n).ok())
+                    .ok_or_else(|| ConfigError::new(format!("max clients value {v} is invalid")))?;
+            }
+            Short('p') => {
+                config.port = parse_int(&value(&mut parser)?, 1, i128::from(u16::MAX))
+                    .and_then(|n| u16::try_from(n).ok())
+                    .ok_or_else(|| ConfigError::new("host port must be in range 1-65535"))?;
+            }
+            Short('S') => {
+                for key in config.advanced.apply_list(&value(&mut parser)?)? {
+                    warnings.push(format!(
+                        "Option '{key}' is deprecated and has no effect anymore"
+                    ));
+                }
+            }
+            Short('s') => config.tls = Config::parse_tls(&value(&mut parser)?)?,
+            Short('v') => {
+                return Ok(Command::Print {
+                    text: version_text(),
+                    code: 1,
+                });
+            }
+            Short('h') | Long("help") => {
+                return Ok(Command::Print {
+                    text: usage(program),
+                    code: 1,
+                });
+            }
+            Long("options") => options_file = Some(PathBuf::from(value(&mut parser)?)),
+            other => {
+                return Err(ConfigError::new(format!(
+                    "{}\n{}",
+                    other.unexpected(),
+                    usage(program).trim_end()
+                )));
+            }
+        }
+    }
+    Ok(Command::Run {
+        config: Box::new(config),
+        options_file,
+        warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::TlsSupported;
+
+    fn run(args: &[&str]) -> Result<Config, String> {
+        match parse("qnetd", args.iter().map(OsString::from)) {
+            Ok(Command::Run { config, .. }) => Ok(*config),
+            Ok(Command::Print { code, .. }) => Err(format!("print {code}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_reference() {
+        let c = run(&[]).unwrap();
+        assert_eq!(c.port, 5403);
+        assert_eq!(c.tls, TlsSupported::Supported);
+        assert!(c.client_cert_required);
+        assert_eq!(c.max_clients, 0);
+        assert_eq!(c.ip_version, IpVersion::Any);
+        assert_eq!(c.advanced.max_client_send_buffers, 32);
+    }
+
+    #[test]
+    fn options_and_grouped_flags() {
+        let c = run(&[
+            "-fdd", "-6", "-s", "OFF", "-c", "no", "-p5404", "-m", "7", "-l", "::1",
+        ])
+        .unwrap();
+        assert_eq!(c.debug, 2);
+        assert_eq!(c.ip_version, IpVersion::V6);
+        assert_eq!(c.tls, TlsSupported::Unsupported);
+        assert!(!c.client_cert_required);
+        assert_eq!(c.port, 5404);
+        assert_eq!(c.max_clients, 7);
+        assert_eq!(c.listen_addr.as_deref(), Some("::1"));
+        let c = run(&[
+            "-S",
+            "keep_active_partition_tie_breaker=on",
+            "-S",
+            "heartbeat_interval_min=500",
+        ])
+        .unwrap();
+        assert!(c.advanced.keep_active_partition_tie_breaker);
+        assert_eq!(c.advanced.heartbeat_interval_min, 500);
+    }
+
+    #[test]
+    fn reference_error_messages() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["-p", "0"], "host port must be in range 1-65535"),
+            (&["-p", "65536"], "host port must be in range 1-65535"),
+            (&["-s", "required"], "tls must be one of on, off, req"),
+            (
+                &["-c", "maybe"],
+                "client_cert_required should be on/yes/1, off/no/0",
+            ),
+            (&["-m", "-1"], "max clients value -1 is invalid"),
+            (&["-S", "nope=1"], "Unknown option 'nope'"),
+            (
+                &["-S", "dpd_enabled=2"],
+                "Invalid value '2' for option 'dpd_enabled'",
+            ),
+        ];
+        for (args, msg) in cases {
+            assert_eq!(run(args).unwrap_err(), *msg, "{args:?}");
+        }
+        assert_eq!(run(&["-h"]).unwrap_err(), "print 1");
+        assert_eq!(run(&["-v"]).unwrap_err(), "print 1");
+        assert!(run(&["-x"]).unwrap_err().contains("usage:"));
+    }
+
+    #[test]
+    fn version_lists_algorithms_and_messages() {
+        let v = version_text();
+        assert!(v.contains(
+            "Supported algorithms: Test (0), Fifty-Fifty split (1), 2 Node LMS (2), LMS (3)\n"
+        ));
+        assert!(v.contains("Preinit (0), Preinit reply (1), StartTLS (2)"));
+        assert!(v.contains("Heuristics change reply (17)\n"));
+    }
+}

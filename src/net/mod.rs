@@ -1,0 +1,369 @@
+//! The shell: one single-threaded `mio` loop that owns every socket, the
+//! clock and the signals, and drives the sans-IO [`Instance`].
+//!
+//! Discipline (mio's "draining readiness" and "spurious events" rules):
+//! accept and read until `WouldBlock`, retry `Interrupted`, treat every
+//! event as a hint. Client sockets are registered once for both readable
+//! and writable edges. Work per client per wake-up is bounded
+//! ([`READ_BUDGET`]); a client cut off by the budget goes on a ready list
+//! served before the next blocking poll.
+
+mod listen;
+mod lock;
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+
+use crate::algo::ClientId;
+use crate::config::Config;
+use crate::core::{Event, Instance, InstanceConfig, Timestamp};
+use crate::error::Error;
+use crate::limits::READ_CHUNK;
+
+pub use lock::LockFile;
+
+const LISTENER: Token = Token(0);
+const SIGNALS: Token = Token(1);
+const FIRST_CLIENT: usize = 16;
+
+/// Bytes read from one client per wake-up before others get their turn.
+pub const READ_BUDGET: usize = 256 * 1024;
+
+/// One client connection.
+struct Conn {
+    stream: TcpStream,
+    id: ClientId,
+}
+
+/// The monotonic clock, as the core's [`Timestamp`].
+struct Clock(Instant);
+
+impl Clock {
+    #[allow(clippy::disallowed_methods, reason = "the clock lives in the shell")]
+    fn new() -> Self {
+        Self(Instant::now())
+    }
+
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(u64::try_from(self.0.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
+fn interrupted(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Interrupted
+}
+
+/// What reading a client produced.
+enum ReadOutcome {
+    /// Drained to `WouldBlock`.
+    Drained,
+    /// Budget used up: read again before sleeping.
+    More,
+    /// EOF or error: the client is gone.
+    Closed,
+}
+
+/// The running server.
+struct Server {
+    poll: Poll,
+    listener: mio::net::TcpListener,
+    signals: Signals,
+    instance: Instance,
+    conns: Vec<Option<Conn>>,
+    ready: VecDeque<ClientId>,
+    clock: Clock,
+    buf: Box<[u8]>,
+}
+
+/// Runs the server until SIGTERM/SIGINT.
+///
+/// # Errors
+/// Startup failures (lock file, listen address, signals); once running,
+/// client errors only ever affect that client.
+pub fn run(config: &Config) -> Result<(), Error> {
+    config.validate()?;
+    let _lock = LockFile::acquire(&config.advanced.lock_file)?;
+    log::debug!("Creating listening socket");
+    let listener = listen::bind(config)?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Error::io("read listen address", e))?;
+    let mut server = Server::new(config, listener)?;
+    log::info!(
+        "QNetd ready to provide service: listening on {local} (tls={}, client certificate required={})",
+        tls_name(config),
+        config.client_cert_required
+    );
+    server.run()
+}
+
+fn tls_name(config: &Config) -> &'static str {
+    match config.tls {
+        crate::proto::TlsSupported::Unsupported => "off",
+        crate::proto::TlsSupported::Supported => "on",
+        crate::proto::TlsSupported::Required | crate::proto::TlsSupported::Unknown(_) => "req",
+    }
+}
+
+impl Server {
+    fn new(config: &Config, mut listener: mio::net::TcpListener) -> Result<Self, Error> {
+        let poll = Poll::new().map_err(|e| Error::io("create poll", e))?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)
+            .map_err(|e| Error::io("register listener", e))?;
+        let mut signals =
+            Signals::new([SIGTERM, SIGINT]).map_err(|e| Error::io("install signal handlers", e))?;
+        poll.registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)
+            .map_err(|e| Error::io("register signals", e))?;
+        Ok(Self {
+            poll,
+            listener,
+            signals,
+            instance: Instance::new(InstanceConfig::from(config)),
+            conns: Vec::new(),
+            ready: VecDeque::new(),
+            clock: Clock::new(),
+            buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
+        })
+    }
+
+    fn run(&mut self) -> Result<(), Error> {
+        let mut events = Events::with_capacity(1024);
+        log::debug!("Running QNetd main loop");
+        loop {
+            let timeout = if self.ready.is_empty() {
+                self.instance
+                    .poll_timeout()
+                    .map(|t| Duration::from_millis(t.millis_since(self.clock.now())))
+            } else {
+                Some(Duration::ZERO)
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if interrupted(&e) {
+                    continue;
+                }
+                return Err(Error::io("poll", e));
+            }
+            let now = self.clock.now();
+            for event in &events {
+                match event.token() {
+                    LISTENER => self.accept(now),
+                    SIGNALS => {
+                        if self.signals.pending().next().is_some() {
+                            log::info!("Signal received - shutting down");
+                            self.shutdown(now);
+                            return Ok(());
+                        }
+                    }
+                    token => {
+                        let Some(id) = self.id_of(token) else {
+                            continue;
+                        };
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.on_readable(now, id);
+                        }
+                        if event.is_writable() {
+                            self.flush(now, id);
+                        }
+                    }
+                }
+            }
+            // Clients cut off by the read budget.
+            for _ in 0..self.ready.len() {
+                if let Some(id) = self.ready.pop_front() {
+                    self.on_readable(now, id);
+                }
+            }
+            self.instance.handle_timeout(now);
+            self.process_outputs(now);
+        }
+    }
+
+    fn id_of(&self, token: Token) -> Option<ClientId> {
+        let index = token.0.checked_sub(FIRST_CLIENT)?;
+        self.conns.get(index)?.as_ref().map(|c| c.id)
+    }
+
+    fn conn(&mut self, id: ClientId) -> Option<&mut Conn> {
+        let index = usize::try_from(id.index()).ok()?;
+        self.conns.get_mut(index)?.as_mut().filter(|c| c.id == id)
+    }
+
+    fn accept(&mut self, now: Timestamp) {
+        loop {
+            let (mut stream, addr) = match self.listener.accept() {
+                Ok(pair) => pair,
+                Err(e) if would_block(&e) => return,
+                Err(e) if interrupted(&e) => continue,
+                Err(e) => {
+                    // E.g. EMFILE: keep serving the clients we have.
+                    log::error!("Can't accept connection: {e}");
+                    return;
+                }
+            };
+            let Ok(id) = self.instance.accept(now, addr) else {
+                continue; // max clients: dropping the stream closes it
+            };
+            if let Err(e) = stream.set_nodelay(true) {
+                log::debug!("Can't set TCP_NODELAY: {e}");
+            }
+            let Ok(index) = usize::try_from(id.index()) else {
+                continue;
+            };
+            let token = Token(FIRST_CLIENT + index);
+            if let Err(e) = self.poll.registry().register(
+                &mut stream,
+                token,
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                log::error!("Can't add client to main poll loop: {e}");
+                self.instance.disconnect(now, id);
+                continue;
+            }
+            if self.conns.len() <= index {
+                self.conns.resize_with(index + 1, || None);
+            }
+            if let Some(slot) = self.conns.get_mut(index) {
+                *slot = Some(Conn { stream, id });
+            }
+        }
+    }
+
+    fn on_readable(&mut self, now: Timestamp, id: ClientId) {
+        match self.read(now, id) {
+            ReadOutcome::Drained => {}
+            ReadOutcome::More => self.ready.push_back(id),
+            ReadOutcome::Closed => self.close(now, id),
+        }
+        self.process_outputs(now);
+    }
+
+    fn read(&mut self, now: Timestamp, id: ClientId) -> ReadOutcome {
+        let mut budget = READ_BUDGET;
+        loop {
+            let Some(index) = usize::try_from(id.index()).ok() else {
+                return ReadOutcome::Closed;
+            };
+            let Some(Some(conn)) = self.conns.get_mut(index) else {
+                return ReadOutcome::Closed;
+            };
+            let n = match conn.stream.read(&mut self.buf) {
+                Ok(0) => {
+                    log::debug!("Client closed connection");
+                    return ReadOutcome::Closed;
+                }
+                Ok(n) => n,
+                Err(e) if would_block(&e) => return ReadOutcome::Drained,
+                Err(e) if interrupted(&e) => continue,
+                Err(e) => {
+                    log::error!(
+                        "Unhandled error when reading from client. Disconnecting client ({e})"
+                    );
+                    return ReadOutcome::Closed;
+                }
+            };
+            let data = self.buf.get(..n).unwrap_or_default();
+            let input = self.instance.handle_input(now, id, data);
+            if input.start_tls {
+                // TLS support is added by the TLS transport; until then the
+                // core only accepts STARTTLS when TLS is configured, which
+                // the daemon refuses at start-up.
+                log::error!("Can't start TLS. Disconnecting client.");
+                return ReadOutcome::Closed;
+            }
+            budget = budget.saturating_sub(n);
+            if budget == 0 {
+                return ReadOutcome::More;
+            }
+        }
+    }
+
+    /// Writes a client's pending output until done or `WouldBlock`.
+    fn flush(&mut self, now: Timestamp, id: ClientId) {
+        let mut failed = false;
+        loop {
+            let out = self.instance.outgoing(id);
+            if out.is_empty() {
+                break;
+            }
+            let Some(index) = usize::try_from(id.index()).ok() else {
+                return;
+            };
+            let Some(Some(conn)) = self.conns.get_mut(index) else {
+                return;
+            };
+            if conn.id != id {
+                return;
+            }
+            match conn.stream.write(out) {
+                Ok(0) => {
+                    failed = true;
+                    break;
+                }
+                Ok(n) => self.instance.consume_outgoing(id, n),
+                Err(e) if would_block(&e) => break,
+                Err(e) if interrupted(&e) => {}
+                Err(e) => {
+                    log::debug!("Unhandled error when sending message to client ({e})");
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if failed {
+            self.close(now, id);
+        }
+    }
+
+    /// Carries out the instance's requests: closes, then writes.
+    fn process_outputs(&mut self, now: Timestamp) {
+        loop {
+            let mut progressed = false;
+            while let Some(Event::Close(id)) = self.instance.poll_event() {
+                self.close(now, id);
+                progressed = true;
+            }
+            while let Some(id) = self.instance.poll_transmit() {
+                self.flush(now, id);
+                progressed = true;
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    /// Closes a client's socket and removes it from the instance.
+    fn close(&mut self, now: Timestamp, id: ClientId) {
+        if self.conn(id).is_some() {
+            let index = usize::try_from(id.index()).unwrap_or(usize::MAX);
+            if let Some(mut conn) = self.conns.get_mut(index).and_then(Option::take) {
+                let _ = self.poll.registry().deregister(&mut conn.stream);
+            }
+        }
+        self.instance.disconnect(now, id);
+    }
+
+    fn shutdown(&mut self, now: Timestamp) {
+        for id in self.instance.shutdown(now) {
+            if let Some(slot) = usize::try_from(id.index())
+                .ok()
+                .and_then(|i| self.conns.get_mut(i))
+            {
+                *slot = None;
+            }
+        }
+        log::debug!("Closing server socket");
+    }
+}

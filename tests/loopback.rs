@@ -1,0 +1,319 @@
+//! The real binary on loopback: start-up, a client session, misbehaving
+//! clients that must not disturb others, `-m`, the lock file, the CLI's
+//! errors and a clean SIGTERM.
+
+#![allow(clippy::disallowed_methods, reason = "tests of the real binary use the wall clock for deadlines")]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use qnetd::proto::build::{self, Init};
+use qnetd::proto::{
+    DecisionAlgorithm, Frame, Msg, MsgType, ReplyErrorCode, RingId, Status, TieBreaker,
+    TieBreakerMode, Vote,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_qnetd");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("qnetd-loopback-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Server {
+    fn start(name: &str, extra: &[&str]) -> Self {
+        let dir = scratch(name);
+        let port = free_port();
+        let child = Self::spawn(&dir, port, extra).spawn().unwrap();
+        let server = Self { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    fn spawn(dir: &std::path::Path, port: u16, extra: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args([
+            "-f",
+            "-s",
+            "off",
+            "-l",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-S",
+        ])
+        .arg(format!(
+            "lock_file={0}/qnetd.pid,local_socket_file={0}/qnetd.sock",
+            dir.display()
+        ))
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        cmd
+    }
+
+    fn connect(&self) -> Client {
+        let s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        Client { s, buf: Vec::new() }
+    }
+
+    /// Sends SIGTERM and returns the exit status and how long it took.
+    fn terminate(mut self) -> (std::process::ExitStatus, Duration) {
+        let t0 = Instant::now();
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = self.child.wait().unwrap();
+        let took = t0.elapsed();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        (status, took)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Client {
+    s: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    fn send(&mut self, m: &Msg<'_>) {
+        self.s.write_all(&build::to_bytes(m)).unwrap();
+    }
+
+    /// The next message, or `None` on EOF.
+    fn recv(&mut self) -> Option<Vec<u8>> {
+        loop {
+            if let Status::Complete(n) = Frame::<&[u8]>::check(&self.buf) {
+                return Some(self.buf.drain(..n).collect());
+            }
+            let mut chunk = [0u8; 4096];
+            match self.s.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+    }
+
+    fn expect(&mut self, ty: MsgType) -> Vec<u8> {
+        let bytes = self
+            .recv()
+            .unwrap_or_else(|| panic!("EOF while waiting for {ty}"));
+        let m = Msg::parse(&bytes).unwrap();
+        assert_eq!(m.msg_type, ty, "{m:?}");
+        bytes
+    }
+
+    fn join(&mut self, node_id: u32) {
+        self.join_cluster(b"loop", node_id);
+    }
+
+    fn join_cluster(&mut self, cluster: &[u8], node_id: u32) {
+        self.send(&build::preinit(1, cluster));
+        self.expect(MsgType::PreinitReply);
+        self.send(&build::init(&Init {
+            seq: 2,
+            node_id,
+            algorithm: DecisionAlgorithm::Ffsplit,
+            heartbeat_interval: 8000,
+            tie_breaker: TieBreaker {
+                mode: TieBreakerMode::Lowest,
+                node_id: 0,
+            },
+            ring_id: RingId { node_id: 1, seq: 4 },
+        }));
+        let r = self.expect(MsgType::InitReply);
+        assert_eq!(
+            Msg::parse(&r).unwrap().reply_error_code,
+            Some(ReplyErrorCode::NoError)
+        );
+    }
+
+    fn echo(&mut self, seq: u32) {
+        self.send(&build::echo_request(seq));
+        let r = self.expect(MsgType::EchoReply);
+        assert_eq!(Msg::parse(&r).unwrap().seq, Some(seq));
+    }
+}
+
+#[test]
+fn session_over_tcp_and_clean_sigterm() {
+    let server = Server::start("session", &[]);
+    let mut a = server.connect();
+    let mut b = server.connect();
+    a.join(1);
+    b.join(2);
+    for (c, k) in [(&mut a, 1u32), (&mut b, 2)] {
+        c.send(&build::config_list(3, true, None, &[1, 2]));
+        let r = c.expect(MsgType::NodeListReply);
+        assert_eq!(
+            Msg::parse(&r).unwrap().vote,
+            Some(Vote::AskLater),
+            "node {k}"
+        );
+    }
+    a.send(&build::membership_list(
+        4,
+        RingId { node_id: 1, seq: 4 },
+        &[1, 2],
+        qnetd::proto::Heuristics::Undefined,
+    ));
+    a.expect(MsgType::NodeListReply);
+    b.send(&build::membership_list(
+        4,
+        RingId { node_id: 1, seq: 4 },
+        &[1, 2],
+        qnetd::proto::Heuristics::Undefined,
+    ));
+    let vi = b.expect(MsgType::VoteInfo);
+    assert_eq!(Msg::parse(&vi).unwrap().vote, Some(Vote::Ack));
+    b.expect(MsgType::NodeListReply);
+    a.expect(MsgType::VoteInfo);
+    a.echo(1);
+    b.echo(1);
+    let (status, took) = server.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(took < Duration::from_secs(1), "SIGTERM took {took:?}");
+}
+
+#[test]
+fn misbehaving_clients_do_not_disturb_others() {
+    let server = Server::start("misbehave", &[]);
+    let mut good = server.connect();
+    good.join(1);
+    // Garbage, an over-long header, an unknown type, a truncated message
+    // followed by a disconnect, and a client that never reads.
+    let mut bad = server.connect();
+    bad.s.write_all(&[0xff; 64]).unwrap();
+    good.echo(1);
+    let mut long = server.connect();
+    long.s.write_all(&[0, 8, 0, 0, 0x9c, 0x40]).unwrap();
+    long.s.write_all(&vec![0u8; 40_000]).unwrap();
+    good.echo(2);
+    let mut half = server.connect();
+    half.s
+        .write_all(&build::to_bytes(&build::preinit(1, b"x"))[..10])
+        .unwrap();
+    drop(half);
+    let mut deaf = server.connect();
+    deaf.join_cluster(b"deaf", 1);
+    for seq in 0..2000 {
+        let _ = deaf
+            .s
+            .write_all(&build::to_bytes(&build::echo_request(seq)));
+    }
+    good.echo(3);
+    // The over-long message got its error and the stream is still in sync.
+    let e = long.expect(MsgType::ServerError);
+    assert_eq!(
+        Msg::parse(&e).unwrap().reply_error_code,
+        Some(ReplyErrorCode::MessageTooLong)
+    );
+    long.send(&build::echo_request(5));
+    let e = long.expect(MsgType::ServerError);
+    assert_eq!(
+        Msg::parse(&e).unwrap().reply_error_code,
+        Some(ReplyErrorCode::InitRequired)
+    );
+    // A 4 GiB announced body is consumed, not buffered: nothing comes back
+    // and the server stays healthy.
+    let mut huge = server.connect();
+    huge.s.write_all(&[0, 8, 0xff, 0xff, 0xff, 0xff]).unwrap();
+    huge.s.write_all(&vec![0u8; 1 << 20]).unwrap();
+    good.echo(5);
+    drop((bad, long, deaf, huge));
+    good.echo(4);
+    let (status, _) = server.terminate();
+    assert!(status.success());
+}
+
+#[test]
+fn max_clients_closes_extra_connections() {
+    let server = Server::start("maxclients", &["-m", "1"]);
+    // Let the server see the start-up probe connection go away.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut first = server.connect();
+    first.join(1);
+    let mut second = server.connect();
+    assert!(second.recv().is_none(), "second connection must see EOF");
+    first.echo(1);
+}
+
+#[test]
+fn second_instance_on_the_same_lock_file_refuses() {
+    let server = Server::start("lock", &[]);
+    let out: Output = Server::spawn(&server.dir, free_port(), &[])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Another instance is running"), "{err}");
+    server.connect().join(1);
+}
+
+#[test]
+fn cli_errors_exit_1_with_one_line() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["-p", "0"], "host port must be in range 1-65535"),
+        (&["-s", "required"], "tls must be one of on, off, req"),
+        (
+            &["-c", "x"],
+            "client_cert_required should be on/yes/1, off/no/0",
+        ),
+        (&["-S", "nope=1"], "Unknown option 'nope'"),
+        (
+            &["-S", "max_client_send_buffers=1"],
+            "Invalid value '1' for option 'max_client_send_buffers'",
+        ),
+    ];
+    for (args, msg) in cases {
+        let out = Command::new(BIN).args(*args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(msg), "{args:?}: {err}");
+    }
+    for flag in ["-h", "-v"] {
+        let out = Command::new(BIN).arg(flag).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{flag}");
+        assert!(!out.stdout.is_empty());
+    }
+}
