@@ -169,7 +169,6 @@ pub(crate) struct Client {
     met: bool,
     hb_pending: bool,
     generation: u32,
-    rounds_left: u32,
 }
 
 /// What the closed-loop and fixed-rate phases do with echo replies.
@@ -250,6 +249,11 @@ pub(crate) struct Ctx {
     tls: Option<(Vec<Arc<ClientConfig>>, ServerName<'static>)>,
     scratch: Vec<u8>,
     rng: u64,
+    /// Rounds phase: the clients taking turns, the echoes to do, and who
+    /// sends next.
+    round_list: Vec<u32>,
+    round_target: usize,
+    baton: Option<u32>,
     depth: u32,
 }
 
@@ -319,7 +323,6 @@ impl Engine {
                 met: false,
                 hb_pending: false,
                 generation: 0,
-                rounds_left: 0,
             })
             .collect();
         Ok(Self {
@@ -345,6 +348,9 @@ impl Engine {
                 names,
                 tls: cfg.tls,
                 scratch: vec![0; 64 * 1024],
+                round_list: Vec::new(),
+                round_target: 0,
+                baton: None,
                 rng: cfg.seed | 1,
                 depth: 1,
             },
@@ -435,6 +441,11 @@ impl Engine {
     }
 
     fn fire_timers(&mut self, now: Instant) {
+        if let Some(i) = self.ctx.baton.take()
+            && let Some(c) = self.clients.get_mut(i as usize)
+        {
+            c.send_echo_now(i as usize, Echo::Round, &mut self.ctx);
+        }
         // Reconnects go to the front of the queue, within the concurrency.
         while let Some(&Reverse((t, i))) = self.ctx.retry_heap.peek() {
             if t > now {
@@ -733,29 +744,32 @@ impl Engine {
         (Self::window(s0, s1, t0, t1), last, median)
     }
 
-    /// `k` sequential echo round trips per client (for callgrind).
+    /// `k` rounds of heartbeat-like echoes (for callgrind): in each round
+    /// every client sends one echo, one client at a time (the next client
+    /// sends when the previous reply arrived), so that the server handles
+    /// each echo alone, as it does idle heartbeats.
     pub(crate) fn rounds(&mut self, k: u32, timeout: Duration) -> (Window, bool) {
         self.ctx.mode = Mode::Rounds;
         self.ctx.stats.rounds_done = 0;
+        self.ctx.round_list = (0..self.clients.len())
+            .filter(|&i| self.clients[i].st == St::Ready)
+            .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
+            .collect();
+        let target = self.ctx.round_list.len() * k as usize;
+        self.ctx.round_target = target;
         let s0 = self.sample();
         let t0 = Instant::now();
-        let mut n = 0;
-        for i in 0..self.clients.len() {
-            let c = &mut self.clients[i];
-            if c.st == St::Ready && k > 0 {
-                c.rounds_left = k;
-                c.send_echo_now(i, Echo::Round, &mut self.ctx);
-                n += 1;
-            }
-        }
-        let ok = self.run(t0 + timeout, &|e| e.ctx.stats.rounds_done == n);
+        self.ctx.baton = self.ctx.round_list.first().copied().filter(|_| target > 0);
+        let ok = self.run(t0 + timeout, &|e| e.ctx.stats.rounds_done >= target);
         let t1 = Instant::now();
         self.ctx.mode = Mode::Idle;
+        self.ctx.baton = None;
         if !ok {
             self.ctx.errors.protocol += 1;
-            self.ctx
-                .errors
-                .note(format!("rounds: not finished after {timeout:?}"));
+            self.ctx.errors.note(format!(
+                "rounds: {} of {target} echoes after {timeout:?}",
+                self.ctx.stats.rounds_done
+            ));
         }
         (Self::window(s0, self.sample(), t0, t1), ok)
     }
@@ -918,10 +932,6 @@ impl Client {
         if self.expect.is_some() && !self.met {
             self.expect = None;
             ctx.stats.storm_left -= 1;
-        }
-        if self.rounds_left > 0 {
-            self.rounds_left = 0;
-            ctx.stats.rounds_done += 1;
         }
     }
 
@@ -1492,11 +1502,10 @@ impl Client {
                 ctx.stats.latency_replies += 1;
             }
             Echo::Round => {
-                self.rounds_left = self.rounds_left.saturating_sub(1);
-                if self.rounds_left > 0 {
-                    self.send_echo(Echo::Round, ctx)?;
-                } else {
-                    ctx.stats.rounds_done += 1;
+                ctx.stats.rounds_done += 1;
+                if ctx.stats.rounds_done < ctx.round_target && !ctx.round_list.is_empty() {
+                    let next = ctx.stats.rounds_done % ctx.round_list.len();
+                    ctx.baton = ctx.round_list.get(next).copied();
                 }
             }
         }

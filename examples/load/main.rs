@@ -81,7 +81,7 @@ usage: load [OPTIONS] [-- SERVER COMMAND...]
   --rate N                  fixed-rate requests per second (10000)
   --storms N                split+heal cycles (3)
   --storm-timeout S         per split or heal (10)
-  --rounds K                echoes per client in the rounds phase (10)
+  --rounds K                rounds of one echo per client, one at a time (10)
   --tls                     STARTTLS + TLS with a client cert per cluster
   --tls-dir DIR             the run's CA/NSS db/PEM dir (created if missing)
   --start-timeout S         wait for a started server to listen (10)

@@ -185,6 +185,7 @@ impl Spawned {
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
+            .stderr(Stdio::null())
             .status();
         let until = Instant::now() + grace;
         loop {

@@ -371,11 +371,14 @@ pub(crate) fn compare(path: &Path, reference: &str, ours: &str) -> Result<Value,
             (Some(r), Some(o)) if r.median != 0.0 => Some(o.median / r.median),
             _ => None,
         };
-        let clients = r
-            .as_ref()
-            .and_then(|s| s.clients)
-            .or(o.as_ref().and_then(|s| s.clients))
-            .map_or_else(String::new, |c| c.to_string());
+        let clients = if f.phase == "start" {
+            "0".to_owned()
+        } else {
+            r.as_ref()
+                .and_then(|s| s.clients)
+                .or(o.as_ref().and_then(|s| s.clients))
+                .map_or_else(String::new, |c| c.to_string())
+        };
         println!(
             "| {} | {} | {} | {} | {} | {} | {} |",
             f.title,
@@ -397,6 +400,20 @@ pub(crate) fn compare(path: &Path, reference: &str, ours: &str) -> Result<Value,
             "unit": f.unit, "clients": clients, "documented": f.documented, "goal": f.goal,
             reference: js(&r), ours: js(&o), "ratio": ratio,
         }));
+    }
+    let mut other: Vec<f64> = lines
+        .iter()
+        .filter(|l| l["secs"].as_f64().is_some_and(|s| s >= 1.0))
+        .filter_map(|l| l["other_cpu_pct"].as_f64())
+        .collect();
+    other.sort_by(f64::total_cmp);
+    if let (Some(max), false) = (other.last(), other.is_empty()) {
+        println!(
+            "\nOther processes on the machine used {:.0} % of a core (median over phases; max {:.0} %) \
+             while the phases ran.",
+            other[other.len() / 2],
+            max
+        );
     }
     Ok(json!({ "figures": rows, "runs": lines }))
 }
