@@ -276,6 +276,19 @@ pub(crate) struct Window {
     pub(crate) me: (Sample, Sample),
 }
 
+/// What a vote storm measured.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Storm {
+    pub(crate) window: Window,
+    /// From the first list written to the last expected VOTE_INFO read;
+    /// `None` when a decision was missing.
+    pub(crate) last: Option<Duration>,
+    /// The same, median over clients.
+    pub(crate) median: Duration,
+    /// How long writing all the node lists took (the load generator's share).
+    pub(crate) sent: Duration,
+}
+
 /// The engine.
 pub(crate) struct Engine {
     poll: Poll,
@@ -656,14 +669,8 @@ impl Engine {
     }
 
     /// A vote storm: every cluster splits (each node sees only itself in a
-    /// new ring) or heals, all at once. Returns the window, the time of the
-    /// last expected VOTE_INFO after the first list was sent, and the
-    /// median over clients.
-    pub(crate) fn storm(
-        &mut self,
-        split: bool,
-        timeout: Duration,
-    ) -> (Window, Option<Duration>, Duration) {
+    /// new ring) or heals, all at once.
+    pub(crate) fn storm(&mut self, split: bool, timeout: Duration) -> Storm {
         self.ring_seq += 4;
         let seq = self.ring_seq;
         let mut expected = 0;
@@ -696,6 +703,7 @@ impl Engine {
                 c.send_change(i, &mut self.ctx);
             }
         }
+        let sent = t0.elapsed();
         let ok = self.run(t0 + timeout, &|e| e.ctx.stats.storm_left == 0);
         let t1 = Instant::now();
         let s1 = self.sample();
@@ -741,7 +749,12 @@ impl Engine {
             },
             "vote storm node list replies",
         );
-        (Self::window(s0, s1, t0, t1), last, median)
+        Storm {
+            window: Self::window(s0, s1, t0, t1),
+            last,
+            median,
+            sent,
+        }
     }
 
     /// `k` rounds of heartbeat-like echoes (for callgrind): in each round

@@ -533,33 +533,40 @@ fn phases(
             Phase::Storm => {
                 for k in 0..a.storms {
                     let b = engine.ctx.stats.vote_infos;
-                    let (w1, last1, med1) = engine.storm(true, a.storm_timeout);
-                    let (w2, last2, med2) = engine.storm(false, a.storm_timeout);
+                    let split = engine.storm(true, a.storm_timeout);
+                    let heal = engine.storm(false, a.storm_timeout);
+                    let (w1, w2) = (split.window, heal.window);
                     let w = Window {
                         secs: w1.secs + w2.secs,
                         server: (w1.server.0, w2.server.1),
                         me: (w1.me.0, w2.me.1),
                     };
-                    let ms = |d: Option<Duration>| d.map(|d| round3(d.as_secs_f64() * 1000.0));
+                    let ms = |d: Duration| round3(d.as_secs_f64() * 1000.0);
+                    let opt = |d: Option<Duration>| d.map(ms);
                     let clusters = a.clients / 2;
                     report.phase(
                         "storm",
                         &w,
                         json!({
                             "storm": k + 1, "clusters": clusters,
-                            "split_last_ms": ms(last1), "split_median_ms": ms(Some(med1)),
-                            "heal_last_ms": ms(last2), "heal_median_ms": ms(Some(med2)),
-                            "split_server_cpu_ms": w1.server.1.cpu_ms.saturating_sub(w1.server.0.cpu_ms),
+                            "split_last_ms": opt(split.last),
+                            "split_median_ms": ms(split.median),
+                            "split_send_ms": ms(split.sent),
+                            "heal_last_ms": opt(heal.last),
+                            "heal_median_ms": ms(heal.median),
+                            "split_server_cpu_ms":
+                                w1.server.1.cpu_ms.saturating_sub(w1.server.0.cpu_ms),
                             "vote_infos": engine.ctx.stats.vote_infos - b,
                         }),
                         &format!(
-                            "{clusters} clusters: split last vote {} ms (median {:.3}), heal last {} ms",
-                            ms(last1).map_or("-".into(), |x| x.to_string()),
-                            med1.as_secs_f64() * 1000.0,
-                            ms(last2).map_or("-".into(), |x| x.to_string()),
+                            "{clusters} clusters: split last vote {} ms (median {}, lists written in {} ms), heal last {} ms",
+                            opt(split.last).map_or("-".into(), |x| x.to_string()),
+                            ms(split.median),
+                            ms(split.sent),
+                            opt(heal.last).map_or("-".into(), |x| x.to_string()),
                         ),
                     );
-                    if last1.is_none() || last2.is_none() {
+                    if split.last.is_none() || heal.last.is_none() {
                         break;
                     }
                 }
