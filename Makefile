@@ -10,7 +10,8 @@ CARGO      ?= cargo
 PORT       ?= 5403
 RUN_DIR    ?= $(CURDIR)/target/run
 INTEROP    ?= $(CURDIR)/../shared/interop
-RELEASE    := target/release/qnetd
+TARGET_DIR ?= $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),$(CURDIR)/target)
+RELEASE    := $(TARGET_DIR)/release/qnetd
 # Scenarios of ../shared/interop/scenarios.sh this build supports.
 INTEROP_SCENARIOS ?= a b c d e f h i
 INTEROP_SKIPPED   ?= g (TLS is not in this build yet)
@@ -65,8 +66,9 @@ no-alloc:
 interop: release
 	@[ "$$(id -u)" = 0 ] || { echo "make interop needs root (network namespaces)"; exit 1; }
 	@[ -z "$(INTEROP_SKIPPED)" ] || echo "make interop: leaving out $(INTEROP_SKIPPED)"
-	QI_RESULTS=$(CURDIR)/target/interop-results \
-	$(INTEROP)/scenarios.sh '$(CURDIR)/$(RELEASE) -f -d -s "$$QNETD_TLS" -l "$$QNETD_ADDR" -p "$$QNETD_PORT"' \
+	@[ -x $(INTEROP)/scenarios.sh ] || { echo "interop harness not found at $(INTEROP) (set INTEROP=...)"; exit 1; }
+	QI_RESULTS=$(TARGET_DIR)/interop-results \
+	$(INTEROP)/scenarios.sh '$(RELEASE) -f -d -s "$$QNETD_TLS" -l "$$QNETD_ADDR" -p "$$QNETD_PORT"' \
 		$(INTEROP_SCENARIOS)
 
 ci: test interop

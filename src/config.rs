@@ -2,7 +2,7 @@
 //!
 //! Two front ends fill a [`Config`]: the `corosync-qnetd` compatible command
 //! line ([`crate::cli`]) and the Home Assistant options file
-//! ([`crate::addon`]). Both go through the same setters here, so a value is
+//! (`addon`, the add-on front end). Both go through the same setters here, so a value is
 //! validated once, with the reference's rules and messages
 //! (`qdevices/qnetd-advanced-settings.c`, `qdevices/corosync-qnetd.c`).
 

@@ -2,11 +2,6 @@
 //!
 //! Defaults cite `qdevices/qnet-config.h` of the reference.
 
-/// Largest number of nodes in one decoded node list. Corosync itself cannot
-/// have more processors than this (`PROCESSOR_COUNT_MAX` in totem), so a
-/// real cluster never reaches it.
-pub const MAX_NODES: usize = 384;
-
 /// Default TCP port (`QNETD_DEFAULT_HOST_PORT`).
 pub const DEFAULT_PORT: u16 = 5403;
 
@@ -14,6 +9,11 @@ pub const DEFAULT_PORT: u16 = 5403;
 /// (`QNETD_DEFAULT_MAX_CLIENT_RECEIVE_SIZE`, 1 << 15). The 3.0.3 client
 /// refuses a server that advertises less.
 pub const DEFAULT_MAX_CLIENT_RECEIVE_SIZE: usize = 1 << 15;
+
+/// Largest number of nodes the engine decodes from one node list: as many
+/// NODE_INFOs (12 bytes each at least) as fit in a message of the default
+/// maximum size. Corosync itself has at most 384 processors.
+pub const MAX_DECODED_NODES: usize = (DEFAULT_MAX_CLIENT_RECEIVE_SIZE - 6) / 12;
 
 /// Default largest message built for a client
 /// (`QNETD_DEFAULT_MAX_CLIENT_SEND_SIZE`).
@@ -48,11 +48,14 @@ pub const DEFAULT_DPD_INTERVAL_COEFFICIENT: f64 = 1.5;
 /// (`TIMER_LIST_MAX_INTERVAL`, 5 hours).
 pub const TIMER_MAX_INTERVAL_MS: u64 = 18_000_000;
 
-/// Default listen backlog (`QNETD_DEFAULT_LISTEN_BACKLOG`).
-pub const DEFAULT_LISTEN_BACKLOG: i32 = 10;
+/// Default listen backlog. The reference uses 10
+/// (`QNETD_DEFAULT_LISTEN_BACKLOG`), which drops connections when many
+/// nodes reconnect at once (after a qnetd restart, say); the kernel caps
+/// this value at `net.core.somaxconn`.
+pub const DEFAULT_LISTEN_BACKLOG: i32 = 1024;
 
 /// Bytes read from a socket per read call.
 pub const READ_CHUNK: usize = 16 * 1024;
 
 const _: () = assert!(DEFAULT_MAX_CLIENT_RECEIVE_SIZE <= u32::MAX as usize);
-const _: () = assert!(MAX_NODES > 0);
+const _: () = assert!(MAX_DECODED_NODES >= 384);

@@ -3,9 +3,12 @@
 //!
 //! ```text
 //! qnetd [daemon options]          the server (corosync-qnetd compatible)
+//! qnetd tool [tool options]       the management client (corosync-qnetd-tool compatible)
+//! qnetd healthcheck [options]     exit 0 if the daemon answers, 1 otherwise
 //! ```
 //!
-//! Invoked as `corosync-qnetd` (a symlink) it behaves the same.
+//! Invoked as `corosync-qnetd` (a symlink) it behaves the same; invoked as
+//! `corosync-qnetd-tool` it is the tool.
 
 use std::ffi::OsString;
 use std::io::Write as _;
@@ -102,8 +105,21 @@ fn daemon(program: &str, args: Vec<OsString>) -> ExitCode {
 fn main() -> ExitCode {
     let mut args: Vec<OsString> = std::env::args_os().collect();
     let program = program_name(args.first());
+    let argv0 = args
+        .first()
+        .map_or_else(|| program.clone(), |a| a.to_string_lossy().into_owned());
     if !args.is_empty() {
         args.remove(0);
+    }
+    if program == qnetd::tool::REFERENCE_NAME {
+        return qnetd::tool::run(&argv0, args);
+    }
+    match args.first().and_then(|a| a.to_str()) {
+        Some("tool") => return qnetd::tool::run(&format!("{program} tool"), args.split_off(1)),
+        Some("healthcheck") => {
+            return qnetd::healthcheck::run(&format!("{program} healthcheck"), args.split_off(1));
+        }
+        _ => {}
     }
     daemon(&program, args)
 }

@@ -2,7 +2,10 @@
 //! clients that must not disturb others, `-m`, the lock file, the CLI's
 //! errors and a clean SIGTERM.
 
-#![allow(clippy::disallowed_methods, reason = "tests of the real binary use the wall clock for deadlines")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests of the real binary use the wall clock for deadlines"
+)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

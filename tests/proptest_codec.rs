@@ -9,8 +9,9 @@ use proptest::prelude::*;
 use qnetd::core::{Event, Instance, InstanceConfig, Timestamp};
 use qnetd::proto::build::{self, Init};
 use qnetd::proto::{
-    DecisionAlgorithm, Frame, Heuristics, Msg, MsgType, NodeInfo, NodeListType, NodeState, Quorate,
-    ReplyErrorCode, RingId, Status, TieBreaker, TieBreakerMode, TlsSupported, U16Array, Vote,
+    DecisionAlgorithm, Frame, Heuristics, Msg, MsgType, NodeInfo, NodeListType, NodeState, Nodes,
+    Quorate, ReplyErrorCode, RingId, Status, TieBreaker, TieBreakerMode, TlsSupported, U16Array,
+    Vote,
 };
 
 /// Owned inputs for a [`Msg`] (which borrows its byte fields).
@@ -100,7 +101,7 @@ fn owned() -> impl Strategy<Value = Owned> {
     })
 }
 
-fn to_msg(o: &Owned) -> Msg<'_> {
+fn to_msg<'a>(o: &'a Owned, nodes: &'a [NodeInfo]) -> Msg<'a> {
     let mut m = Msg::new(MsgType::from(o.msg_type));
     m.seq = o.seq;
     m.cluster_name = o.cluster_name.as_deref();
@@ -122,15 +123,7 @@ fn to_msg(o: &Owned) -> Msg<'_> {
     m.config_version = o.config_version;
     m.data_center_id = o.data_center_id;
     m.node_state = o.node_state.map(NodeState::from);
-    for &(node_id, data_center_id, state) in &o.nodes {
-        m.nodes
-            .push(NodeInfo {
-                node_id,
-                data_center_id,
-                node_state: NodeState::from(state),
-            })
-            .unwrap();
-    }
+    m.nodes = Nodes::from_slice(nodes);
     m.node_list_type = o.node_list_type.map(NodeListType::from);
     m.vote = o.vote.map(Vote::from);
     m.quorate = o.quorate.map(Quorate::from);
@@ -228,7 +221,16 @@ proptest! {
 
     #[test]
     fn emit_then_parse_is_identity(o in owned()) {
-        let msg = to_msg(&o);
+        let nodes: Vec<NodeInfo> = o
+            .nodes
+            .iter()
+            .map(|&(node_id, data_center_id, state)| NodeInfo {
+                node_id,
+                data_center_id,
+                node_state: NodeState::from(state),
+            })
+            .collect();
+        let msg = to_msg(&o, &nodes);
         let mut buf = vec![0u8; msg.buffer_len()];
         let n = msg.emit(&mut buf).unwrap();
         prop_assert_eq!(n, buf.len());

@@ -458,6 +458,23 @@ fn send_queue_overflow_closes_only_that_client() {
     assert_eq!(h.expect(2, T::EchoReply).seq(), Some(1));
 }
 
+/// §4.5: a DPD coefficient that puts the pre-INIT timer beyond the 5 h
+/// timer limit makes the reference close every connection at once.
+#[test]
+fn dpd_coefficient_beyond_timer_range_refuses_connections() {
+    let mut h = Harness::new(cfg(|c| c.dpd_interval_coefficient = 1000.0));
+    let addr = "127.0.0.1:1".parse().unwrap();
+    assert_eq!(
+        h.inst.accept(h.now, addr),
+        Err(qnetd::core::AcceptError::DpdTimer)
+    );
+    let mut h = Harness::new(cfg(|c| c.dpd_interval_coefficient = 150.0));
+    assert!(
+        h.inst.accept(h.now, addr).is_ok(),
+        "150 x 120 s = 5 h is still in range"
+    );
+}
+
 /// §1.1: `-m` caps connections.
 #[test]
 fn max_clients() {

@@ -68,16 +68,17 @@ fn participants(members: &[Member], input: &Input<'_>) -> impl Iterator<Item = u
 
 /// Mirrors `qnetd_algo_ffsplit_is_membership_stable`.
 fn is_membership_stable(members: &[Member], input: &Input<'_>) -> bool {
-    // (a) All participants share the same configuration (as sets).
-    for i in participants(members, input) {
-        for j in participants(members, input) {
-            if i == j {
-                continue;
-            }
-            let (Some(a), Some(b)) = (view(members, i, input), view(members, j, input)) else {
+    // (a) All participants share the same configuration (as sets). The
+    // reference checks every ordered pair; comparing each list with the
+    // first one both ways is equivalent and linear in the cluster size.
+    let mut parts = participants(members, input);
+    if let Some(first) = parts.next().and_then(|i| view(members, i, input)) {
+        for j in parts {
+            let Some(b) = view(members, j, input) else {
                 return false;
             };
-            if a.config.iter().any(|n| !in_list(b.config, n.node_id)) {
+            let subset = |x: &[NodeInfo], y: &[NodeInfo]| x.iter().all(|n| in_list(y, n.node_id));
+            if !subset(first.config, b.config) || !subset(b.config, first.config) {
                 return false;
             }
         }

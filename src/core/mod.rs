@@ -51,9 +51,9 @@ use crate::certname::{PeerNames, cluster_name_matches};
 use crate::config::Config;
 use crate::limits;
 use crate::proto::{
-    DecisionAlgorithm, HEADER_LEN, Header, Heuristics, Msg, MsgType, NodeListType, ReplyErrorCode,
-    SUPPORTED_DECISION_ALGORITHMS, SUPPORTED_MESSAGES, SUPPORTED_OPTIONS, TlsSupported, U16Array,
-    Vote, types::u16_array_bytes,
+    DecisionAlgorithm, HEADER_LEN, Header, Heuristics, Msg, MsgType, NodeInfo, NodeList,
+    NodeListType, ReplyErrorCode, SUPPORTED_DECISION_ALGORITHMS, SUPPORTED_MESSAGES,
+    SUPPORTED_OPTIONS, TlsSupported, U16Array, Vote, types::u16_array_bytes,
 };
 
 const SUPPORTED_MESSAGES_BYTES: [u8; 36] = u16_array_bytes(SUPPORTED_MESSAGES);
@@ -126,6 +126,10 @@ pub enum Event {
 pub enum AcceptError {
     /// `-m max_clients` reached.
     MaxClients,
+    /// The pre-INIT dead-peer timer is out of the timer range
+    /// (`dpd_interval_coefficient` × 120 s above 5 h): the reference closes
+    /// every connection at once.
+    DpdTimer,
 }
 
 /// What [`Instance::handle_input`] did with the bytes.
@@ -182,6 +186,9 @@ pub struct Instance {
     events: VecDeque<Event>,
     dirty: VecDeque<ClientId>,
     actions: Vec<Action>,
+    /// Where received node lists are decoded (fixed capacity, on the heap
+    /// once). `None` only while a node list is being handled.
+    node_scratch: Option<Box<NodeList>>,
 }
 
 /// Builds a SERVER_ERROR.
@@ -206,6 +213,7 @@ impl Instance {
             events: VecDeque::new(),
             dirty: VecDeque::new(),
             actions: Vec::new(),
+            node_scratch: Some(Box::new(NodeList::new())),
         }
     }
 
@@ -262,17 +270,21 @@ impl Instance {
             log::error!("Maximum clients reached. Not accepting connection");
             return Err(AcceptError::MaxClients);
         }
+        let dpd = if self.cfg.dpd_enabled {
+            let Some(interval) = self.dpd_interval(limits::PRE_INIT_HEARTBEAT_INTERVAL) else {
+                log::error!("Can't initialize dpd timer for client {}", PeerAddr(addr));
+                return Err(AcceptError::DpdTimer);
+            };
+            Some(interval)
+        } else {
+            None
+        };
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
                 self.slots.push(Slot::default());
                 u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
             }
-        };
-        let dpd = if self.cfg.dpd_enabled {
-            self.dpd_interval(limits::PRE_INIT_HEARTBEAT_INTERVAL)
-        } else {
-            None
         };
         let Some(slot) = self
             .slots
@@ -338,7 +350,7 @@ impl Instance {
     /// Complete messages are processed at once; a partial message is kept
     /// until the rest arrives. Processing stops right after an accepted
     /// STARTTLS: the returned count then excludes the bytes after it, which
-    /// belong to the TLS handshake ([`Event::StartTls`] follows).
+    /// belong to the TLS handshake ([`Input::start_tls`] is set).
     pub fn handle_input(&mut self, now: Timestamp, id: ClientId, mut data: &[u8]) -> Input {
         let total = data.len();
         let max_receive = self.cfg.max_client_receive_size;
@@ -459,7 +471,18 @@ impl Instance {
                 timers.set(id, TimerKind::Dpd, &mut client.dpd, Some(deadline));
             }
         }
-        let msg = match Msg::parse(frame) {
+        let parsed = Msg::parse(frame).and_then(|msg| {
+            if msg.nodes.len() > limits::MAX_DECODED_NODES {
+                // Only reachable with a raised max_client_receive_size.
+                Err(crate::proto::DecodeFailure {
+                    error: crate::proto::DecodeError::Capacity("node list"),
+                    seq: msg.seq,
+                })
+            } else {
+                Ok(msg)
+            }
+        });
+        let msg = match parsed {
             Ok(msg) => msg,
             Err(fail) => {
                 log::warn!("{}", fail.error.reference_text());
@@ -1220,6 +1243,26 @@ impl Instance {
         let Some((slot, idx)) = self.member_of(id) else {
             return;
         };
+        let Some(mut nodes) = self.node_scratch.take() else {
+            return;
+        };
+        // Cannot fail: process() refused lists longer than the capacity.
+        if msg.nodes.decode_into(&mut nodes).is_ok() {
+            self.node_list(now, id, msg, (list_type, seq), (slot, idx), &nodes);
+        }
+        self.node_scratch = Some(nodes);
+    }
+
+    /// The node list handler proper, with the nodes decoded.
+    fn node_list(
+        &mut self,
+        now: Timestamp,
+        id: ClientId,
+        msg: &Msg<'_>,
+        (list_type, seq): (NodeListType, u32),
+        (slot, idx): (usize, usize),
+        nodes: &[NodeInfo],
+    ) {
         let heuristics = msg.heuristics.unwrap_or(Heuristics::Undefined);
         let event = match list_type {
             NodeListType::InitialConfig | NodeListType::ChangedConfig => {
@@ -1229,10 +1272,10 @@ impl Instance {
                     self.addr(id),
                     if initial { "initial" } else { "changed" },
                     msg.config_version,
-                    NodeIds(&msg.nodes)
+                    NodeIds(nodes)
                 );
                 algo::Event::ConfigList {
-                    list: &msg.nodes,
+                    list: nodes,
                     initial,
                 }
             }
@@ -1250,11 +1293,11 @@ impl Instance {
                 log::debug!(
                     "Client {} sent membership node list: seq={seq} ring_id={ring_id} heuristics={heuristics} nodes={:?}",
                     self.addr(id),
-                    NodeIds(&msg.nodes)
+                    NodeIds(nodes)
                 );
                 algo::Event::MembershipList {
                     ring_id,
-                    list: &msg.nodes,
+                    list: nodes,
                     heuristics,
                 }
             }
@@ -1272,7 +1315,7 @@ impl Instance {
                 log::debug!(
                     "Client {} sent quorum node list: seq={seq} quorate={quorate} nodes={:?}",
                     self.addr(id),
-                    NodeIds(&msg.nodes)
+                    NodeIds(nodes)
                 );
                 algo::Event::QuorumList
             }
@@ -1297,17 +1340,17 @@ impl Instance {
         };
         match list_type {
             NodeListType::InitialConfig | NodeListType::ChangedConfig => {
-                store_list(&mut member.config_list, &msg.nodes);
+                store_list(&mut member.config_list, nodes);
                 member.config_version = msg.config_version;
             }
             NodeListType::Membership => {
-                store_list(&mut member.membership_list, &msg.nodes);
+                store_list(&mut member.membership_list, nodes);
                 member.ring_id = msg.ring_id.unwrap_or(member.ring_id);
                 member.membership_heuristics = heuristics;
                 member.heuristics = heuristics;
             }
             NodeListType::Quorum | NodeListType::Unknown(_) => {
-                store_list(&mut member.quorum_list, &msg.nodes);
+                store_list(&mut member.quorum_list, nodes);
                 member.quorate = msg.quorate;
             }
         }
@@ -1582,7 +1625,7 @@ pub struct ClientInfo {
 }
 
 /// Debug-formats the node ids of a list without allocating.
-struct NodeIds<'a>(&'a [crate::proto::NodeInfo]);
+struct NodeIds<'a>(&'a [NodeInfo]);
 
 impl core::fmt::Debug for NodeIds<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {

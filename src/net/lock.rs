@@ -42,6 +42,7 @@ impl LockFile {
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
+                log::debug!("Lock file {} is held by another process", path.display());
                 return Err(Error::AnotherInstance {
                     path: path.to_path_buf(),
                 });

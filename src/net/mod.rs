@@ -10,6 +10,7 @@
 
 mod listen;
 mod lock;
+mod mgmt;
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -78,6 +79,7 @@ struct Server {
     poll: Poll,
     listener: mio::net::TcpListener,
     signals: Signals,
+    mgmt: mgmt::Mgmt,
     instance: Instance,
     conns: Vec<Option<Conn>>,
     ready: VecDeque<ClientId>,
@@ -93,12 +95,14 @@ struct Server {
 pub fn run(config: &Config) -> Result<(), Error> {
     config.validate()?;
     let _lock = LockFile::acquire(&config.advanced.lock_file)?;
+    log::debug!("Initializing local socket");
+    let mgmt = mgmt::Mgmt::bind(config)?;
     log::debug!("Creating listening socket");
     let listener = listen::bind(config)?;
     let local = listener
         .local_addr()
         .map_err(|e| Error::io("read listen address", e))?;
-    let mut server = Server::new(config, listener)?;
+    let mut server = Server::new(config, listener, mgmt)?;
     log::info!(
         "QNetd ready to provide service: listening on {local} (tls={}, client certificate required={})",
         tls_name(config),
@@ -116,7 +120,11 @@ fn tls_name(config: &Config) -> &'static str {
 }
 
 impl Server {
-    fn new(config: &Config, mut listener: mio::net::TcpListener) -> Result<Self, Error> {
+    fn new(
+        config: &Config,
+        mut listener: mio::net::TcpListener,
+        mut mgmt: mgmt::Mgmt,
+    ) -> Result<Self, Error> {
         let poll = Poll::new().map_err(|e| Error::io("create poll", e))?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
@@ -126,10 +134,13 @@ impl Server {
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(|e| Error::io("register signals", e))?;
+        mgmt.register(poll.registry())
+            .map_err(|e| Error::io("register local socket", e))?;
         Ok(Self {
             poll,
             listener,
             signals,
+            mgmt,
             instance: Instance::new(InstanceConfig::from(config)),
             conns: Vec::new(),
             ready: VecDeque::new(),
@@ -162,6 +173,16 @@ impl Server {
                     SIGNALS => {
                         if self.signals.pending().next().is_some() {
                             log::info!("Signal received - shutting down");
+                            self.shutdown(now);
+                            return Ok(());
+                        }
+                    }
+                    token if mgmt::owns(token) => {
+                        if self
+                            .mgmt
+                            .handle_event(self.poll.registry(), token, &self.instance)
+                        {
+                            log::info!("Shutdown requested through the local socket");
                             self.shutdown(now);
                             return Ok(());
                         }
@@ -356,6 +377,7 @@ impl Server {
     }
 
     fn shutdown(&mut self, now: Timestamp) {
+        self.mgmt.close(self.poll.registry());
         for id in self.instance.shutdown(now) {
             if let Some(slot) = usize::try_from(id.index())
                 .ok()

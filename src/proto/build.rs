@@ -2,12 +2,13 @@
 //! (`msg_create_*` in `qdevices/msg.c`), for tests, benchmarks, fuzzing and
 //! the load generator. The server never sends these.
 
+use super::enums::NodeState;
 use super::enums::{
     DecisionAlgorithm, Heuristics, MsgType, NodeListType, Quorate, SUPPORTED_MESSAGES,
     SUPPORTED_OPTIONS,
 };
 use super::msg::Msg;
-use super::types::{NodeInfo, NodeList, RingId, TieBreaker, U16Array, u16_array_bytes};
+use super::types::{Nodes, RingId, TieBreaker, U16Array, u16_array_bytes};
 
 const MESSAGES: [u8; 36] = u16_array_bytes(SUPPORTED_MESSAGES);
 const OPTIONS: [u8; 48] = u16_array_bytes(SUPPORTED_OPTIONS);
@@ -80,23 +81,9 @@ pub fn echo_request(seq: u32) -> Msg<'static> {
     m
 }
 
-fn nodes(ids: &[u32], f: impl Fn(u32) -> NodeInfo) -> NodeList {
-    let mut list = NodeList::new();
-    for &id in ids {
-        // Capacity is corosync's processor limit; extra ids are dropped.
-        let _ = list.push(f(id));
-    }
-    list
-}
-
 /// A configuration node list (initial or changed).
 #[must_use]
-pub fn config_list(
-    seq: u32,
-    initial: bool,
-    config_version: Option<u64>,
-    ids: &[u32],
-) -> Msg<'static> {
+pub fn config_list(seq: u32, initial: bool, config_version: Option<u64>, ids: &[u32]) -> Msg<'_> {
     let mut m = Msg::new(MsgType::NodeList);
     m.seq = Some(seq);
     m.node_list_type = Some(if initial {
@@ -105,30 +92,25 @@ pub fn config_list(
         NodeListType::ChangedConfig
     });
     m.config_version = config_version;
-    m.nodes = nodes(ids, NodeInfo::new);
+    m.nodes = Nodes::from_ids(ids, NodeState::NotSet);
     m
 }
 
 /// A membership node list; `heuristics` Undefined leaves the option out.
 #[must_use]
-pub fn membership_list(
-    seq: u32,
-    ring_id: RingId,
-    ids: &[u32],
-    heuristics: Heuristics,
-) -> Msg<'static> {
+pub fn membership_list(seq: u32, ring_id: RingId, ids: &[u32], heuristics: Heuristics) -> Msg<'_> {
     let mut m = Msg::new(MsgType::NodeList);
     m.seq = Some(seq);
     m.node_list_type = Some(NodeListType::Membership);
     m.ring_id = Some(ring_id);
-    m.nodes = nodes(ids, NodeInfo::new);
+    m.nodes = Nodes::from_ids(ids, NodeState::NotSet);
     m.heuristics = (heuristics != Heuristics::Undefined).then_some(heuristics);
     m
 }
 
 /// A quorum node list with every listed node a member.
 #[must_use]
-pub fn quorum_list(seq: u32, quorate: bool, ids: &[u32]) -> Msg<'static> {
+pub fn quorum_list(seq: u32, quorate: bool, ids: &[u32]) -> Msg<'_> {
     let mut m = Msg::new(MsgType::NodeList);
     m.seq = Some(seq);
     m.node_list_type = Some(NodeListType::Quorum);
@@ -137,10 +119,7 @@ pub fn quorum_list(seq: u32, quorate: bool, ids: &[u32]) -> Msg<'static> {
     } else {
         Quorate::Inquorate
     });
-    m.nodes = nodes(ids, |id| NodeInfo {
-        node_state: super::enums::NodeState::Member,
-        ..NodeInfo::new(id)
-    });
+    m.nodes = Nodes::from_ids(ids, NodeState::Member);
     m
 }
 

@@ -46,4 +46,6 @@ pub use error::{DecodeError, EncodeError};
 pub use frame::{Frame, HEADER_LEN, Header, Status};
 pub use msg::{DecodeFailure, Msg};
 pub use tlv::{TLV_HEADER_LEN, Tlv, TlvIter, TlvWriter};
-pub use types::{NodeId, NodeInfo, NodeList, RingId, SeqNum, TieBreaker, U16Array, list_contains};
+pub use types::{
+    NodeId, NodeInfo, NodeList, Nodes, RingId, SeqNum, TieBreaker, U16Array, list_contains,
+};

@@ -19,7 +19,7 @@ use super::enums::{
 use super::error::{DecodeError, EncodeError};
 use super::frame::{HEADER_LEN, Header};
 use super::tlv::{TLV_HEADER_LEN, Tlv, TlvIter, TlvWriter};
-use super::types::{NodeInfo, NodeList, RingId, TieBreaker, U16Array};
+use super::types::{NodeInfo, Nodes, RingId, TieBreaker, U16Array};
 
 /// A decoded message, or one to be emitted.
 ///
@@ -64,7 +64,7 @@ pub struct Msg<'a> {
     /// Top-level NODE_STATE (decoded but unused by the server).
     pub node_state: Option<NodeState>,
     /// All NODE_INFO options, in order.
-    pub nodes: NodeList,
+    pub nodes: Nodes<'a>,
     /// NODE_LIST_TYPE.
     pub node_list_type: Option<NodeListType>,
     /// VOTE.
@@ -167,7 +167,7 @@ fn u16_array<'a>(tlv: &Tlv<'a>) -> Result<U16Array<'a>, DecodeError> {
 }
 
 /// Decodes the value of a NODE_INFO option (`tlv_iter_decode_node_info`).
-fn node_info(value: &[u8]) -> Result<NodeInfo, DecodeError> {
+pub(crate) fn decode_node_info(value: &[u8]) -> Result<NodeInfo, DecodeError> {
     let mut info = NodeInfo::new(0);
     for tlv in TlvIter::new(value) {
         let tlv = tlv?;
@@ -232,7 +232,7 @@ impl<'a> Msg<'a> {
             config_version: None,
             data_center_id: None,
             node_state: None,
-            nodes: NodeList::new(),
+            nodes: Nodes::from_slice(&[]),
             node_list_type: None,
             vote: None,
             quorate: None,
@@ -262,14 +262,18 @@ impl<'a> Msg<'a> {
             });
         }
         let payload = frame.get(HEADER_LEN..).unwrap_or_default();
+        let mut node_count = 0usize;
         for tlv in TlvIter::new(payload) {
-            let result = tlv.and_then(|tlv| self.decode_option(&tlv));
+            let result = tlv.and_then(|tlv| self.decode_option(&tlv, &mut node_count));
             if let Err(error) = result {
                 return Err(DecodeFailure {
                     error,
                     seq: self.seq,
                 });
             }
+        }
+        if node_count > 0 {
+            self.nodes = Nodes::wire(payload, node_count);
         }
         Ok(())
     }
@@ -284,7 +288,7 @@ impl<'a> Msg<'a> {
         Ok(msg)
     }
 
-    fn decode_option(&mut self, tlv: &Tlv<'a>) -> Result<(), DecodeError> {
+    fn decode_option(&mut self, tlv: &Tlv<'a>, node_count: &mut usize) -> Result<(), DecodeError> {
         match tlv.ty {
             TlvType::MsgSeqNumber => self.seq = Some(tlv.u32()?),
             TlvType::ClusterName => self.cluster_name = Some(tlv.value),
@@ -317,10 +321,8 @@ impl<'a> Msg<'a> {
             TlvType::DataCenterId => self.data_center_id = Some(tlv.u32()?),
             TlvType::NodeState => self.node_state = Some(node_state(tlv)?),
             TlvType::NodeInfo => {
-                let info = node_info(tlv.value)?;
-                self.nodes
-                    .push(info)
-                    .map_err(|_| DecodeError::Capacity("node list"))?;
+                decode_node_info(tlv.value)?;
+                *node_count = node_count.saturating_add(1);
             }
             TlvType::NodeListType => {
                 self.node_list_type = Some(known_u8(tlv, NodeListType::is_known)?);
@@ -403,7 +405,8 @@ impl<'a> Msg<'a> {
             TlvType::DataCenterId => opt(w, self.data_center_id, |w, v| w.u32(ty, v)),
             TlvType::NodeState => opt(w, self.node_state, |w, v| w.u8(ty, v.into())),
             TlvType::NodeInfo => {
-                for n in &self.nodes {
+                for n in self.nodes.iter() {
+                    let n = &n;
                     w.header(ty, node_info_len(n))?;
                     w.u32(TlvType::NodeId, n.node_id)?;
                     if n.data_center_id != 0 {

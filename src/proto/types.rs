@@ -2,8 +2,9 @@
 
 use core::fmt;
 
-use super::enums::{NodeState, TieBreakerMode};
-use crate::limits::MAX_NODES;
+use super::enums::{NodeState, TieBreakerMode, TlvType};
+use super::tlv::TlvIter;
+use crate::limits::MAX_DECODED_NODES;
 
 /// A corosync node id (u32 on the wire).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -97,10 +98,120 @@ impl NodeInfo {
     }
 }
 
-/// A decoded node list: every NODE_INFO of one message, in order, with
-/// duplicates kept. The capacity is [`MAX_NODES`], corosync's own limit on
-/// the number of processors, so no real cluster can exceed it.
-pub type NodeList = heapless::Vec<NodeInfo, MAX_NODES>;
+/// A decoded node list in a fixed-capacity buffer: every NODE_INFO of one
+/// message, in order, with duplicates kept. [`MAX_DECODED_NODES`] is the
+/// number of NODE_INFOs that fit in the largest message accepted by
+/// default, so every list the reference accepts by default fits.
+pub type NodeList = heapless::Vec<NodeInfo, MAX_DECODED_NODES>;
+
+/// The NODE_INFO options of a message: a validated view over the received
+/// payload, or node infos (or bare node ids) to emit. Copy, no allocation.
+#[derive(Clone, Copy)]
+pub struct Nodes<'a>(NodesRepr<'a>);
+
+#[derive(Clone, Copy)]
+enum NodesRepr<'a> {
+    /// Node infos to emit.
+    Slice(&'a [NodeInfo]),
+    /// Node ids, all with the same state, to emit.
+    Ids(&'a [u32], NodeState),
+    /// A payload whose NODE_INFOs were validated by the decoder.
+    Wire { payload: &'a [u8], count: usize },
+}
+
+impl<'a> Nodes<'a> {
+    /// No nodes.
+    pub const EMPTY: Nodes<'static> = Nodes(NodesRepr::Slice(&[]));
+
+    /// Nodes from node infos.
+    #[must_use]
+    pub const fn from_slice(nodes: &'a [NodeInfo]) -> Self {
+        Self(NodesRepr::Slice(nodes))
+    }
+
+    /// Nodes from bare node ids, each with `state` (NotSet: no state).
+    #[must_use]
+    pub const fn from_ids(ids: &'a [u32], state: NodeState) -> Self {
+        Self(NodesRepr::Ids(ids, state))
+    }
+
+    /// A view over a payload whose `count` NODE_INFOs all decode (the
+    /// decoder checked them).
+    pub(crate) const fn wire(payload: &'a [u8], count: usize) -> Self {
+        Self(NodesRepr::Wire { payload, count })
+    }
+
+    /// Number of nodes (duplicates counted).
+    #[must_use]
+    pub const fn len(&self) -> usize {
+        match self.0 {
+            NodesRepr::Slice(s) => s.len(),
+            NodesRepr::Ids(s, _) => s.len(),
+            NodesRepr::Wire { count, .. } => count,
+        }
+    }
+
+    /// Whether there are no nodes.
+    #[must_use]
+    pub const fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The nodes in order.
+    pub fn iter(&self) -> impl Iterator<Item = NodeInfo> + 'a {
+        let (slice, ids, wire) = match self.0 {
+            NodesRepr::Slice(s) => (Some(s), None, None),
+            NodesRepr::Ids(ids, state) => (None, Some((ids, state)), None),
+            NodesRepr::Wire { payload, .. } => (None, None, Some(payload)),
+        };
+        let slice = slice.into_iter().flatten().copied();
+        let ids = ids.into_iter().flat_map(|(ids, node_state)| {
+            ids.iter().map(move |&node_id| NodeInfo {
+                node_state,
+                ..NodeInfo::new(node_id)
+            })
+        });
+        let wire = wire.into_iter().flat_map(|payload| {
+            TlvIter::new(payload)
+                .map_while(Result::ok)
+                .filter(|t| t.ty == TlvType::NodeInfo)
+                .filter_map(|t| super::msg::decode_node_info(t.value).ok())
+        });
+        slice.chain(ids).chain(wire)
+    }
+
+    /// Copies the nodes into a fixed-capacity list.
+    ///
+    /// # Errors
+    /// Returns the number of nodes if they do not fit.
+    pub fn decode_into(&self, out: &mut NodeList) -> Result<(), usize> {
+        out.clear();
+        for n in self.iter() {
+            out.push(n).map_err(|_| self.len())?;
+        }
+        Ok(())
+    }
+}
+
+impl PartialEq for Nodes<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Nodes<'_> {}
+
+impl fmt::Debug for Nodes<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl Default for Nodes<'_> {
+    fn default() -> Self {
+        Self::from_slice(&[])
+    }
+}
 
 /// Whether `node_id` appears in `list` (`node_list_find_node_id`).
 #[must_use]

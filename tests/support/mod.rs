@@ -7,3 +7,7 @@
 
 pub mod golden;
 pub mod harness;
+pub(crate) mod qclient;
+pub(crate) mod runner;
+pub(crate) mod scenario;
+pub mod server;

@@ -1,0 +1,529 @@
+//! `qnetd tool` / `corosync-qnetd-tool`: the management client
+//! (`qdevices/corosync-qnetd-tool.c`), with the reference's options, bytes
+//! on the socket, output and exit codes, plus `--json`.
+//!
+//! ```text
+//! usage: corosync-qnetd-tool [-Hhlsv] [-c cluster_name] [-p qnetd_ipc_socket_path]
+//!   -s            status                      sends "status \n"
+//!   -l            list clusters and nodes     sends "list \n"
+//!   -v            verbose                     adds "verbose "
+//!   -c NAME       only cluster NAME (with -l) adds "cluster \"NAME\" " (quoted, \" and \\ escaped)
+//!   -H            shut the server down        sends "shutdown \n"
+//!   -p PATH       socket (default /var/run/corosync-qnetd/corosync-qnetd.sock)
+//!   -h            usage
+//!   --json        the JSON document (see [`crate::mgmt::json`]) instead of the text;
+//!                 sends "json \n" (with -c: "json cluster \"NAME\" \n"); ignored with -H
+//! ```
+//!
+//! Options are read like glibc `getopt(argc, argv, "Hhlsvc:p:")`: grouped
+//! flags, attached or separate arguments, non-options skipped, `--` ends
+//! the options, the last of `-H`/`-l`/`-s` wins.
+//!
+//! Exit codes: 0 success (also when the server closed the connection
+//! without a reply, as the reference), 1 usage, 2 internal error (command
+//! too long, send failed, status line too long), 3 cannot connect or
+//! unknown status line, 4 the server answered `Error` (the message goes to
+//! stderr after `Error: `). A server that closes the connection before the
+//! request is written (it does so past `ipc_max_clients`) kills the tool
+//! with SIGPIPE, as it kills the reference tool, which does not ignore it.
+
+use std::ffi::{OsStr, OsString};
+use std::io::{self, Read as _, Write};
+use std::os::unix::ffi::OsStrExt as _;
+use std::os::unix::net::UnixStream;
+use std::process::ExitCode;
+
+use crate::config::DEFAULT_LOCAL_SOCKET_FILE;
+use crate::mgmt::{TOOL_MAX_REQUEST, c_str, quote};
+
+/// The name the reference's usage line always shows
+/// (`QNETD_TOOL_PROGRAM_NAME`).
+pub const REFERENCE_NAME: &str = "corosync-qnetd-tool";
+
+/// Longest status line, NUL included (`IPC_READ_BUF_SIZE`).
+const STATUS_LINE_MAX: usize = 512;
+
+/// `sizeof(sockaddr_un.sun_path)` on Linux.
+const SUN_PATH_LEN: usize = 108;
+
+/// What to ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operation {
+    None,
+    Shutdown,
+    Status,
+    List,
+}
+
+/// The parsed command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Options {
+    operation: Operation,
+    verbose: bool,
+    cluster: Option<Vec<u8>>,
+    socket: OsString,
+    json: bool,
+}
+
+/// Output streams and the names to print, so tests can capture everything.
+struct Io<'a> {
+    /// `argv[0]` as given: getopt's messages use it.
+    argv0: &'a str,
+    /// Its last path component: `err(3)`'s messages use it.
+    short: &'a str,
+    out: &'a mut dyn Write,
+    err: &'a mut dyn Write,
+}
+
+impl Io<'_> {
+    fn usage(&mut self) {
+        let (name, json) = if self.short == REFERENCE_NAME {
+            (REFERENCE_NAME, "")
+        } else {
+            (self.argv0, " [--json]")
+        };
+        let _ = writeln!(
+            self.out,
+            "usage: {name} [-Hhlsv] [-c cluster_name] [-p qnetd_ipc_socket_path]{json}"
+        );
+    }
+
+    /// `errx`: "name: message".
+    fn fail(&mut self, code: u8, message: &str) -> u8 {
+        let _ = self.out.flush();
+        let _ = writeln!(self.err, "{}: {message}", self.short);
+        code
+    }
+
+    /// A getopt complaint, then the usage, exit 1.
+    fn bad_option(&mut self, what: &str, option: u8) -> u8 {
+        let _ = write!(self.err, "{}: {what} -- '", self.argv0);
+        let _ = self.err.write_all(&[option]);
+        let _ = self.err.write_all(b"'\n");
+        self.usage();
+        1
+    }
+}
+
+/// glibc `getopt` with `"Hhlsvc:p:"` (permuting), plus `--json`.
+fn parse(io: &mut Io<'_>, args: &[OsString]) -> Result<Options, u8> {
+    let mut o = Options {
+        operation: Operation::None,
+        verbose: false,
+        cluster: None,
+        socket: OsString::from(DEFAULT_LOCAL_SOCKET_FILE),
+        json: false,
+    };
+    let mut i = 0;
+    while let Some(arg) = args.get(i) {
+        let arg = arg.as_bytes();
+        i += 1;
+        if arg == b"--" {
+            break;
+        }
+        if arg == b"--json" {
+            o.json = true;
+            continue;
+        }
+        let Some(flags) = arg.strip_prefix(b"-").filter(|f| !f.is_empty()) else {
+            continue; // a non-option: getopt permutes it to the end
+        };
+        let mut j = 0;
+        while let Some(&c) = flags.get(j) {
+            j += 1;
+            match c {
+                b'H' => o.operation = Operation::Shutdown,
+                b'l' => o.operation = Operation::List,
+                b's' => o.operation = Operation::Status,
+                b'v' => o.verbose = true,
+                b'h' => {
+                    io.usage();
+                    return Err(1);
+                }
+                b'c' | b'p' => {
+                    let value = match flags.get(j..).filter(|r| !r.is_empty()) {
+                        Some(rest) => rest,
+                        None => {
+                            let Some(next) = args.get(i) else {
+                                return Err(io.bad_option("option requires an argument", c));
+                            };
+                            i += 1;
+                            next.as_bytes()
+                        }
+                    };
+                    if c == b'c' {
+                        o.cluster = Some(value.to_vec());
+                    } else {
+                        o.socket = OsStr::from_bytes(value).to_os_string();
+                    }
+                    break;
+                }
+                _ => return Err(io.bad_option("invalid option", c)),
+            }
+        }
+    }
+    if o.operation == Operation::None && !o.json {
+        io.usage();
+        return Err(1);
+    }
+    Ok(o)
+}
+
+/// The request line (`store_command`).
+fn command(o: &Options) -> Vec<u8> {
+    let mut line = match (o.operation, o.json) {
+        (Operation::Shutdown, _) => b"shutdown ".to_vec(),
+        (_, true) => b"json ".to_vec(),
+        (Operation::Status, false) => b"status ".to_vec(),
+        (Operation::List | Operation::None, false) => b"list ".to_vec(),
+    };
+    if o.verbose && !o.json {
+        line.extend_from_slice(b"verbose ");
+    }
+    if let Some(name) = &o.cluster {
+        line.extend_from_slice(b"cluster ");
+        line.extend(quote(name));
+        line.push(b' ');
+    }
+    line.push(b'\n');
+    line
+}
+
+/// `strerror` text of an I/O error (without Rust's "(os error N)").
+fn strerror(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" (os error ") {
+        Some(n) => text.get(..n).unwrap_or(&text).to_string(),
+        None => text,
+    }
+}
+
+fn connect(path: &OsStr) -> io::Result<UnixStream> {
+    let len = path.as_bytes().len();
+    if len == 0 || len >= SUN_PATH_LEN {
+        return Err(io::Error::from_raw_os_error(36)); // ENAMETOOLONG
+    }
+    UnixStream::connect(path)
+}
+
+/// Prints a reply (`read_ipc_reply`) and returns the exit code.
+fn print_reply(io: &mut Io<'_>, reply: &[u8]) -> u8 {
+    let mut status = Vec::new();
+    let mut bytes = reply.iter();
+    for &b in bytes.by_ref() {
+        match b {
+            b'\r' => {}
+            b'\n' => {
+                if status.len() >= STATUS_LINE_MAX {
+                    return io.fail(2, "Internal error during IPC status line read");
+                }
+                let word = c_str(&status);
+                let rest = bytes.as_slice();
+                if word.eq_ignore_ascii_case(b"OK") {
+                    let _ = io.out.write_all(rest);
+                    let _ = io.out.flush();
+                    return 0;
+                }
+                if word.eq_ignore_ascii_case(b"Error") {
+                    let _ = io.err.write_all(b"Error: ");
+                    let _ = io.err.write_all(rest);
+                    return 4;
+                }
+                return io.fail(3, "Unknown status line returned by IPC server");
+            }
+            _ => {
+                if status.len() >= STATUS_LINE_MAX {
+                    return io.fail(2, "Internal error during IPC status line read");
+                }
+                status.push(b);
+            }
+        }
+    }
+    // EOF before a status line: nothing to say, and no error.
+    0
+}
+
+fn run_with(io: &mut Io<'_>, args: &[OsString]) -> u8 {
+    let o = match parse(io, args) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let mut stream = match connect(&o.socket) {
+        Ok(s) => s,
+        Err(e) => {
+            let message = format!(
+                "Can't connect to qnetd socket (is QNetd running?): {}",
+                strerror(&e)
+            );
+            return io.fail(3, &message);
+        }
+    };
+    let line = command(&o);
+    // The reference builds the line, NUL included, in a buffer of the
+    // server's default request size.
+    if line.len() + 1 > TOOL_MAX_REQUEST {
+        return io.fail(2, "Can't store command");
+    }
+    if let Err(e) = stream.write_all(&line).and_then(|()| stream.flush()) {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            // The server closed first (e.g. `ipc_max_clients` reached). The
+            // reference does not ignore SIGPIPE and dies of it here.
+            let _ = io.out.flush();
+            let _ = signal_hook::low_level::emulate_default_handler(signal_hook::consts::SIGPIPE);
+        }
+        return io.fail(2, "Can't send command");
+    }
+    let mut reply = Vec::new();
+    // A read error ends the reply like EOF does (fgetc returns EOF).
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => reply.extend_from_slice(buf.get(..n).unwrap_or_default()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    print_reply(io, &reply)
+}
+
+/// Runs the tool. `argv0` is the name it was invoked by (`argv[0]` for
+/// `corosync-qnetd-tool`, e.g. "qnetd tool" for the subcommand); `args`
+/// excludes it.
+#[must_use]
+pub fn run(argv0: &str, args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let short = argv0.rsplit('/').next().unwrap_or(argv0);
+    let stdout = io::stdout();
+    let stderr = io::stderr();
+    let mut out = stdout.lock();
+    let mut err = stderr.lock();
+    let mut io = Io {
+        argv0,
+        short,
+        out: &mut out,
+        err: &mut err,
+    };
+    let code = run_with(&mut io, &args);
+    let _ = out.flush();
+    ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(args: &[&str]) -> (Result<Options, u8>, String, String) {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        let r = {
+            let mut io = Io {
+                argv0: "/usr/bin/corosync-qnetd-tool",
+                short: REFERENCE_NAME,
+                out: &mut out,
+                err: &mut err,
+            };
+            parse(&mut io, &args)
+        };
+        (
+            r,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
+    }
+
+    fn line(args: &[&str]) -> String {
+        String::from_utf8(command(&parsed(args).0.unwrap())).unwrap()
+    }
+
+    const USAGE: &str =
+        "usage: corosync-qnetd-tool [-Hhlsv] [-c cluster_name] [-p qnetd_ipc_socket_path]\n";
+
+    #[test]
+    fn bytes_sent_match_the_reference() {
+        assert_eq!(line(&["-s"]), "status \n");
+        assert_eq!(line(&["-s", "-v"]), "status verbose \n");
+        assert_eq!(line(&["-sv"]), "status verbose \n");
+        assert_eq!(line(&["-l"]), "list \n");
+        assert_eq!(line(&["-l", "-v"]), "list verbose \n");
+        assert_eq!(
+            line(&["-l", "-c", "testcluster"]),
+            "list cluster \"testcluster\" \n"
+        );
+        assert_eq!(
+            line(&["-lvcq\"u\\o"]),
+            "list verbose cluster \"q\\\"u\\\\o\" \n"
+        );
+        assert_eq!(line(&["-H"]), "shutdown \n");
+        assert_eq!(line(&["-s", "-l", "-H", "-l"]), "list \n");
+        assert_eq!(line(&["--json"]), "json \n");
+        assert_eq!(
+            line(&["-l", "-v", "--json", "-c", "x"]),
+            "json cluster \"x\" \n"
+        );
+        assert_eq!(line(&["-H", "--json"]), "shutdown \n");
+        // Non-options are skipped; "--" ends the options.
+        assert_eq!(line(&["extra", "-s", "more"]), "status \n");
+        assert_eq!(line(&["-s", "--", "-v"]), "status \n");
+        assert_eq!(line(&["-c", "-s", "-l"]), "list cluster \"-s\" \n");
+    }
+
+    #[test]
+    fn socket_path_option() {
+        let o = parsed(&["-s", "-p", "/tmp/x.sock"]).0.unwrap();
+        assert_eq!(o.socket, "/tmp/x.sock");
+        let o = parsed(&["-p/tmp/y", "-s"]).0.unwrap();
+        assert_eq!(o.socket, "/tmp/y");
+        let o = parsed(&["-s"]).0.unwrap();
+        assert_eq!(o.socket, DEFAULT_LOCAL_SOCKET_FILE);
+    }
+
+    #[test]
+    fn usage_and_getopt_errors() {
+        assert_eq!(parsed(&[]), (Err(1), USAGE.to_string(), String::new()));
+        assert_eq!(parsed(&["-v"]), (Err(1), USAGE.to_string(), String::new()));
+        assert_eq!(
+            parsed(&["-s", "-h"]),
+            (Err(1), USAGE.to_string(), String::new())
+        );
+        assert_eq!(
+            parsed(&["-x"]),
+            (
+                Err(1),
+                USAGE.to_string(),
+                "/usr/bin/corosync-qnetd-tool: invalid option -- 'x'\n".to_string()
+            )
+        );
+        assert_eq!(
+            parsed(&["-s", "-c"]),
+            (
+                Err(1),
+                USAGE.to_string(),
+                "/usr/bin/corosync-qnetd-tool: option requires an argument -- 'c'\n".to_string()
+            )
+        );
+        assert_eq!(
+            parsed(&["--help"]).2,
+            "/usr/bin/corosync-qnetd-tool: invalid option -- '-'\n"
+        );
+        assert_eq!(
+            parsed(&["-s:"]).2,
+            "/usr/bin/corosync-qnetd-tool: invalid option -- ':'\n"
+        );
+        // "-" alone is a non-option.
+        assert_eq!(line(&["-", "-s"]), "status \n");
+    }
+
+    fn printed(reply: &[u8]) -> (u8, Vec<u8>, Vec<u8>) {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = {
+            let mut io = Io {
+                argv0: "corosync-qnetd-tool",
+                short: REFERENCE_NAME,
+                out: &mut out,
+                err: &mut err,
+            };
+            print_reply(&mut io, reply)
+        };
+        (code, out, err)
+    }
+
+    #[test]
+    fn replies() {
+        assert_eq!(printed(b"OK\nbody\n"), (0, b"body\n".to_vec(), vec![]));
+        assert_eq!(printed(b"ok\r\nbody"), (0, b"body".to_vec(), vec![]));
+        assert_eq!(printed(b"OK\0junk\nx"), (0, b"x".to_vec(), vec![]));
+        assert_eq!(
+            printed(b"Error\nNo command specified\n"),
+            (4, vec![], b"Error: No command specified\n".to_vec())
+        );
+        assert_eq!(printed(b"ERROR\n"), (4, vec![], b"Error: ".to_vec()));
+        assert_eq!(
+            printed(b"What\nx"),
+            (
+                3,
+                vec![],
+                b"corosync-qnetd-tool: Unknown status line returned by IPC server\n".to_vec()
+            )
+        );
+        assert_eq!(printed(b""), (0, vec![], vec![]));
+        assert_eq!(printed(b"OK"), (0, vec![], vec![]));
+        let mut long = vec![b'O'; 511];
+        long.push(b'\n');
+        assert_eq!(printed(&long).0, 3);
+        let mut long = vec![b'O'; 512];
+        long.push(b'\n');
+        assert_eq!(
+            printed(&long),
+            (
+                2,
+                vec![],
+                b"corosync-qnetd-tool: Internal error during IPC status line read\n".to_vec()
+            )
+        );
+        // 512 bytes and EOF: the reference never sees the end of the line.
+        assert_eq!(printed(&[b'O'; 512]), (0, vec![], vec![]));
+        assert_eq!(printed(&[b'O'; 513]).0, 2);
+    }
+
+    #[test]
+    fn connect_errors_use_strerror() {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = {
+            let mut io = Io {
+                argv0: "qnetd tool",
+                short: "qnetd tool",
+                out: &mut out,
+                err: &mut err,
+            };
+            run_with(
+                &mut io,
+                &[
+                    OsString::from("-s"),
+                    OsString::from("-p/nonexistent/x.sock"),
+                ],
+            )
+        };
+        assert_eq!(code, 3);
+        assert_eq!(
+            String::from_utf8(err).unwrap(),
+            "qnetd tool: Can't connect to qnetd socket (is QNetd running?): No such file or directory\n"
+        );
+        let long = format!("-p/{}", "x".repeat(120));
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = {
+            let mut io = Io {
+                argv0: "qnetd tool",
+                short: "qnetd tool",
+                out: &mut out,
+                err: &mut err,
+            };
+            run_with(&mut io, &[OsString::from("-s"), OsString::from(long)])
+        };
+        assert_eq!(code, 3);
+        assert!(
+            String::from_utf8(err)
+                .unwrap()
+                .ends_with("(is QNetd running?): File name too long\n")
+        );
+    }
+
+    #[test]
+    fn usage_of_the_subcommand_mentions_json() {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let r = {
+            let mut io = Io {
+                argv0: "qnetd tool",
+                short: "qnetd tool",
+                out: &mut out,
+                err: &mut err,
+            };
+            parse(&mut io, &[])
+        };
+        assert_eq!(r, Err(1));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "usage: qnetd tool [-Hhlsv] [-c cluster_name] [-p qnetd_ipc_socket_path] [--json]\n"
+        );
+    }
+}
