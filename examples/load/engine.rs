@@ -23,8 +23,8 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use qnetd::proto::types::u16_array_bytes;
 use qnetd::proto::{
-    DecisionAlgorithm, Frame, Header, Msg, MsgType, NodeInfo, NodeListType, NodeState, Quorate,
-    ReplyErrorCode, RingId, SUPPORTED_MESSAGES, SUPPORTED_OPTIONS, Status, TieBreaker,
+    DecisionAlgorithm, Frame, Header, Msg, MsgType, NodeInfo, NodeListType, NodeState, Nodes,
+    Quorate, ReplyErrorCode, RingId, SUPPORTED_MESSAGES, SUPPORTED_OPTIONS, Status, TieBreaker,
     TieBreakerMode, TlsSupported, U16Array, Vote,
 };
 use rustls::client::ClientHandshake;
@@ -1044,18 +1044,18 @@ impl Client {
         } else {
             &[1, 2]
         };
+        let mut infos = [NodeInfo::new(1), NodeInfo::new(2)];
+        let mut count = 2;
         match ty {
             NodeListType::InitialConfig | NodeListType::ChangedConfig => {
                 m.config_version = Some(1);
-                for n in [1, 2] {
-                    push_node(&mut m, NodeInfo::new(n))?;
-                }
             }
             NodeListType::Membership => {
                 m.ring_id = Some(self.ring);
-                for &n in members {
-                    push_node(&mut m, NodeInfo::new(n))?;
+                for (info, &n) in infos.iter_mut().zip(members) {
+                    *info = NodeInfo::new(n);
                 }
+                count = members.len();
             }
             _ => {
                 // Quorum: with the qdevice vote the side with node 1 (the
@@ -1066,17 +1066,16 @@ impl Client {
                 } else {
                     Quorate::Inquorate
                 });
-                for n in [1, 2] {
-                    let mut info = NodeInfo::new(n);
-                    info.node_state = if members.contains(&n) {
+                for info in &mut infos {
+                    info.node_state = if members.contains(&info.node_id) {
                         NodeState::Member
                     } else {
                         NodeState::Dead
                     };
-                    push_node(&mut m, info)?;
                 }
             }
         }
+        m.nodes = Nodes::from_slice(infos.get(..count).unwrap_or_default());
         self.request(&m, Req::List(ty, self.ring))
     }
 
@@ -1524,8 +1523,4 @@ impl Client {
         }
         Ok(())
     }
-}
-
-fn push_node(m: &mut Msg<'_>, info: NodeInfo) -> Result<(), Fail> {
-    m.nodes.push(info).map_err(|_| proto("node list full"))
 }
