@@ -38,15 +38,25 @@ const NSS_CA_NICK: &str = "QNet CA";
 /// NSS nickname of the server certificate (`cert_nickname` default).
 const NSS_CERT_NICK: &str = "QNetd Cert";
 
-/// Writes the CA, server certificate and key where our server looks for
+/// Writes the CA, server certificate and keys where our server looks for
 /// them in its `nss_db_dir`. The file names are the only thing that
-/// depends on our server's TLS code: adapt them here when they are final.
-fn write_ours(dir: &Path, ca_pem: &str, cert_pem: &str, key_pem: &str) -> Result<(), String> {
+/// depends on our server's TLS code: adapt them here if they change. These
+/// are the names of the certificate store on the `tls` branch
+/// (`src/certstore.rs`): a directory with all four is a complete store, even
+/// with the reference's NSS database beside it.
+fn write_ours(
+    dir: &Path,
+    ca_pem: &str,
+    ca_key_pem: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> Result<(), String> {
     let files = [
         // The name `corosync-qnetd-certutil -i` already uses for the CA.
         ("qnetd-cacert.crt", ca_pem),
-        ("qnetd-cert.pem", cert_pem),
-        ("qnetd-key.pem", key_pem),
+        ("qnetd-ca.key", ca_key_pem),
+        ("qnetd-server.crt", cert_pem),
+        ("qnetd-server.key", key_pem),
     ];
     for (name, text) in files {
         write(&dir.join(name), text)?;
@@ -147,8 +157,15 @@ fn create(dir: &Path) -> Result<(), String> {
 
     let ca_pem = ca_cert.pem();
     write(&dir.join("ca.pem"), &ca_pem)?;
-    write(&dir.join("ca.key"), &issuer.key().serialize_pem())?;
-    write_ours(dir, &ca_pem, &srv_cert.pem(), &srv_key.serialize_pem())?;
+    let ca_key_pem = issuer.key().serialize_pem();
+    write(&dir.join("ca.key"), &ca_key_pem)?;
+    write_ours(
+        dir,
+        &ca_pem,
+        &ca_key_pem,
+        &srv_cert.pem(),
+        &srv_key.serialize_pem(),
+    )?;
     write(&dir.join("server.pem"), &srv_cert.pem())?;
     write(&dir.join("server.key"), &srv_key.serialize_pem())?;
     make_nss_db(dir)
