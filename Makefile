@@ -12,9 +12,10 @@ RUN_DIR    ?= $(CURDIR)/target/run
 INTEROP    ?= $(CURDIR)/../shared/interop
 TARGET_DIR ?= $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),$(CURDIR)/target)
 RELEASE    := $(TARGET_DIR)/release/qnetd
-# Scenarios of ../shared/interop/scenarios.sh this build supports.
-INTEROP_SCENARIOS ?= a b c d e f h i
-INTEROP_SKIPPED   ?= g (TLS is not in this build yet)
+# Scenarios of ../shared/interop/scenarios.sh (all of them; g is TLS with
+# the node-side certutil flow signed by our `qnetd certutil`).
+INTEROP_SCENARIOS ?= a b c d e f g h i
+INTEROP_SKIPPED   ?=
 
 # The sans-IO layers must not name I/O or the clock, nor allocate.
 SANS_IO_DIRS := src/proto src/algo src/core
@@ -43,7 +44,7 @@ clippy:
 	$(CARGO) clippy --all-targets -- -D warnings
 
 unit:
-	$(CARGO) test --all-targets
+	RUST_TEST_THREADS=$${RUST_TEST_THREADS:-8} $(CARGO) test --all-targets
 	$(CARGO) test --doc
 
 doc:
@@ -67,7 +68,7 @@ interop: release
 	@[ "$$(id -u)" = 0 ] || { echo "make interop needs root (network namespaces)"; exit 1; }
 	@[ -z "$(INTEROP_SKIPPED)" ] || echo "make interop: leaving out $(INTEROP_SKIPPED)"
 	@[ -x $(INTEROP)/scenarios.sh ] || { echo "interop harness not found at $(INTEROP) (set INTEROP=...)"; exit 1; }
-	QI_RESULTS=$(TARGET_DIR)/interop-results \
+	QI_RESULTS=$(TARGET_DIR)/interop-results QI_QNETD_CERTUTIL='$(RELEASE) certutil' \
 	$(INTEROP)/scenarios.sh '$(RELEASE) -f -d -s "$$QNETD_TLS" -l "$$QNETD_ADDR" -p "$$QNETD_PORT"' \
 		$(INTEROP_SCENARIOS)
 

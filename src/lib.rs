@@ -10,6 +10,8 @@
 
 pub mod algo;
 pub mod certname;
+pub mod certstore;
+pub mod certutil;
 pub mod cli;
 pub mod config;
 pub mod core;

@@ -570,7 +570,7 @@ fn client_certificate_name_check() {
         (
             PeerNames {
                 dns_names: vec!["testcluster".into()],
-                has_san: true,
+                ip_addresses: vec![],
                 common_name: Some("other".into()),
             },
             true,
@@ -578,7 +578,7 @@ fn client_certificate_name_check() {
         (
             PeerNames {
                 dns_names: vec!["other".into()],
-                has_san: true,
+                ip_addresses: vec![],
                 common_name: Some("testcluster".into()),
             },
             false,

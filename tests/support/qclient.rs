@@ -545,33 +545,9 @@ fn build(st: &mut State, req: &Req, seq: SeqMode) -> Vec<u8> {
             m.ring_id = *ring;
             m.config_version = *config_version;
             m.quorate = *quorate;
-            let fits = nodes.iter().all(|n| m.nodes.push(*n).is_ok());
+            m.nodes = qnetd::proto::Nodes::from_slice(nodes);
             m.heuristics = *heuristics;
-            if fits {
-                encode(&m)
-            } else {
-                // More nodes than the codec's list holds (corosync's own
-                // limit): append them by hand, in the codec's option order.
-                m.nodes.clear();
-                m.heuristics = None;
-                let mut bytes = encode(&m);
-                for n in nodes {
-                    let mut inner = m_tlv(9, &n.node_id.to_be_bytes());
-                    if n.data_center_id != 0 {
-                        inner.extend(m_tlv(15, &n.data_center_id.to_be_bytes()));
-                    }
-                    if n.node_state != NodeState::NotSet {
-                        inner.extend(m_tlv(16, &[u8::from(n.node_state)]));
-                    }
-                    bytes.extend(m_tlv(17, &inner));
-                }
-                if let Some(h) = heuristics {
-                    bytes.extend(m_tlv(22, &[u8::from(*h)]));
-                }
-                let len = u32::try_from(bytes.len() - 6).expect("length");
-                bytes[2..6].copy_from_slice(&len.to_be_bytes());
-                bytes
-            }
+            encode(&m)
         }
         Req::AskForVote => {
             let mut m = Msg::new(MsgType::AskForVote);
@@ -590,14 +566,6 @@ fn build(st: &mut State, req: &Req, seq: SeqMode) -> Vec<u8> {
             encode(&m)
         }
     }
-}
-
-/// One TLV, by hand.
-fn m_tlv(ty: u16, value: &[u8]) -> Vec<u8> {
-    let mut v = ty.to_be_bytes().to_vec();
-    v.extend_from_slice(&u16::try_from(value.len()).expect("short").to_be_bytes());
-    v.extend_from_slice(value);
-    v
 }
 
 fn reader_loop(
