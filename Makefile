@@ -20,7 +20,7 @@ INTEROP_SKIPPED   ?=
 # The sans-IO layers must not name I/O or the clock, nor allocate.
 SANS_IO_DIRS := src/proto src/algo src/core
 
-.PHONY: all build release run test fmt-check clippy unit doc arch no-alloc interop ci bench fuzz clean
+.PHONY: all build release run test fmt-check clippy unit doc arch no-alloc interop ci bench bench-compare callgrind fuzz clean
 
 all: build
 
@@ -76,6 +76,15 @@ ci: test interop
 
 bench:
 	$(CARGO) bench --bench codec --bench core
+
+# Side-by-side load comparison with the reference corosync-qnetd (about 10
+# minutes; BENCH_ARGS=--quick for a smoke run). Writes target/bench-compare/.
+bench-compare:
+	scripts/bench-compare.sh $(BENCH_ARGS)
+
+# Instructions per heartbeat round trip, ours and the reference's (valgrind).
+callgrind:
+	scripts/callgrind.sh $(CALLGRIND_ARGS)
 
 # Fuzzing needs cargo-fuzz (cargo install cargo-fuzz); RUSTC_BOOTSTRAP lets
 # a stable toolchain take the sanitizer flags.
