@@ -12,14 +12,15 @@ RUN_DIR    ?= $(CURDIR)/target/run
 INTEROP    ?= $(CURDIR)/../shared/interop
 TARGET_DIR ?= $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),$(CURDIR)/target)
 RELEASE    := $(TARGET_DIR)/release/qnetd
-# Scenarios of ../shared/interop/scenarios.sh this build supports.
-INTEROP_SCENARIOS ?= a b c d e f h i
-INTEROP_SKIPPED   ?= g (TLS is not in this build yet)
+# Scenarios of ../shared/interop/scenarios.sh (all of them; g is TLS with
+# the node-side certutil flow signed by our `qnetd certutil`).
+INTEROP_SCENARIOS ?= a b c d e f g h i
+INTEROP_SKIPPED   ?=
 
 # The sans-IO layers must not name I/O or the clock, nor allocate.
 SANS_IO_DIRS := src/proto src/algo src/core
 
-.PHONY: all build release run test fmt-check clippy unit doc arch no-alloc interop ci bench fuzz clean
+.PHONY: all build release run test fmt-check clippy unit doc arch no-alloc interop ci bench bench-compare callgrind fuzz clean
 
 all: build
 
@@ -67,7 +68,7 @@ interop: release
 	@[ "$$(id -u)" = 0 ] || { echo "make interop needs root (network namespaces)"; exit 1; }
 	@[ -z "$(INTEROP_SKIPPED)" ] || echo "make interop: leaving out $(INTEROP_SKIPPED)"
 	@[ -x $(INTEROP)/scenarios.sh ] || { echo "interop harness not found at $(INTEROP) (set INTEROP=...)"; exit 1; }
-	QI_RESULTS=$(TARGET_DIR)/interop-results \
+	QI_RESULTS=$(TARGET_DIR)/interop-results QI_QNETD_CERTUTIL='$(RELEASE) certutil' \
 	$(INTEROP)/scenarios.sh '$(RELEASE) -f -d -s "$$QNETD_TLS" -l "$$QNETD_ADDR" -p "$$QNETD_PORT"' \
 		$(INTEROP_SCENARIOS)
 
@@ -75,6 +76,23 @@ ci: test interop
 
 bench:
 	$(CARGO) bench --bench codec --bench core
+
+# Side-by-side load comparison with the reference corosync-qnetd (about 10
+# minutes; BENCH_ARGS=--quick for a smoke run). Writes target/bench-compare/.
+bench-compare:
+	scripts/bench-compare.sh $(BENCH_ARGS)
+
+# Instructions per heartbeat round trip, ours and the reference's (valgrind).
+callgrind:
+	scripts/callgrind.sh $(CALLGRIND_ARGS)
+
+# Fuzzing needs cargo-fuzz (cargo install cargo-fuzz); RUSTC_BOOTSTRAP lets
+# a stable toolchain take the sanitizer flags.
+FUZZ_SECONDS ?= 60
+fuzz:
+	cd fuzz && for t in frame msg_roundtrip instance; do \
+		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
 
 clean:
 	$(CARGO) clean

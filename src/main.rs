@@ -27,7 +27,6 @@ use std::process::ExitCode;
 use qnetd::addon;
 use qnetd::cli::{self, Command};
 use qnetd::config::Config;
-use qnetd::proto::TlsSupported;
 
 fn program_name(argv0: Option<&OsString>) -> String {
     argv0
@@ -137,17 +136,6 @@ fn daemon(program: &str, args: Vec<OsString>) -> ExitCode {
             Err(e) => return fail(program, &e),
         },
     };
-    if config.tls != TlsSupported::Unsupported {
-        let hint = if addon_mode {
-            "set the add-on option tls to off"
-        } else {
-            "start with -s off"
-        };
-        return fail(
-            program,
-            &format!("TLS is not available in this build yet; {hint}"),
-        );
-    }
     init_logging(filter, addon_mode);
     for w in &warnings {
         log::warn!("{w}");
@@ -173,7 +161,16 @@ fn main() -> ExitCode {
     if program == qnetd::tool::REFERENCE_NAME {
         return qnetd::tool::run(&argv0, args);
     }
+    if program == "corosync-qnetd-certutil" {
+        return qnetd::certutil::run(std::iter::once(OsString::from(&argv0)).chain(args));
+    }
     match args.first().and_then(|a| a.to_str()) {
+        Some("certutil") => {
+            return qnetd::certutil::run(
+                std::iter::once(OsString::from(format!("{program} certutil")))
+                    .chain(args.into_iter().skip(1)),
+            );
+        }
         Some("tool") => return qnetd::tool::run(&format!("{program} tool"), args.split_off(1)),
         Some("healthcheck") => {
             return qnetd::healthcheck::run(&format!("{program} healthcheck"), args.split_off(1));

@@ -1321,15 +1321,9 @@ impl Instance {
             }
             NodeListType::Unknown(_) => return,
         };
-        let vote = match self.run_algorithm(now, slot, idx, event) {
-            Ok(vote) => vote,
-            Err(code) => {
-                log::error!("Algorithm returned error code. Sending error reply.");
-                self.send(id, &server_error(msg.seq, code));
-                return;
-            }
+        let Some(vote) = self.decide(now, id, msg, (slot, idx), event) else {
+            return;
         };
-        log::debug!("Algorithm result vote is {vote}");
         // Store the list (qnetd_client_msg_received_node_list).
         let Some(member) = self
             .clusters
@@ -1354,14 +1348,10 @@ impl Instance {
                 member.quorate = msg.quorate;
             }
         }
-        let ring_id = member.ring_id;
-        self.record_reply_vote(slot, idx, vote);
         let mut reply = Msg::new(MsgType::NodeListReply);
         reply.seq = Some(seq);
         reply.node_list_type = Some(list_type);
-        reply.ring_id = Some(ring_id);
-        reply.vote = Some(vote);
-        self.send(id, &reply);
+        self.send_vote_reply(id, (slot, idx), reply, vote);
     }
 
     fn addr(&self, id: ClientId) -> PeerAddr {
@@ -1369,72 +1359,96 @@ impl Instance {
             .map_or(PeerAddr(SocketAddr::from(([0, 0, 0, 0], 0))), |c| c.addr)
     }
 
-    fn on_ask_for_vote(&mut self, now: Timestamp, id: ClientId, msg: &Msg<'_>) {
-        if !self.check_initialised(id, msg, "ask for vote") {
-            return;
-        }
-        let Some(seq) = msg.seq else {
-            log::error!(
-                "Received ask for vote message without seq number set. Sending error reply."
-            );
-            self.send(
-                id,
-                &server_error(None, ReplyErrorCode::DoesntContainRequiredOption),
-            );
-            return;
-        };
-        let Some((slot, idx)) = self.member_of(id) else {
-            return;
-        };
-        log::debug!("Client {} asked for a vote: seq={seq}", self.addr(id));
-        let vote = match self.run_algorithm(now, slot, idx, algo::Event::AskForVote) {
-            Ok(v) => v,
+    /// Runs the algorithm for a client's message. On an error code the
+    /// client gets SERVER_ERROR with it and `None` comes back; otherwise the
+    /// vote for the reply.
+    fn decide(
+        &mut self,
+        now: Timestamp,
+        id: ClientId,
+        msg: &Msg<'_>,
+        (slot, idx): (usize, usize),
+        event: algo::Event<'_>,
+    ) -> Option<Vote> {
+        match self.run_algorithm(now, slot, idx, event) {
+            Ok(vote) => {
+                log::debug!("Algorithm result vote is {vote}");
+                Some(vote)
+            }
             Err(code) => {
                 log::error!("Algorithm returned error code. Sending error reply.");
                 self.send(id, &server_error(msg.seq, code));
-                return;
+                None
             }
-        };
-        log::debug!("Algorithm result vote is {vote}");
-        self.record_reply_vote(slot, idx, vote);
-        let ring_id = self
-            .clusters
-            .get(slot)
-            .and_then(|c| c.members.get(idx))
-            .map(|m| m.ring_id)
-            .unwrap_or_default();
-        let mut reply = Msg::new(MsgType::AskForVoteReply);
-        reply.seq = Some(seq);
-        reply.vote = Some(vote);
-        reply.ring_id = Some(ring_id);
-        self.send(id, &reply);
+        }
     }
 
-    fn on_vote_info_reply(&mut self, now: Timestamp, id: ClientId, msg: &Msg<'_>) {
-        if !self.check_initialised(id, msg, "vote info reply") {
-            return;
+    /// The preamble of ASK_FOR_VOTE and VOTE_INFO_REPLY: TLS and INIT
+    /// checks, then the sequence number (DOESNT_CONTAIN_REQUIRED_OPTION
+    /// without it). Returns the sequence number and the member.
+    fn member_request(
+        &mut self,
+        id: ClientId,
+        msg: &Msg<'_>,
+        what: &str,
+    ) -> Option<(u32, (usize, usize))> {
+        if !self.check_initialised(id, msg, what) {
+            return None;
         }
         let Some(seq) = msg.seq else {
-            log::error!(
-                "Received vote info reply message without seq number set. Sending error reply."
-            );
+            log::error!("Received {what} message without seq number set. Sending error reply.");
             self.send(
                 id,
                 &server_error(None, ReplyErrorCode::DoesntContainRequiredOption),
             );
+            return None;
+        };
+        Some((seq, self.member_of(id)?))
+    }
+
+    /// Sends a reply carrying the vote and the member's stored ring id
+    /// (NODE_LIST_REPLY, ASK_FOR_VOTE_REPLY, HEURISTICS_CHANGE_REPLY) and
+    /// records the vote.
+    fn send_vote_reply(
+        &mut self,
+        id: ClientId,
+        (slot, idx): (usize, usize),
+        mut reply: Msg<'_>,
+        vote: Vote,
+    ) {
+        self.record_reply_vote(slot, idx, vote);
+        reply.vote = Some(vote);
+        reply.ring_id = self
+            .clusters
+            .get(slot)
+            .and_then(|c| c.members.get(idx))
+            .map(|m| m.ring_id);
+        self.send(id, &reply);
+    }
+
+    fn on_ask_for_vote(&mut self, now: Timestamp, id: ClientId, msg: &Msg<'_>) {
+        let Some((seq, member)) = self.member_request(id, msg, "ask for vote") else {
             return;
         };
-        let Some((slot, idx)) = self.member_of(id) else {
+        log::debug!("Client {} asked for a vote: seq={seq}", self.addr(id));
+        let Some(vote) = self.decide(now, id, msg, member, algo::Event::AskForVote) else {
+            return;
+        };
+        let mut reply = Msg::new(MsgType::AskForVoteReply);
+        reply.seq = Some(seq);
+        self.send_vote_reply(id, member, reply, vote);
+    }
+
+    fn on_vote_info_reply(&mut self, now: Timestamp, id: ClientId, msg: &Msg<'_>) {
+        let Some((seq, member)) = self.member_request(id, msg, "vote info reply") else {
             return;
         };
         log::debug!(
             "Client {} replied back to vote info message: seq={seq}",
             self.addr(id)
         );
-        if let Err(code) = self.run_algorithm(now, slot, idx, algo::Event::VoteInfoReply { seq }) {
-            log::error!("Algorithm returned error code. Sending error reply.");
-            self.send(id, &server_error(msg.seq, code));
-        }
+        // No reply on success.
+        let _ = self.decide(now, id, msg, member, algo::Event::VoteInfoReply { seq });
     }
 
     fn on_heuristics_change(&mut self, now: Timestamp, id: ClientId, msg: &Msg<'_>) {
@@ -1451,44 +1465,29 @@ impl Instance {
             );
             return;
         };
-        let Some((slot, idx)) = self.member_of(id) else {
+        let Some(member) = self.member_of(id) else {
             return;
         };
         log::debug!(
             "Client {} sent heuristics change: seq={seq} heuristics={heuristics}",
             self.addr(id)
         );
-        let vote = match self.run_algorithm(
-            now,
-            slot,
-            idx,
-            algo::Event::HeuristicsChange { heuristics },
-        ) {
-            Ok(v) => v,
-            Err(code) => {
-                log::error!("Algorithm returned error code. Sending error reply.");
-                self.send(id, &server_error(msg.seq, code));
-                return;
-            }
-        };
-        log::debug!("Algorithm result vote is {vote}");
-        let Some(member) = self
-            .clusters
-            .get_mut(slot)
-            .and_then(|c| c.members.get_mut(idx))
-        else {
+        let event = algo::Event::HeuristicsChange { heuristics };
+        let Some(vote) = self.decide(now, id, msg, member, event) else {
             return;
         };
-        member.regular_heuristics = heuristics;
-        member.heuristics = heuristics;
-        let ring_id = member.ring_id;
-        self.record_reply_vote(slot, idx, vote);
+        if let Some(m) = self
+            .clusters
+            .get_mut(member.0)
+            .and_then(|c| c.members.get_mut(member.1))
+        {
+            m.regular_heuristics = heuristics;
+            m.heuristics = heuristics;
+        }
         let mut reply = Msg::new(MsgType::HeuristicsChangeReply);
         reply.seq = Some(seq);
-        reply.vote = Some(vote);
-        reply.ring_id = Some(ring_id);
         reply.heuristics = Some(heuristics);
-        self.send(id, &reply);
+        self.send_vote_reply(id, member, reply, vote);
     }
 
     // ------------------------------------------------------- disconnects

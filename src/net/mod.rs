@@ -15,6 +15,7 @@ pub mod tls;
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
@@ -22,11 +23,14 @@ use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
+use self::tls::TlsSession;
 use crate::algo::ClientId;
+use crate::certstore::{CertStore, InitOutcome};
 use crate::config::Config;
-use crate::core::{Event, Instance, InstanceConfig, Timestamp};
+use crate::core::{Event, Instance, InstanceConfig, PeerAddr, Timestamp};
 use crate::error::Error;
 use crate::limits::READ_CHUNK;
+use crate::proto::TlsSupported;
 
 pub use lock::LockFile;
 
@@ -37,10 +41,60 @@ const FIRST_CLIENT: usize = 16;
 /// Bytes read from one client per wake-up before others get their turn.
 pub const READ_BUDGET: usize = 256 * 1024;
 
-/// One client connection.
+/// One client connection: the socket, and TLS once STARTTLS switched it.
 struct Conn {
     stream: TcpStream,
     id: ClientId,
+    addr: PeerAddr,
+    tls: Option<Box<TlsSession>>,
+    /// The instance was told the handshake finished.
+    tls_announced: bool,
+}
+
+/// Writes the TLS bytes waiting for the socket until done or `WouldBlock`.
+fn write_ciphertext(stream: &mut TcpStream, tls: &mut TlsSession) -> io::Result<()> {
+    loop {
+        let pending = tls.pending_ciphertext();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        match stream.write(pending) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => tls.consume_ciphertext(n),
+            Err(e) if would_block(&e) => return Ok(()),
+            Err(e) if interrupted(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// After TLS input was processed: tells the instance once the handshake is
+/// done (with the client certificate's names), hands it the plaintext, and
+/// writes what TLS wants to send. Returns false if the client must go.
+fn after_tls_input(now: Timestamp, instance: &mut Instance, conn: &mut Conn) -> bool {
+    let Some(tls) = conn.tls.as_deref_mut() else {
+        return false;
+    };
+    if !conn.tls_announced && !tls.is_handshaking() {
+        conn.tls_announced = true;
+        log::debug!(
+            "TLS established with client {}: {:?} {:?}",
+            conn.addr,
+            tls.protocol_version(),
+            tls.cipher_suite()
+        );
+        instance.tls_established(conn.id, tls.peer_names().cloned());
+    }
+    let plaintext = tls.plaintext();
+    if !plaintext.is_empty() {
+        let input = instance.handle_input(now, conn.id, plaintext);
+        tls.consume_plaintext(input.consumed);
+    }
+    if let Err(e) = write_ciphertext(&mut conn.stream, tls) {
+        log::debug!("Unhandled error when sending message to client ({e})");
+        return false;
+    }
+    !tls.peer_closed()
 }
 
 /// The monotonic clock, as the core's [`Timestamp`].
@@ -75,6 +129,61 @@ enum ReadOutcome {
     Closed,
 }
 
+/// Writes the instance's output for `id` in clear until done or
+/// `WouldBlock`.
+fn write_plain(instance: &mut Instance, id: ClientId, stream: &mut TcpStream) -> io::Result<()> {
+    loop {
+        let out = instance.outgoing(id);
+        if out.is_empty() {
+            return Ok(());
+        }
+        match stream.write(out) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => instance.consume_outgoing(id, n),
+            Err(e) if would_block(&e) => return Ok(()),
+            Err(e) if interrupted(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Switches a connection to TLS after an accepted STARTTLS. Replies queued
+/// before it go out in clear first; `leftover` (bytes read after the
+/// STARTTLS message) starts the handshake. Returns false if the client
+/// must go.
+fn start_tls(
+    now: Timestamp,
+    instance: &mut Instance,
+    conn: &mut Conn,
+    config: Option<&Arc<rustls::ServerConfig>>,
+    leftover: &[u8],
+) -> bool {
+    let Some(config) = config else {
+        log::error!("Can't start TLS. Disconnecting client.");
+        return false;
+    };
+    if write_plain(instance, conn.id, &mut conn.stream).is_err()
+        || !instance.outgoing(conn.id).is_empty()
+    {
+        log::error!("Can't start TLS: clear-text replies still pending. Disconnecting client.");
+        return false;
+    }
+    match TlsSession::new(Arc::clone(config), leftover) {
+        Ok(session) => {
+            conn.tls = Some(Box::new(session));
+            after_tls_input(now, instance, conn)
+        }
+        Err(e) => {
+            log::warn!(
+                "TLS error with client {}: {e}. Disconnecting client",
+                conn.addr
+            );
+            let _ = conn.stream.write_all(&e.alert);
+            false
+        }
+    }
+}
+
 /// The running server.
 struct Server {
     poll: Poll,
@@ -86,6 +195,8 @@ struct Server {
     ready: VecDeque<ClientId>,
     clock: Clock,
     buf: Box<[u8]>,
+    /// Set when TLS is on or required.
+    tls_config: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Runs the server until SIGTERM/SIGINT.
@@ -96,6 +207,7 @@ struct Server {
 pub fn run(config: &Config) -> Result<(), Error> {
     config.validate()?;
     let _lock = LockFile::acquire(&config.advanced.lock_file)?;
+    let tls_config = tls_setup(config)?;
     log::debug!("Initializing local socket");
     let mgmt = mgmt::Mgmt::bind(config)?;
     log::debug!("Creating listening socket");
@@ -103,7 +215,7 @@ pub fn run(config: &Config) -> Result<(), Error> {
     let local = listener
         .local_addr()
         .map_err(|e| Error::io("read listen address", e))?;
-    let mut server = Server::new(config, listener, mgmt)?;
+    let mut server = Server::new(config, listener, mgmt, tls_config)?;
     log::info!(
         "QNetd ready to provide service: listening on {local} (tls={}, client certificate required={})",
         tls_name(config),
@@ -112,11 +224,35 @@ pub fn run(config: &Config) -> Result<(), Error> {
     server.run()
 }
 
+/// Opens the certificate store (creating it on first start) and builds the
+/// TLS server configuration, unless TLS is off.
+fn tls_setup(config: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, Error> {
+    if config.tls == TlsSupported::Unsupported {
+        return Ok(None);
+    }
+    let dir = &config.advanced.nss_db_dir;
+    let store = CertStore::open(dir);
+    match store.ensure_initialized() {
+        Ok(InitOutcome::Created) => log::info!(
+            "Created a new certificate store in {}; copy the CA certificate {} to the cluster nodes",
+            dir.display(),
+            store.ca_cert_path().display()
+        ),
+        Ok(InitOutcome::AlreadyExists) => {
+            log::debug!("Using the certificate store in {}", dir.display());
+        }
+        Err(e) => return Err(Error::Tls(e.to_string())),
+    }
+    let cfg = tls::server_config(&store, config.client_cert_required)
+        .map_err(|e| Error::Tls(e.to_string()))?;
+    Ok(Some(cfg))
+}
+
 fn tls_name(config: &Config) -> &'static str {
     match config.tls {
-        crate::proto::TlsSupported::Unsupported => "off",
-        crate::proto::TlsSupported::Supported => "on",
-        crate::proto::TlsSupported::Required | crate::proto::TlsSupported::Unknown(_) => "req",
+        TlsSupported::Unsupported => "off",
+        TlsSupported::Supported => "on",
+        TlsSupported::Required | TlsSupported::Unknown(_) => "req",
     }
 }
 
@@ -125,6 +261,7 @@ impl Server {
         config: &Config,
         mut listener: mio::net::TcpListener,
         mut mgmt: mgmt::Mgmt,
+        tls_config: Option<Arc<rustls::ServerConfig>>,
     ) -> Result<Self, Error> {
         let poll = Poll::new().map_err(|e| Error::io("create poll", e))?;
         poll.registry()
@@ -147,6 +284,7 @@ impl Server {
             ready: VecDeque::new(),
             clock: Clock::new(),
             buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
+            tls_config,
         })
     }
 
@@ -257,7 +395,13 @@ impl Server {
                 self.conns.resize_with(index + 1, || None);
             }
             if let Some(slot) = self.conns.get_mut(index) {
-                *slot = Some(Conn { stream, id });
+                *slot = Some(Conn {
+                    stream,
+                    id,
+                    addr: PeerAddr(addr),
+                    tls: None,
+                    tls_announced: false,
+                });
             }
         }
     }
@@ -272,78 +416,118 @@ impl Server {
     }
 
     fn read(&mut self, now: Timestamp, id: ClientId) -> ReadOutcome {
+        let Self {
+            conns,
+            instance,
+            buf,
+            tls_config,
+            ..
+        } = self;
+        let Some(Some(conn)) = usize::try_from(id.index())
+            .ok()
+            .and_then(|i| conns.get_mut(i))
+        else {
+            return ReadOutcome::Closed;
+        };
+        if conn.id != id {
+            return ReadOutcome::Closed;
+        }
         let mut budget = READ_BUDGET;
         loop {
-            let Some(index) = usize::try_from(id.index()).ok() else {
-                return ReadOutcome::Closed;
-            };
-            let Some(Some(conn)) = self.conns.get_mut(index) else {
-                return ReadOutcome::Closed;
-            };
-            let n = match conn.stream.read(&mut self.buf) {
-                Ok(0) => {
-                    log::debug!("Client closed connection");
+            if let Some(tls) = conn.tls.as_deref_mut() {
+                match tls.read_tls_from(&mut conn.stream) {
+                    Ok(0) => {
+                        log::debug!("Client closed connection");
+                        return ReadOutcome::Closed;
+                    }
+                    Ok(n) => {
+                        budget = budget.saturating_sub(n);
+                        if let Err(e) = tls.process() {
+                            log::warn!(
+                                "TLS error with client {}: {e}. Disconnecting client",
+                                conn.addr
+                            );
+                            let _ = write_ciphertext(&mut conn.stream, tls);
+                            return ReadOutcome::Closed;
+                        }
+                    }
+                    Err(e) if would_block(&e) => return ReadOutcome::Drained,
+                    Err(e) if interrupted(&e) => continue,
+                    Err(e) => {
+                        log::error!(
+                            "Unhandled error when reading from client. Disconnecting client ({e})"
+                        );
+                        return ReadOutcome::Closed;
+                    }
+                }
+                if !after_tls_input(now, instance, conn) {
                     return ReadOutcome::Closed;
                 }
-                Ok(n) => n,
-                Err(e) if would_block(&e) => return ReadOutcome::Drained,
-                Err(e) if interrupted(&e) => continue,
-                Err(e) => {
-                    log::error!(
-                        "Unhandled error when reading from client. Disconnecting client ({e})"
-                    );
-                    return ReadOutcome::Closed;
+            } else {
+                let n = match conn.stream.read(buf) {
+                    Ok(0) => {
+                        log::debug!("Client closed connection");
+                        return ReadOutcome::Closed;
+                    }
+                    Ok(n) => n,
+                    Err(e) if would_block(&e) => return ReadOutcome::Drained,
+                    Err(e) if interrupted(&e) => continue,
+                    Err(e) => {
+                        log::error!(
+                            "Unhandled error when reading from client. Disconnecting client ({e})"
+                        );
+                        return ReadOutcome::Closed;
+                    }
+                };
+                budget = budget.saturating_sub(n);
+                // A short read leaves the socket buffer empty; data arriving
+                // later raises a new edge, so skip the read that would only
+                // say WouldBlock (one syscall less per message).
+                let drained = n < buf.len();
+                let data = buf.get(..n).unwrap_or_default();
+                let input = instance.handle_input(now, id, data);
+                if input.start_tls {
+                    let leftover = data.get(input.consumed..).unwrap_or_default();
+                    if !start_tls(now, instance, conn, tls_config.as_ref(), leftover) {
+                        return ReadOutcome::Closed;
+                    }
+                } else if drained {
+                    return ReadOutcome::Drained;
                 }
-            };
-            let data = self.buf.get(..n).unwrap_or_default();
-            let input = self.instance.handle_input(now, id, data);
-            if input.start_tls {
-                // TLS support is added by the TLS transport; until then the
-                // core only accepts STARTTLS when TLS is configured, which
-                // the daemon refuses at start-up.
-                log::error!("Can't start TLS. Disconnecting client.");
-                return ReadOutcome::Closed;
             }
-            budget = budget.saturating_sub(n);
             if budget == 0 {
                 return ReadOutcome::More;
             }
         }
     }
 
-    /// Writes a client's pending output until done or `WouldBlock`.
+    /// Writes a client's pending output until done or `WouldBlock`: in
+    /// clear, or through TLS.
     fn flush(&mut self, now: Timestamp, id: ClientId) {
-        let mut failed = false;
-        loop {
-            let out = self.instance.outgoing(id);
-            if out.is_empty() {
-                break;
-            }
-            let Some(index) = usize::try_from(id.index()).ok() else {
-                return;
-            };
-            let Some(Some(conn)) = self.conns.get_mut(index) else {
-                return;
-            };
-            if conn.id != id {
-                return;
-            }
-            match conn.stream.write(out) {
-                Ok(0) => {
-                    failed = true;
-                    break;
-                }
-                Ok(n) => self.instance.consume_outgoing(id, n),
-                Err(e) if would_block(&e) => break,
-                Err(e) if interrupted(&e) => {}
-                Err(e) => {
-                    log::debug!("Unhandled error when sending message to client ({e})");
-                    failed = true;
-                    break;
-                }
-            }
+        let Self {
+            conns, instance, ..
+        } = self;
+        let Some(Some(conn)) = usize::try_from(id.index())
+            .ok()
+            .and_then(|i| conns.get_mut(i))
+        else {
+            return;
+        };
+        if conn.id != id {
+            return;
         }
-        if failed {
+        let ok = match conn.tls.as_deref_mut() {
+            Some(tls) => {
+                let out = instance.outgoing(id);
+                let sent = out.is_empty() || tls.send_plaintext(out).is_ok();
+                let n = out.len();
+                instance.consume_outgoing(id, n);
+                sent && write_ciphertext(&mut conn.stream, tls).is_ok()
+            }
+            None => write_plain(instance, id, &mut conn.stream).is_ok(),
+        };
+        if !ok {
+            log::debug!("Unhandled error when sending message to client");
             self.close(now, id);
         }
     }

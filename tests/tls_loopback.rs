@@ -1,0 +1,426 @@
+//! TLS through the real binary on loopback: STARTTLS, TLS 1.2 and 1.3 with
+//! a client certificate signed by the store the daemon created on first
+//! start, and every refusal case of the reference (wrong CA, no
+//! certificate, wrong cluster name, clear text under `-s req`, garbage
+//! after STARTTLS).
+
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests of the real binary use the wall clock"
+)]
+
+#[path = "../src/net/tls/testkit.rs"]
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "shared with the unit tests; not all of it is used here"
+)]
+mod testkit;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use qnetd::certstore::CertStore;
+use qnetd::proto::build::{self, Init};
+use qnetd::proto::{
+    DecisionAlgorithm, Frame, Msg, MsgType, ReplyErrorCode, RingId, Status, TieBreaker,
+    TieBreakerMode, TlsSupported,
+};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use testkit::{Client as TlsClient, client_config, make_request};
+
+const BIN: &str = env!("CARGO_BIN_EXE_qnetd");
+const CLUSTER: &str = "loopcluster";
+
+struct Server {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Server {
+    fn start(name: &str, args: &[&str]) -> Self {
+        let dir = std::env::temp_dir().join(format!("qnetd-tls-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self::start_in(dir, args)
+    }
+
+    fn start_in(dir: PathBuf, args: &[&str]) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(BIN)
+            .args(["-f", "-l", "127.0.0.1", "-p", &port.to_string()])
+            .args(args)
+            .arg("-S")
+            .arg(format!(
+                "lock_file={0}/qnetd.pid,local_socket_file={0}/qnetd.sock,nss_db_dir={0}/store",
+                dir.display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, port, dir }
+    }
+
+    fn store(&self) -> CertStore {
+        CertStore::open(self.dir.join("store"))
+    }
+
+    /// A client certificate for `cn`, signed by this server's CA.
+    fn client_identity(&self, cn: &str) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        let (csr, key) = make_request(cn);
+        let path = self.store().sign_request(&csr, cn).unwrap();
+        (
+            vec![CertificateDer::from(std::fs::read(path).unwrap())],
+            key,
+        )
+    }
+
+    fn ca(&self) -> CertificateDer<'static> {
+        self.store().load_ca_certs().unwrap().remove(0)
+    }
+
+    /// SIGTERM; the state directory is kept.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+
+    fn stop(mut self) -> std::process::ExitStatus {
+        let status = self.terminate();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        status
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A qdevice-like client: clear text until STARTTLS, then TLS.
+struct Node {
+    s: TcpStream,
+    tls: Option<TlsClient>,
+    rx: Vec<u8>,
+}
+
+#[derive(Debug, PartialEq)]
+enum Got {
+    Msg(Vec<u8>),
+    Closed,
+}
+
+impl Node {
+    fn connect(server: &Server) -> Self {
+        let s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        Self {
+            s,
+            tls: None,
+            rx: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, m: &Msg<'_>) {
+        let bytes = build::to_bytes(m);
+        match self.tls.as_mut() {
+            Some(tls) => {
+                tls.send(&bytes).unwrap();
+                let out = tls.take_output();
+                self.s.write_all(&out).unwrap();
+            }
+            None => self.s.write_all(&bytes).unwrap(),
+        }
+    }
+
+    /// Reads the socket once; `false` on EOF, reset or a TLS error.
+    fn read_more(&mut self) -> bool {
+        let mut chunk = [0u8; 16384];
+        let n = match self.s.read(&mut chunk) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => n,
+        };
+        match self.tls.as_mut() {
+            Some(tls) => {
+                if tls.receive(&chunk[..n]).is_err() {
+                    return false;
+                }
+                let out = tls.take_output();
+                if !out.is_empty() && self.s.write_all(&out).is_err() {
+                    return false;
+                }
+                self.rx.append(&mut tls.plaintext);
+            }
+            None => self.rx.extend_from_slice(&chunk[..n]),
+        }
+        true
+    }
+
+    fn recv(&mut self) -> Got {
+        loop {
+            if let Status::Complete(n) = Frame::<&[u8]>::check(&self.rx) {
+                return Got::Msg(self.rx.drain(..n).collect());
+            }
+            if !self.read_more() {
+                return Got::Closed;
+            }
+        }
+    }
+
+    fn expect(&mut self, ty: MsgType) -> Vec<u8> {
+        match self.recv() {
+            Got::Msg(b) => {
+                let m = Msg::parse(&b).unwrap();
+                assert_eq!(m.msg_type, ty, "{m:?}");
+                b
+            }
+            Got::Closed => panic!("closed while waiting for {ty}"),
+        }
+    }
+
+    fn preinit(&mut self, cluster: &str) -> Option<TlsSupported> {
+        self.send(&build::preinit(1, cluster.as_bytes()));
+        let r = self.expect(MsgType::PreinitReply);
+        Msg::parse(&r).unwrap().tls_supported
+    }
+
+    /// STARTTLS, then the handshake. Returns whether it completed from the
+    /// client's point of view (with TLS 1.3 a refused client certificate
+    /// only shows on the next read).
+    fn starttls(&mut self, config: &std::sync::Arc<rustls::ClientConfig>) -> bool {
+        self.send(&build::starttls(2));
+        let mut tls = TlsClient::new(config);
+        self.s.write_all(&tls.take_output()).unwrap();
+        self.tls = Some(tls);
+        while self.tls.as_ref().is_some_and(TlsClient::is_handshaking) {
+            if !self.read_more() {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn init(&mut self) -> Got {
+        self.send(&build::init(&Init {
+            seq: 3,
+            node_id: 1,
+            algorithm: DecisionAlgorithm::Ffsplit,
+            heartbeat_interval: 8000,
+            tie_breaker: TieBreaker {
+                mode: TieBreakerMode::Lowest,
+                node_id: 0,
+            },
+            ring_id: RingId { node_id: 1, seq: 4 },
+        }));
+        self.recv()
+    }
+}
+
+fn init_ok(got: &Got) -> bool {
+    matches!(got, Got::Msg(b) if Msg::parse(b).unwrap().reply_error_code == Some(ReplyErrorCode::NoError))
+}
+
+fn provider(v13: bool) -> CryptoProvider {
+    if v13 {
+        rustls_ring::DEFAULT_TLS13_PROVIDER
+    } else {
+        rustls_ring::DEFAULT_TLS12_PROVIDER
+    }
+}
+
+#[test]
+fn store_is_created_on_first_start_with_private_keys() {
+    let server = Server::start("store", &["-s", "on"]);
+    let dir = server.dir.join("store");
+    assert!(dir.join("qnetd-cacert.crt").is_file());
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "key") {
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", path.display());
+        }
+    }
+    let ca = std::fs::read(dir.join("qnetd-cacert.crt")).unwrap();
+    let mut server = server;
+    assert!(server.terminate().success());
+    // A restart keeps the same CA.
+    let again = Server::start_in(server.dir.clone(), &["-s", "on"]);
+    assert_eq!(
+        std::fs::read(again.dir.join("store/qnetd-cacert.crt")).unwrap(),
+        ca
+    );
+    assert!(again.stop().success());
+}
+
+#[test]
+fn tls_sessions_with_a_client_certificate() {
+    let server = Server::start("good", &["-s", "on", "-c", "on"]);
+    let id = server.client_identity(CLUSTER);
+    for v13 in [true, false] {
+        let cfg = client_config(
+            provider(v13),
+            &server.ca(),
+            Some((id.0.clone(), id.1.clone_key())),
+        );
+        let mut node = Node::connect(&server);
+        assert_eq!(node.preinit(CLUSTER), Some(TlsSupported::Supported));
+        assert!(node.starttls(&cfg), "handshake, TLS 1.3 = {v13}");
+        assert!(init_ok(&node.init()), "TLS 1.3 = {v13}");
+        node.send(&build::echo_request(9));
+        node.expect(MsgType::EchoReply);
+    }
+    // The cluster-name check is case-insensitive.
+    let id = server.client_identity("LOOPCLUSTER");
+    let cfg = client_config(provider(true), &server.ca(), Some(id));
+    let mut node = Node::connect(&server);
+    node.preinit(CLUSTER);
+    assert!(node.starttls(&cfg));
+    assert!(init_ok(&node.init()));
+    assert!(server.stop().success());
+}
+
+#[test]
+fn refused_tls_clients() {
+    let server = Server::start("refused", &["-s", "on", "-c", "on"]);
+    let other = Server::start("other-ca", &["-s", "on"]);
+    let good = server.client_identity(CLUSTER);
+    let wrong_ca = other.client_identity(CLUSTER);
+    let wrong_name = server.client_identity("another");
+    let cases = [
+        ("certificate from another CA", Some(wrong_ca)),
+        ("no client certificate", None),
+        ("certificate for another cluster", Some(wrong_name)),
+    ];
+    for v13 in [true, false] {
+        for (case, identity) in &cases {
+            let identity = identity.as_ref().map(|(c, k)| (c.clone(), k.clone_key()));
+            let cfg = client_config(provider(v13), &server.ca(), identity);
+            let mut node = Node::connect(&server);
+            node.preinit(CLUSTER);
+            let handshake = node.starttls(&cfg);
+            let got = if handshake { node.init() } else { Got::Closed };
+            assert_eq!(got, Got::Closed, "{case}, TLS 1.3 = {v13}: must be refused");
+        }
+    }
+    // The server is still fine for a good client.
+    let cfg = client_config(provider(true), &server.ca(), Some(good));
+    let mut node = Node::connect(&server);
+    node.preinit(CLUSTER);
+    assert!(node.starttls(&cfg));
+    assert!(init_ok(&node.init()));
+}
+
+#[test]
+fn tls_required_refuses_clear_text_and_client_cert_off_accepts_anyone() {
+    let server = Server::start("req", &["-s", "req", "-c", "off"]);
+    let mut node = Node::connect(&server);
+    assert_eq!(node.preinit(CLUSTER), Some(TlsSupported::Required));
+    let got = node.init();
+    let Got::Msg(b) = got else {
+        panic!("clear INIT under -s req: closed")
+    };
+    let m = Msg::parse(&b).unwrap();
+    assert_eq!(
+        (m.msg_type, m.reply_error_code),
+        (MsgType::ServerError, Some(ReplyErrorCode::TlsRequired))
+    );
+    // -c off: no certificate needed, any cluster name.
+    let cfg = client_config(provider(true), &server.ca(), None);
+    let mut node = Node::connect(&server);
+    node.preinit("whatever");
+    assert!(node.starttls(&cfg));
+    assert!(init_ok(&node.init()));
+}
+
+#[test]
+fn clear_text_after_starttls_is_an_alert_and_a_close() {
+    let server = Server::start("garbage", &["-s", "on"]);
+    let mut node = Node::connect(&server);
+    node.preinit(CLUSTER);
+    node.send(&build::starttls(2));
+    node.s
+        .write_all(&build::to_bytes(&build::echo_request(3)))
+        .unwrap();
+    let mut alert = Vec::new();
+    let _ = node.s.read_to_end(&mut alert);
+    assert_eq!(
+        alert.first(),
+        Some(&0x15),
+        "a TLS alert record: {alert:02x?}"
+    );
+}
+
+#[test]
+fn certutil_under_the_reference_name() {
+    let dir = std::env::temp_dir().join(format!("qnetd-certutil-link-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = dir.join("corosync-qnetd-certutil");
+    std::os::unix::fs::symlink(BIN, &link).unwrap();
+    let store = dir.join("store");
+    let out = Command::new(&link)
+        .arg("-d")
+        .arg(&store)
+        .arg("-i")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(store.join("qnetd-cacert.crt").is_file());
+    // Signing a request as the node tool makes it (here with an ECDSA key).
+    let (csr, _) = make_request(CLUSTER);
+    let req = dir.join("qdevice-net-node.crq");
+    std::fs::write(&req, csr).unwrap();
+    let out = Command::new(&link)
+        .arg("-d")
+        .arg(&store)
+        .args(["-s", "-c"])
+        .arg(&req)
+        .args(["-n", CLUSTER])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let crt = store.join(format!("cluster-{CLUSTER}.crt"));
+    assert!(
+        stdout.contains(&format!("Certificate stored in {}", crt.display())),
+        "{stdout}"
+    );
+    assert!(crt.is_file());
+    // Usage errors exit as the reference's script does.
+    let out = Command::new(&link)
+        .arg("-d")
+        .arg(&store)
+        .args(["-s", "-n", CLUSTER])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "-s without -c");
+    let _ = std::fs::remove_dir_all(&dir);
+}
