@@ -221,6 +221,6 @@ image-test: image
 
 interop-armv7: armv7
 	@[ "$$(id -u)" = 0 ] || { echo "make interop-armv7 needs root (network namespaces)"; exit 1; }
-	QI_RESULTS=$(TARGET_DIR)/interop-results \
+	QI_RESULTS=$(TARGET_DIR)/interop-results QI_QNETD_CERTUTIL='$(QEMU_armv7) $(CURDIR)/dist/qnetd-armv7 certutil' \
 	$(INTEROP)/scenarios.sh '$(QEMU_armv7) $(CURDIR)/dist/qnetd-armv7 -f -d -s "$$QNETD_TLS" -l "$$QNETD_ADDR" -p "$$QNETD_PORT"' \
 		$(INTEROP_SCENARIOS)
