@@ -35,6 +35,19 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use testkit::{Client as TlsClient, client_config, make_request};
 
 const BIN: &str = env!("CARGO_BIN_EXE_qnetd");
+
+/// Our binary (or a link to it); under qemu-user (`make test-armv7`, no
+/// binfmt_misc) through the emulator named by `QNETD_TEST_RUNNER`.
+fn ours(exe: impl AsRef<std::ffi::OsStr>) -> Command {
+    match std::env::var_os("QNETD_TEST_RUNNER").filter(|r| !r.is_empty()) {
+        Some(runner) => {
+            let mut c = Command::new(runner);
+            c.arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    }
+}
 const CLUSTER: &str = "loopcluster";
 
 struct Server {
@@ -57,7 +70,7 @@ impl Server {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new(BIN)
+        let child = ours(BIN)
             .args(["-f", "-l", "127.0.0.1", "-p", &port.to_string()])
             .args(args)
             .arg("-S")
@@ -378,7 +391,7 @@ fn certutil_under_the_reference_name() {
     let link = dir.join("corosync-qnetd-certutil");
     std::os::unix::fs::symlink(BIN, &link).unwrap();
     let store = dir.join("store");
-    let out = Command::new(&link)
+    let out = ours(&link)
         .arg("-d")
         .arg(&store)
         .arg("-i")
@@ -394,7 +407,7 @@ fn certutil_under_the_reference_name() {
     let (csr, _) = make_request(CLUSTER);
     let req = dir.join("qdevice-net-node.crq");
     std::fs::write(&req, csr).unwrap();
-    let out = Command::new(&link)
+    let out = ours(&link)
         .arg("-d")
         .arg(&store)
         .args(["-s", "-c"])
@@ -415,7 +428,7 @@ fn certutil_under_the_reference_name() {
     );
     assert!(crt.is_file());
     // Usage errors exit as the reference's script does.
-    let out = Command::new(&link)
+    let out = ours(&link)
         .arg("-d")
         .arg(&store)
         .args(["-s", "-n", CLUSTER])
