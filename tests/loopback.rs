@@ -94,7 +94,7 @@ impl Server {
 
     fn connect(&self) -> Client {
         let s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         Client { s, buf: Vec::new() }
     }
 

@@ -146,7 +146,7 @@ enum Got {
 impl Node {
     fn connect(server: &Server) -> Self {
         let s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         Self {
             s,
             tls: None,

@@ -206,6 +206,11 @@ struct Server {
 /// client errors only ever affect that client.
 pub fn run(config: &Config) -> Result<(), Error> {
     config.validate()?;
+    // Handlers first: a SIGTERM during start-up (key generation can take a
+    // while on a small board) is then served by the loop, not the default
+    // action.
+    let signals =
+        Signals::new([SIGTERM, SIGINT]).map_err(|e| Error::io("install signal handlers", e))?;
     let _lock = LockFile::acquire(&config.advanced.lock_file)?;
     let tls_config = tls_setup(config)?;
     log::debug!("Initializing local socket");
@@ -215,7 +220,7 @@ pub fn run(config: &Config) -> Result<(), Error> {
     let local = listener
         .local_addr()
         .map_err(|e| Error::io("read listen address", e))?;
-    let mut server = Server::new(config, listener, mgmt, tls_config)?;
+    let mut server = Server::new(config, listener, mgmt, tls_config, signals)?;
     log::info!(
         "QNetd ready to provide service: listening on {local} (tls={}, client certificate required={})",
         tls_name(config),
@@ -262,13 +267,12 @@ impl Server {
         mut listener: mio::net::TcpListener,
         mut mgmt: mgmt::Mgmt,
         tls_config: Option<Arc<rustls::ServerConfig>>,
+        mut signals: Signals,
     ) -> Result<Self, Error> {
         let poll = Poll::new().map_err(|e| Error::io("create poll", e))?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(|e| Error::io("register listener", e))?;
-        let mut signals =
-            Signals::new([SIGTERM, SIGINT]).map_err(|e| Error::io("install signal handlers", e))?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(|e| Error::io("register signals", e))?;
