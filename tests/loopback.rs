@@ -19,20 +19,9 @@ use qnetd::proto::{
     TieBreakerMode, Vote,
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_qnetd");
+mod support;
 
-/// Our binary; under qemu-user (`make test-armv7`) through the emulator
-/// named by `QNETD_TEST_RUNNER`.
-fn bin() -> Command {
-    match std::env::var_os("QNETD_TEST_RUNNER").filter(|r| !r.is_empty()) {
-        Some(runner) => {
-            let mut c = Command::new(runner);
-            c.arg(BIN);
-            c
-        }
-        None => Command::new(BIN),
-    }
-}
+const BIN: &str = env!("CARGO_BIN_EXE_qnetd");
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -58,19 +47,14 @@ struct Server {
 impl Server {
     fn start(name: &str, extra: &[&str]) -> Self {
         let dir = scratch(name);
-        let port = free_port();
-        let child = Self::spawn(&dir, port, extra).spawn().unwrap();
-        let server = Self { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
+        let mut args = vec!["-s", "off"];
+        args.extend_from_slice(extra);
+        let (child, port) = support::start_qnetd(&dir, &args, "");
+        Self { child, port, dir }
     }
 
     fn spawn(dir: &std::path::Path, port: u16, extra: &[&str]) -> Command {
-        let mut cmd = bin();
+        let mut cmd = support::command(BIN, None);
         cmd.args([
             "-f",
             "-s",
@@ -321,14 +305,14 @@ fn cli_errors_exit_1_with_one_line() {
         ),
     ];
     for (args, msg) in cases {
-        let out = bin().args(*args).output().unwrap();
+        let out = support::command(BIN, None).args(*args).output().unwrap();
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         assert!(err.contains(msg), "{args:?}: {err}");
     }
     for flag in ["-h", "-v"] {
-        let out = bin().arg(flag).output().unwrap();
+        let out = support::command(BIN, None).arg(flag).output().unwrap();
         assert_eq!(out.status.code(), Some(1), "{flag}");
         assert!(!out.stdout.is_empty());
     }

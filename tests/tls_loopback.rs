@@ -9,6 +9,8 @@
     reason = "tests of the real binary use the wall clock"
 )]
 
+mod support;
+
 #[path = "../src/net/tls/testkit.rs"]
 #[allow(
     dead_code,
@@ -18,11 +20,11 @@
 mod testkit;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Duration;
 
 use qnetd::certstore::CertStore;
 use qnetd::proto::build::{self, Init};
@@ -36,18 +38,6 @@ use testkit::{Client as TlsClient, client_config, make_request};
 
 const BIN: &str = env!("CARGO_BIN_EXE_qnetd");
 
-/// Our binary (or a link to it); under qemu-user (`make test-armv7`, no
-/// binfmt_misc) through the emulator named by `QNETD_TEST_RUNNER`.
-fn ours(exe: impl AsRef<std::ffi::OsStr>) -> Command {
-    match std::env::var_os("QNETD_TEST_RUNNER").filter(|r| !r.is_empty()) {
-        Some(runner) => {
-            let mut c = Command::new(runner);
-            c.arg(exe);
-            c
-        }
-        None => Command::new(exe),
-    }
-}
 const CLUSTER: &str = "loopcluster";
 
 struct Server {
@@ -65,29 +55,8 @@ impl Server {
     }
 
     fn start_in(dir: PathBuf, args: &[&str]) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = ours(BIN)
-            .args(["-f", "-l", "127.0.0.1", "-p", &port.to_string()])
-            .args(args)
-            .arg("-S")
-            .arg(format!(
-                "lock_file={0}/qnetd.pid,local_socket_file={0}/qnetd.sock,nss_db_dir={0}/store",
-                dir.display()
-            ))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let store = format!("nss_db_dir={}/store", dir.display());
+        let (child, port) = support::start_qnetd(&dir, args, &store);
         Self { child, port, dir }
     }
 
@@ -391,7 +360,7 @@ fn certutil_under_the_reference_name() {
     let link = dir.join("corosync-qnetd-certutil");
     std::os::unix::fs::symlink(BIN, &link).unwrap();
     let store = dir.join("store");
-    let out = ours(&link)
+    let out = support::command(&link, None)
         .arg("-d")
         .arg(&store)
         .arg("-i")
@@ -407,7 +376,7 @@ fn certutil_under_the_reference_name() {
     let (csr, _) = make_request(CLUSTER);
     let req = dir.join("qdevice-net-node.crq");
     std::fs::write(&req, csr).unwrap();
-    let out = ours(&link)
+    let out = support::command(&link, None)
         .arg("-d")
         .arg(&store)
         .args(["-s", "-c"])
@@ -428,7 +397,7 @@ fn certutil_under_the_reference_name() {
     );
     assert!(crt.is_file());
     // Usage errors exit as the reference's script does.
-    let out = ours(&link)
+    let out = support::command(&link, None)
         .arg("-d")
         .arg(&store)
         .args(["-s", "-n", CLUSTER])
