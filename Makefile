@@ -20,7 +20,7 @@ INTEROP_SKIPPED   ?=
 # The sans-IO layers must not name I/O or the clock, nor allocate.
 SANS_IO_DIRS := src/proto src/algo src/core
 
-.PHONY: all build release run test fmt-check clippy unit doc arch no-alloc interop ci bench bench-compare callgrind fuzz clean
+.PHONY: all build release run test fmt-check clippy unit doc arch no-alloc interop ci bench bench-compare bench-arm callgrind fuzz clean
 
 all: build
 
@@ -81,6 +81,11 @@ bench:
 # minutes; BENCH_ARGS=--quick for a smoke run). Writes target/bench-compare/.
 bench-compare:
 	scripts/bench-compare.sh $(BENCH_ARGS)
+
+# The same load figures for the static x86_64, aarch64 and armv7 binaries
+# (ARM under qemu-user: compare ratios, not times).
+bench-arm:
+	scripts/bench-arm.sh
 
 # Instructions per heartbeat round trip, ours and the reference's (valgrind).
 callgrind:
