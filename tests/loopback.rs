@@ -317,3 +317,70 @@ fn cli_errors_exit_1_with_one_line() {
         assert!(!out.stdout.is_empty());
     }
 }
+
+/// Out of file descriptors, connections wait in the backlog; when
+/// descriptors are free again they are served without a new connection to
+/// wake the listener (edge-triggered epoll gives no second edge).
+#[test]
+fn connections_wait_out_a_descriptor_shortage() {
+    if std::env::var_os("QNETD_TEST_EMULATED").is_some()
+        || Command::new("prlimit").arg("-V").output().is_err()
+    {
+        eprintln!("skipped: needs prlimit and a native binary");
+        return;
+    }
+    let dir = scratch("emfile");
+    let port = free_port();
+    let mut child = Command::new("prlimit")
+        .args([
+            "--nofile=24:24",
+            BIN,
+            "-f",
+            "-s",
+            "off",
+            "-l",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-S",
+        ])
+        .arg(format!(
+            "lock_file={0}/qnetd.pid,local_socket_file={0}/qnetd.sock",
+            dir.display()
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !dir.join("qnetd.sock").exists() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let preinit = build::to_bytes(&build::preinit(1, b"x"));
+    let mut clients: Vec<Client> = (0..30)
+        .map(|_| {
+            let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut c = Client { s, buf: Vec::new() };
+            c.s.write_all(&preinit).unwrap();
+            c
+        })
+        .collect();
+    // Some are served, the rest wait; then the first half goes away.
+    std::thread::sleep(Duration::from_millis(300));
+    let rest = clients.split_off(15);
+    drop(clients);
+    for (i, mut c) in rest.into_iter().enumerate() {
+        let got = c.recv().unwrap_or_else(|| panic!("client {i}: closed"));
+        assert_eq!(
+            Msg::parse(&got).unwrap().msg_type,
+            MsgType::PreinitReply,
+            "client {i}"
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

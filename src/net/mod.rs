@@ -38,6 +38,9 @@ const LISTENER: Token = Token(0);
 const SIGNALS: Token = Token(1);
 const FIRST_CLIENT: usize = 16;
 
+/// How soon a failed `accept` is retried.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
 /// Bytes read from one client per wake-up before others get their turn.
 pub const READ_BUDGET: usize = 256 * 1024;
 
@@ -197,6 +200,10 @@ struct Server {
     buf: Box<[u8]>,
     /// Set when TLS is on or required.
     tls_config: Option<Arc<rustls::ServerConfig>>,
+    /// `accept` failed (e.g. out of file descriptors): connections may be
+    /// waiting in the backlog without a new edge to announce them, so the
+    /// loop retries on a short timer.
+    accept_failed: bool,
 }
 
 /// Runs the server until SIGTERM/SIGINT.
@@ -289,6 +296,7 @@ impl Server {
             clock: Clock::new(),
             buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
             tls_config,
+            accept_failed: false,
         })
     }
 
@@ -297,9 +305,15 @@ impl Server {
         log::debug!("Running QNetd main loop");
         loop {
             let timeout = if self.ready.is_empty() {
-                self.instance
+                let next = self
+                    .instance
                     .poll_timeout()
-                    .map(|t| Duration::from_millis(t.millis_since(self.clock.now())))
+                    .map(|t| Duration::from_millis(t.millis_since(self.clock.now())));
+                if self.accept_failed {
+                    Some(next.map_or(ACCEPT_RETRY, |t| t.min(ACCEPT_RETRY)))
+                } else {
+                    next
+                }
             } else {
                 Some(Duration::ZERO)
             };
@@ -343,6 +357,9 @@ impl Server {
                     }
                 }
             }
+            if self.accept_failed {
+                self.accept(now);
+            }
             // Clients cut off by the read budget.
             for _ in 0..self.ready.len() {
                 if let Some(id) = self.ready.pop_front() {
@@ -368,11 +385,18 @@ impl Server {
         loop {
             let (mut stream, addr) = match self.listener.accept() {
                 Ok(pair) => pair,
-                Err(e) if would_block(&e) => return,
+                Err(e) if would_block(&e) => {
+                    self.accept_failed = false;
+                    return;
+                }
                 Err(e) if interrupted(&e) => continue,
                 Err(e) => {
-                    // E.g. EMFILE: keep serving the clients we have.
-                    log::error!("Can't accept connection: {e}");
+                    // E.g. EMFILE: keep serving the clients we have, and try
+                    // again shortly (no new edge may come for the backlog).
+                    if !self.accept_failed {
+                        log::error!("Can't accept connection: {e}");
+                    }
+                    self.accept_failed = true;
                     return;
                 }
             };
