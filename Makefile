@@ -78,9 +78,10 @@ bench:
 	$(CARGO) bench --bench codec --bench core
 
 # Side-by-side load comparison with the reference corosync-qnetd (about 10
-# minutes; BENCH_ARGS=--quick for a smoke run). Writes target/bench-compare/.
-bench-compare:
-	scripts/bench-compare.sh $(BENCH_ARGS)
+# minutes; BENCH_ARGS=--quick for a smoke run), with the binary we ship: the
+# static musl build. Writes target/bench-compare/.
+bench-compare: static
+	scripts/bench-compare.sh --ours-bin $(CURDIR)/dist/qnetd-x86_64 $(BENCH_ARGS)
 
 # The same load figures for the static x86_64, aarch64 and armv7 binaries
 # (ARM under qemu-user: compare ratios, not times).
