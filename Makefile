@@ -150,6 +150,13 @@ BIN_ARCH       := $(if $(filter aarch64,$(HA_ARCH)),aarch64,x86_64)
 # The armv7 binary is static glibc: crt-static for that target only (the
 # per-target variable leaves build scripts and the host cache alone).
 export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUSTFLAGS := -C target-feature=+crt-static
+# musl builds are static-pie by default; at start-up the loader then
+# relocates (and dirties) every page holding an address, about 0.4 MiB of
+# RSS. A plain static executable has no run-time relocations: 1.1 MiB
+# instead of 1.5 MiB just after start (the executable's own load address is
+# then fixed; stack, heap and mmap stay randomised).
+export CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS := -C relocation-model=static
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS := -C relocation-model=static
 ifeq ($(CROSS),)
 # Local toolchains (Debian: musl-tools, gcc-aarch64-linux-gnu,
 # gcc-arm-linux-gnueabihf, libc6-dev-armhf-cross). ring compiles C and

@@ -463,22 +463,14 @@ impl Server {
         let mut budget = READ_BUDGET;
         loop {
             if let Some(tls) = conn.tls.as_deref_mut() {
-                match tls.read_tls_from(&mut conn.stream) {
+                // Read into the shared buffer and hand TLS exactly what came:
+                // the session keeps no large buffer between messages.
+                let n = match conn.stream.read(buf) {
                     Ok(0) => {
                         log::debug!("Client closed connection");
                         return ReadOutcome::Closed;
                     }
-                    Ok(n) => {
-                        budget = budget.saturating_sub(n);
-                        if let Err(e) = tls.process() {
-                            log::warn!(
-                                "TLS error with client {}: {e}. Disconnecting client",
-                                conn.addr
-                            );
-                            let _ = write_ciphertext(&mut conn.stream, tls);
-                            return ReadOutcome::Closed;
-                        }
-                    }
+                    Ok(n) => n,
                     Err(e) if would_block(&e) => return ReadOutcome::Drained,
                     Err(e) if interrupted(&e) => continue,
                     Err(e) => {
@@ -487,9 +479,21 @@ impl Server {
                         );
                         return ReadOutcome::Closed;
                     }
+                };
+                budget = budget.saturating_sub(n);
+                if let Err(e) = tls.feed(buf.get(..n).unwrap_or_default()) {
+                    log::warn!(
+                        "TLS error with client {}: {e}. Disconnecting client",
+                        conn.addr
+                    );
+                    let _ = write_ciphertext(&mut conn.stream, tls);
+                    return ReadOutcome::Closed;
                 }
                 if !after_tls_input(now, instance, conn) {
                     return ReadOutcome::Closed;
+                }
+                if n < buf.len() {
+                    return ReadOutcome::Drained;
                 }
             } else {
                 let n = match conn.stream.read(buf) {
