@@ -89,8 +89,8 @@ bench-arm:
 	scripts/bench-arm.sh
 
 # Instructions per heartbeat round trip, ours and the reference's (valgrind).
-callgrind:
-	scripts/callgrind.sh $(CALLGRIND_ARGS)
+callgrind: static
+	scripts/callgrind.sh --ours-bin $(CURDIR)/dist/qnetd-x86_64 $(CALLGRIND_ARGS)
 
 # Fuzzing needs cargo-fuzz (cargo install cargo-fuzz); RUSTC_BOOTSTRAP lets
 # a stable toolchain take the sanitizer flags.
