@@ -4,12 +4,13 @@
 //! ```text
 //! qnetd [daemon options]                      the server (corosync-qnetd compatible)
 //! qnetd --options /data/options.json [flags]  the server as a Home Assistant add-on
+//! qnetd certutil [certutil options]           the certificate store (corosync-qnetd-certutil compatible)
 //! qnetd tool [tool options]                   the management client (corosync-qnetd-tool compatible)
 //! qnetd healthcheck [options]                 exit 0 if the daemon answers, 1 otherwise
 //! ```
 //!
 //! Invoked as `corosync-qnetd` (a symlink) it behaves the same; invoked as
-//! `corosync-qnetd-tool` it is the tool.
+//! `corosync-qnetd-certutil` or `corosync-qnetd-tool` it is that tool.
 //!
 //! Add-on mode is explicit: a bare `qnetd` behaves like `corosync-qnetd`
 //! even where `/data/options.json` exists, so a host never changes
