@@ -9,9 +9,10 @@ use super::json::{self, AlgorithmName, Report, TieBreakerModeName, VoteName};
 use super::{ServerView, report, respond};
 use crate::algo::ClientId;
 use crate::core::{Event, Instance, InstanceConfig, Timestamp};
+use crate::proto::build;
 use crate::proto::{
     DecisionAlgorithm, Frame, Heuristics, Msg, MsgType, NodeInfo, NodeListType, RingId, Status,
-    TieBreaker, TieBreakerMode, TlsSupported, U16Array,
+    TieBreaker, TieBreakerMode, TlsSupported,
 };
 
 const SAMPLES: &str = include_str!("../../tests/vectors/tool_samples.txt");
@@ -44,15 +45,6 @@ fn frame(msg: &Msg<'_>) -> Vec<u8> {
     buf.truncate(n);
     buf
 }
-
-const MESSAGES: [u8; 36] = [
-    0, 0, 0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0, 8, 0, 9, 0, 10, 0, 11, 0, 12, 0, 13, 0, 14,
-    0, 15, 0, 16, 0, 17,
-];
-const OPTIONS: [u8; 48] = [
-    0, 0, 0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0, 8, 0, 9, 0, 10, 0, 11, 0, 12, 0, 13, 0, 14,
-    0, 15, 0, 16, 0, 17, 0, 18, 0, 19, 0, 20, 0, 21, 0, 22, 0, 23,
-];
 
 /// A sans-IO stand-in for `corosync-qdevice` clients.
 struct Sim {
@@ -150,14 +142,15 @@ impl Sim {
         tie_breaker: TieBreaker,
         ring_id: RingId,
     ) {
-        let mut m = Msg::new(MsgType::Init);
-        m.supported_messages = U16Array::from_be_bytes(&MESSAGES);
-        m.supported_options = U16Array::from_be_bytes(&OPTIONS);
-        m.node_id = Some(node_id);
-        m.decision_algorithm = Some(algorithm);
-        m.heartbeat_interval = Some(heartbeat);
-        m.tie_breaker = Some(tie_breaker);
-        m.ring_id = Some(ring_id);
+        // The sequence number is set when the message is sent.
+        let m = build::init(&build::Init {
+            seq: 0,
+            node_id,
+            algorithm,
+            heartbeat_interval: heartbeat,
+            tie_breaker,
+            ring_id,
+        });
         self.send(node, m);
     }
 

@@ -19,9 +19,10 @@ use std::process::{Child, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use qnetd::proto::build;
 use qnetd::proto::{
     DecisionAlgorithm, Frame, Heuristics, Msg, MsgType, NodeInfo, NodeListType, RingId, Status,
-    TieBreaker, TieBreakerMode, U16Array,
+    TieBreaker, TieBreakerMode,
 };
 
 pub const REFERENCE_SERVER: &str = "/usr/bin/corosync-qnetd";
@@ -264,15 +265,6 @@ pub fn our_tool_link(dir: &Scratch) -> PathBuf {
 
 // ------------------------------------------------------------ simulated nodes
 
-const MESSAGES: [u8; 36] = [
-    0, 0, 0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0, 8, 0, 9, 0, 10, 0, 11, 0, 12, 0, 13, 0, 14,
-    0, 15, 0, 16, 0, 17,
-];
-const OPTIONS: [u8; 48] = [
-    0, 0, 0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0, 8, 0, 9, 0, 10, 0, 11, 0, 12, 0, 13, 0, 14,
-    0, 15, 0, 16, 0, 17, 0, 18, 0, 19, 0, 20, 0, 21, 0, 22, 0, 23,
-];
-
 fn frame(msg: &Msg<'_>) -> Vec<u8> {
     let mut buf = vec![0; msg.buffer_len()];
     let n = msg.emit(&mut buf).unwrap();
@@ -388,14 +380,15 @@ impl Node {
         tie_breaker: TieBreaker,
         ring_id: RingId,
     ) {
-        let mut m = Msg::new(MsgType::Init);
-        m.supported_messages = U16Array::from_be_bytes(&MESSAGES);
-        m.supported_options = U16Array::from_be_bytes(&OPTIONS);
-        m.node_id = Some(node_id);
-        m.decision_algorithm = Some(algorithm);
-        m.heartbeat_interval = Some(heartbeat);
-        m.tie_breaker = Some(tie_breaker);
-        m.ring_id = Some(ring_id);
+        // The sequence number is set when the message is sent.
+        let m = build::init(&build::Init {
+            seq: 0,
+            node_id,
+            algorithm,
+            heartbeat_interval: heartbeat,
+            tie_breaker,
+            ring_id,
+        });
         self.request(m);
     }
 
