@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use qnetd::algo::ClientId;
+use qnetd::core::ClientId;
 use qnetd::core::{Event, Instance, InstanceConfig, Timestamp};
 use qnetd::proto::build::{self, Init};
 use qnetd::proto::{
@@ -62,7 +62,7 @@ impl Rig {
     }
 
     fn feed(&mut self, id: ClientId, bytes: &[u8]) {
-        self.inst.handle_input(self.now, id, bytes);
+        let _ = self.inst.handle_input(self.now, id, bytes);
         self.pump();
     }
 
@@ -87,7 +87,7 @@ impl Rig {
             let len = self.inst.outgoing(id).len();
             self.inst.consume_outgoing(id, len);
             if let Some(len) = answer {
-                self.inst.handle_input(self.now, id, &reply[..len]);
+                let _ = self.inst.handle_input(self.now, id, &reply[..len]);
             }
         }
     }
@@ -136,7 +136,7 @@ fn roundtrip(c: &mut Criterion) {
     let echo = build::to_bytes(&build::echo_request(1));
     g.bench_function("heartbeat", |b| {
         b.iter(|| {
-            rig.inst.handle_input(rig.now, id, black_box(&echo));
+            let _ = rig.inst.handle_input(rig.now, id, black_box(&echo));
             let out = rig.inst.outgoing(id).len();
             rig.inst.consume_outgoing(id, out);
             while rig.inst.poll_transmit().is_some() {}

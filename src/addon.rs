@@ -31,7 +31,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer};
 
 use crate::config::{Config, ConfigError};
-use crate::limits;
+use crate::core::InstanceConfig;
 use crate::proto::TlsSupported;
 
 /// Where the Supervisor writes the options.
@@ -230,14 +230,15 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
+        let engine = InstanceConfig::default();
         Self {
             log_level: LogLevel::default(),
             tls: TlsOption::default(),
-            client_cert_required: true,
-            max_clients: 0,
-            keep_active_partition_tie_breaker: false,
-            heartbeat_interval_min: i64::from(limits::DEFAULT_HEARTBEAT_INTERVAL_MIN),
-            heartbeat_interval_max: i64::from(limits::DEFAULT_HEARTBEAT_INTERVAL_MAX),
+            client_cert_required: engine.client_cert_required,
+            max_clients: i64::try_from(engine.max_clients).unwrap_or(i64::MAX),
+            keep_active_partition_tie_breaker: engine.keep_active_partition_tie_breaker,
+            heartbeat_interval_min: i64::from(engine.heartbeat_interval_min),
+            heartbeat_interval_max: i64::from(engine.heartbeat_interval_max),
         }
     }
 }
@@ -372,7 +373,7 @@ mod tests {
         assert_eq!(config.tls, TlsSupported::Supported);
         assert!(config.client_cert_required);
         assert_eq!(config.max_clients, 0);
-        assert_eq!(config.port, limits::DEFAULT_PORT);
+        assert_eq!(config.port, crate::limits::DEFAULT_PORT);
         assert_eq!(config.listen_addr, None);
         assert_eq!(config.advanced.nss_db_dir, PathBuf::from("/data/tls"));
         assert_eq!(config.advanced.lock_file, PathBuf::from(LOCK_FILE));
@@ -382,7 +383,7 @@ mod tests {
         );
         assert_eq!(
             config.advanced.heartbeat_interval_min,
-            limits::DEFAULT_HEARTBEAT_INTERVAL_MIN
+            crate::core::settings::DEFAULT_HEARTBEAT_INTERVAL_MIN
         );
     }
 

@@ -806,7 +806,7 @@ mod tests {
     use x509_parser::prelude::{FromDer as _, X509Certificate};
 
     use super::*;
-    use crate::certname::{PeerNames, cluster_name_matches};
+    use crate::certname::cluster_name_matches;
 
     const REFERENCE_CSR: &[u8] = include_bytes!("testdata/reference/qdevice-net-node.crq");
     const REFERENCE_CA: &[u8] = include_bytes!("testdata/reference/qnetd-cacert.crt");
@@ -953,7 +953,7 @@ mod tests {
             .unwrap();
         assert!(cluster_name_matches(
             b"testcluster",
-            &PeerNames::from_cert_der(&der).unwrap()
+            &crate::certname::from_cert_der(&der).unwrap()
         ));
 
         // Serials keep counting; PEM requests work too.

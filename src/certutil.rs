@@ -34,7 +34,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::certname::{PeerNames, cluster_name_matches};
+use crate::certname::cluster_name_matches;
 use crate::certstore::{CertStore, DEFAULT_DIR, InitOutcome};
 
 /// Exit status for usage errors and bad arguments (the reference's `exit 1`).
@@ -265,7 +265,7 @@ fn sign(opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     // Warn now rather than have the server refuse the node at INIT.
     let names = std::fs::read(&path)
         .ok()
-        .and_then(|der| PeerNames::from_cert_der(&der).ok());
+        .and_then(|der| crate::certname::from_cert_der(&der).ok());
     if let Some(names) = names
         && !cluster_name_matches(cluster.as_bytes(), &names)
     {

@@ -9,6 +9,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::core::InstanceConfig;
+use crate::core::settings::{MIN_CLIENT_MSG_SIZE, MIN_CLIENT_SEND_BUFFERS};
 use crate::limits;
 use crate::proto::TlsSupported;
 
@@ -111,24 +113,25 @@ pub struct AdvancedSettings {
 
 impl Default for AdvancedSettings {
     fn default() -> Self {
+        let engine = InstanceConfig::default();
         Self {
             listen_backlog: limits::DEFAULT_LISTEN_BACKLOG,
-            max_client_send_buffers: limits::DEFAULT_MAX_CLIENT_SEND_BUFFERS,
-            max_client_send_size: limits::DEFAULT_MAX_CLIENT_SEND_SIZE,
-            max_client_receive_size: limits::DEFAULT_MAX_CLIENT_RECEIVE_SIZE,
+            max_client_send_buffers: engine.max_client_send_buffers,
+            max_client_send_size: engine.max_client_send_size,
+            max_client_receive_size: engine.max_client_receive_size,
             nss_db_dir: PathBuf::from(DEFAULT_NSS_DB_DIR),
             cert_nickname: DEFAULT_CERT_NICKNAME.to_string(),
-            heartbeat_interval_min: limits::DEFAULT_HEARTBEAT_INTERVAL_MIN,
-            heartbeat_interval_max: limits::DEFAULT_HEARTBEAT_INTERVAL_MAX,
-            dpd_enabled: true,
-            dpd_interval_coefficient: limits::DEFAULT_DPD_INTERVAL_COEFFICIENT,
+            heartbeat_interval_min: engine.heartbeat_interval_min,
+            heartbeat_interval_max: engine.heartbeat_interval_max,
+            dpd_enabled: engine.dpd_enabled,
+            dpd_interval_coefficient: engine.dpd_interval_coefficient,
             lock_file: PathBuf::from(DEFAULT_LOCK_FILE),
             local_socket_file: PathBuf::from(DEFAULT_LOCAL_SOCKET_FILE),
             local_socket_backlog: DEFAULT_LOCAL_SOCKET_BACKLOG,
             ipc_max_clients: DEFAULT_IPC_MAX_CLIENTS,
             ipc_max_receive_size: DEFAULT_IPC_MAX_RECEIVE_SIZE,
             ipc_max_send_size: DEFAULT_IPC_MAX_SEND_SIZE,
-            keep_active_partition_tie_breaker: false,
+            keep_active_partition_tie_breaker: engine.keep_active_partition_tie_breaker,
         }
     }
 }
@@ -200,20 +203,16 @@ impl AdvancedSettings {
         match key.to_ascii_lowercase().as_str() {
             "listen_backlog" => self.listen_backlog = int_in(key, value, 1, i128::from(i32::MAX))?,
             "max_client_send_buffers" => {
-                self.max_client_send_buffers = int_in(
-                    key,
-                    value,
-                    limits::MIN_CLIENT_SEND_BUFFERS as i128,
-                    size_max,
-                )?;
+                self.max_client_send_buffers =
+                    int_in(key, value, MIN_CLIENT_SEND_BUFFERS as i128, size_max)?;
             }
             "max_client_send_size" => {
                 self.max_client_send_size =
-                    int_in(key, value, limits::MIN_CLIENT_MSG_SIZE as i128, size_max)?;
+                    int_in(key, value, MIN_CLIENT_MSG_SIZE as i128, size_max)?;
             }
             "max_client_receive_size" => {
                 self.max_client_receive_size =
-                    int_in(key, value, limits::MIN_CLIENT_MSG_SIZE as i128, size_max)?;
+                    int_in(key, value, MIN_CLIENT_MSG_SIZE as i128, size_max)?;
             }
             "nss_db_dir" => self.nss_db_dir = PathBuf::from(value),
             "cert_nickname" => self.cert_nickname = value.to_string(),
@@ -299,15 +298,36 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
+        let engine = InstanceConfig::default();
         Self {
             listen_addr: None,
             port: limits::DEFAULT_PORT,
             ip_version: IpVersion::Any,
-            tls: TlsSupported::Supported,
-            client_cert_required: true,
-            max_clients: 0,
+            tls: engine.tls,
+            client_cert_required: engine.client_cert_required,
+            max_clients: engine.max_clients,
             debug: 0,
             advanced: AdvancedSettings::default(),
+        }
+    }
+}
+
+impl From<&Config> for InstanceConfig {
+    /// The engine's part of the configuration.
+    fn from(c: &Config) -> Self {
+        let a = &c.advanced;
+        Self {
+            tls: c.tls,
+            client_cert_required: c.client_cert_required,
+            max_clients: c.max_clients,
+            max_client_send_buffers: a.max_client_send_buffers,
+            max_client_send_size: a.max_client_send_size,
+            max_client_receive_size: a.max_client_receive_size,
+            heartbeat_interval_min: a.heartbeat_interval_min,
+            heartbeat_interval_max: a.heartbeat_interval_max,
+            dpd_enabled: a.dpd_enabled,
+            dpd_interval_coefficient: a.dpd_interval_coefficient,
+            keep_active_partition_tie_breaker: a.keep_active_partition_tie_breaker,
         }
     }
 }

@@ -8,18 +8,17 @@
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 
+pub use qnetd_engine::{algo, core, proto};
+
 pub mod addon;
-pub mod algo;
 pub mod certname;
 pub mod certstore;
 pub mod certutil;
 pub mod cli;
 pub mod config;
-pub mod core;
 pub mod error;
 pub mod healthcheck;
 pub mod limits;
 pub mod mgmt;
 pub mod net;
-pub mod proto;
 pub mod tool;

@@ -9,7 +9,7 @@ mod support;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
-use qnetd::algo::ClientId;
+use qnetd::core::ClientId;
 use qnetd::core::{Event, Instance, InstanceConfig, Timestamp};
 use qnetd::proto::{Frame, Status, TlsSupported};
 use support::golden::{Dir, Scenario, Step, load};

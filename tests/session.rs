@@ -444,11 +444,11 @@ fn send_queue_overflow_closes_only_that_client() {
     // Feed echoes without draining client 1's output.
     for seq in 1..=3 {
         let bytes = build::to_bytes(&build::echo_request(seq));
-        h.inst.handle_input(h.now, id1, &bytes);
+        let _ = h.inst.handle_input(h.now, id1, &bytes);
     }
     assert_eq!(h.inst.outgoing(id1).len(), 3 * 14);
     let bytes = build::to_bytes(&build::echo_request(4));
-    h.inst.handle_input(h.now, id1, &bytes);
+    let _ = h.inst.handle_input(h.now, id1, &bytes);
     h.drain();
     assert!(h.is_closed(1));
     // Client 2 is re-evaluated after client 1 left (a VOTE_INFO) and still

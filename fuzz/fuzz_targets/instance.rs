@@ -4,9 +4,9 @@
 //! the tables stay consistent.
 
 use libfuzzer_sys::fuzz_target;
-use qnetd::algo::ClientId;
-use qnetd::core::{Event, Instance, InstanceConfig, Timestamp};
-use qnetd::proto::TlsSupported;
+use qnetd_engine::core::ClientId;
+use qnetd_engine::core::{Event, Instance, InstanceConfig, Timestamp};
+use qnetd_engine::proto::TlsSupported;
 
 fuzz_target!(|data: &[u8]| {
     let mut inst = Instance::new(InstanceConfig {

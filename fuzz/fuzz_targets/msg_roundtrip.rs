@@ -3,7 +3,7 @@
 //! to the same message.
 
 use libfuzzer_sys::fuzz_target;
-use qnetd::proto::{Frame, Msg, Status};
+use qnetd_engine::proto::{Frame, Msg, Status};
 
 fuzz_target!(|data: &[u8]| {
     let Status::Complete(n) = Frame::<&[u8]>::check(data) else { return };
@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
     let mut out = vec![0u8; msg.buffer_len()];
     let len = msg.emit(&mut out).expect("a parsed message encodes");
     assert_eq!(len, out.len());
-    if len == qnetd::proto::HEADER_LEN {
+    if len == qnetd_engine::proto::HEADER_LEN {
         // Only unknown options: nothing to re-encode, and an empty payload
         // is invalid on the wire (crash-062fa3d1...-regression).
         return;

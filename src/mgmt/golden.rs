@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use super::json::{self, AlgorithmName, Report, TieBreakerModeName, VoteName};
 use super::{ServerView, report, respond};
-use crate::algo::ClientId;
+use crate::core::ClientId;
 use crate::core::{Event, Instance, InstanceConfig, Timestamp};
 use crate::proto::build;
 use crate::proto::{
@@ -101,7 +101,7 @@ impl Sim {
                 let mut reply = Msg::new(MsgType::VoteInfoReply);
                 reply.seq = msg.seq;
                 let reply = frame(&reply);
-                self.inst.handle_input(self.now, id, &reply);
+                let _ = self.inst.handle_input(self.now, id, &reply);
             } else {
                 self.inbox.push((id, bytes));
             }

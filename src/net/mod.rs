@@ -24,9 +24,9 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 use self::tls::TlsSession;
-use crate::algo::ClientId;
 use crate::certstore::{CertStore, InitOutcome};
 use crate::config::Config;
+use crate::core::ClientId;
 use crate::core::{Event, Instance, InstanceConfig, PeerAddr, Timestamp};
 use crate::error::Error;
 use crate::limits::READ_CHUNK;

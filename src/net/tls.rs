@@ -664,7 +664,7 @@ impl TlsSession {
         if let Some(peer) = outputs.peer_identity()
             && let Identity::X509(chain) = peer.identity()
         {
-            match PeerNames::from_cert_der(&chain.end_entity) {
+            match crate::certname::from_cert_der(&chain.end_entity) {
                 Ok(names) => self.peer_names = Some(names),
                 Err(e) => return Err(self.fail(TlsError::PeerCertificate(e))),
             }

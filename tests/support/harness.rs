@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
-use qnetd::algo::ClientId;
+use qnetd::core::ClientId;
 use qnetd::core::{Event, Instance, InstanceConfig, Timestamp};
 use qnetd::proto::build::{self, Init};
 use qnetd::proto::{

@@ -17,7 +17,7 @@ use super::enums::{
     TieBreakerMode, TlsSupported, TlvType, Vote,
 };
 use super::error::{DecodeError, EncodeError};
-use super::frame::{HEADER_LEN, Header};
+use super::frame::{Frame, HEADER_LEN, Header};
 use super::tlv::{TLV_HEADER_LEN, Tlv, TlvIter, TlvWriter};
 use super::types::{NodeInfo, Nodes, RingId, TieBreaker, U16Array};
 
@@ -261,7 +261,23 @@ impl<'a> Msg<'a> {
                 seq: None,
             });
         }
-        let payload = frame.get(HEADER_LEN..).unwrap_or_default();
+        self.decode_payload(frame.get(HEADER_LEN..).unwrap_or_default())
+    }
+
+    /// Decodes a complete message whose header is already parsed (the
+    /// server's read path: one header parse per message).
+    ///
+    /// # Errors
+    /// As [`Msg::parse_into`], except that a [`Frame`] is always
+    /// consistent.
+    pub fn from_frame(frame: Frame<&'a [u8]>) -> Result<Self, DecodeFailure> {
+        let mut msg = Self::new(frame.msg_type());
+        msg.decode_payload(frame.into_bytes().get(HEADER_LEN..).unwrap_or_default())?;
+        Ok(msg)
+    }
+
+    /// Decodes the options of a payload into `self`.
+    fn decode_payload(&mut self, payload: &'a [u8]) -> Result<(), DecodeFailure> {
         let mut node_count = 0usize;
         for tlv in TlvIter::new(payload) {
             let result = tlv.and_then(|tlv| self.decode_option(&tlv, &mut node_count));

@@ -4,12 +4,41 @@
 use core::fmt;
 use core::net::SocketAddr;
 
+use super::certname::PeerNames;
 use super::timers::TimerSlot;
-use crate::algo::ClientId;
-use crate::certname::PeerNames;
 use crate::proto::{
     DecisionAlgorithm, HEADER_LEN, Header, ReplyErrorCode, RingId, TieBreaker, TieBreakerMode,
 };
+
+/// The handle of a client connection. `core` hands it out on
+/// [`Instance::accept`](super::Instance::accept); a cluster
+/// [`Member`](crate::algo::Member) carries it so that `core` finds the
+/// connection of a node, and the algorithms never read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId {
+    index: u32,
+    generation: u32,
+}
+
+impl ClientId {
+    /// A handle for slot `index`, in its `generation`.
+    #[must_use]
+    pub const fn new(index: u32, generation: u32) -> Self {
+        Self { index, generation }
+    }
+
+    /// The slot index.
+    #[must_use]
+    pub const fn index(self) -> u32 {
+        self.index
+    }
+
+    /// The slot generation (bumped each time the slot is reused).
+    #[must_use]
+    pub const fn generation(self) -> u32 {
+        self.generation
+    }
+}
 
 /// Displays a peer address as the reference does: `a.b.c.d:port`, or the
 /// IPv6 text without brackets followed by `:port` (e.g. `::1:55256`).
@@ -133,6 +162,8 @@ pub(crate) struct Client {
     pub(crate) cluster: Option<usize>,
     /// Partial message (header and/or body) waiting for more bytes.
     pub(crate) rx: Vec<u8>,
+    /// The header of the message in `rx`, parsed once its 6 bytes are in.
+    pub(crate) rx_header: Option<Header>,
     pub(crate) skip: Option<Skip>,
     pub(crate) tx: TxQueue,
     pub(crate) dpd: TimerSlot,
@@ -166,6 +197,7 @@ impl Client {
             heartbeat_interval,
             cluster: None,
             rx: Vec::new(),
+            rx_header: None,
             skip: None,
             tx: TxQueue::default(),
             dpd: TimerSlot::default(),

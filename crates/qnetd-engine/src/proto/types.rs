@@ -4,7 +4,6 @@ use core::fmt;
 
 use super::enums::{NodeState, TieBreakerMode, TlvType};
 use super::tlv::TlvIter;
-use crate::limits::MAX_DECODED_NODES;
 
 /// A corosync node id (u32 on the wire).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -97,6 +96,14 @@ impl NodeInfo {
         }
     }
 }
+
+/// Largest number of nodes decoded from one node list: as many NODE_INFOs
+/// (12 bytes each at least) as fit in a message of the reference's default
+/// maximum size (`QNETD_DEFAULT_MAX_CLIENT_RECEIVE_SIZE`, 1 << 15). Corosync
+/// itself has at most 384 processors.
+pub const MAX_DECODED_NODES: usize = ((1 << 15) - super::frame::HEADER_LEN) / 12;
+
+const _: () = assert!(MAX_DECODED_NODES >= 384);
 
 /// A decoded node list in a fixed-capacity buffer: every NODE_INFO of one
 /// message, in order, with duplicates kept. [`MAX_DECODED_NODES`] is the

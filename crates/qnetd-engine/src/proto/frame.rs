@@ -66,6 +66,27 @@ pub enum Status<T> {
     Complete(T),
 }
 
+impl<'a> Frame<&'a [u8]> {
+    /// Splits the frame that `header` (already parsed from the start of
+    /// `buf`) announces off `buf`: the frame and the bytes after it, or
+    /// [`Status::Partial`] while `buf` is shorter. The header is not parsed
+    /// again, so a reader that checks the header first (type, size) parses
+    /// it once per message.
+    #[must_use]
+    pub fn split(header: Header, buf: &'a [u8]) -> Status<(Self, &'a [u8])> {
+        match header.total_len().and_then(|len| buf.split_at_checked(len)) {
+            Some((buffer, rest)) => Status::Complete((Self { buffer, header }, rest)),
+            None => Status::Partial,
+        }
+    }
+
+    /// The whole message, header included, for as long as the buffer lives.
+    #[must_use]
+    pub fn into_bytes(self) -> &'a [u8] {
+        self.buffer
+    }
+}
+
 /// A zero-copy view of one complete message.
 ///
 /// Construct it with [`Frame::new_checked`]; afterwards no accessor can
@@ -80,8 +101,8 @@ impl<T: AsRef<[u8]>> Frame<T> {
     /// Checks whether `buf` starts with a complete frame.
     #[must_use]
     pub fn check(buf: &[u8]) -> Status<usize> {
-        match Header::parse(buf).and_then(|h| h.total_len()) {
-            Some(total) if total <= buf.len() => Status::Complete(total),
+        match Header::parse(buf).map(|h| Frame::split(h, buf)) {
+            Some(Status::Complete((frame, _))) => Status::Complete(frame.as_bytes().len()),
             _ => Status::Partial,
         }
     }

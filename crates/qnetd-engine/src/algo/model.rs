@@ -6,37 +6,10 @@
 //! sorted by node id, because the reference iterates clients in that order
 //! and some results depend on it (`qnetd_cluster_list_add_client`).
 
+use crate::core::ClientId;
 use crate::proto::{
     DecisionAlgorithm, Heuristics, NodeInfo, Quorate, RingId, TieBreaker, Vote, list_contains,
 };
-
-/// An opaque handle of a client connection, owned by `core`. The algorithms
-/// only pass it back in [`Action`]s.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ClientId {
-    index: u32,
-    generation: u32,
-}
-
-impl ClientId {
-    /// A handle for slot `index`, in its `generation`.
-    #[must_use]
-    pub const fn new(index: u32, generation: u32) -> Self {
-        Self { index, generation }
-    }
-
-    /// The slot index.
-    #[must_use]
-    pub const fn index(self) -> u32 {
-        self.index
-    }
-
-    /// The slot generation (bumped each time the slot is reused).
-    #[must_use]
-    pub const fn generation(self) -> u32 {
-        self.generation
-    }
-}
 
 /// Per-client state of the ffsplit algorithm
 /// (`enum qnetd_algo_ffsplit_client_state`).

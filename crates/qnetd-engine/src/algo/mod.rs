@@ -33,9 +33,7 @@ pub mod model;
 pub mod test;
 pub mod two_node_lms;
 
-pub use model::{
-    Action, ClientId, Cluster, FfsplitClientState, FfsplitClusterState, Member, store_list,
-};
+pub use model::{Action, Cluster, FfsplitClientState, FfsplitClusterState, Member, store_list};
 
 use crate::proto::{DecisionAlgorithm, Heuristics, NodeInfo, ReplyErrorCode, RingId, Vote};
 

@@ -3,55 +3,28 @@
 //! cluster every few rounds, for every algorithm — go through the engine
 //! with zero heap allocations.
 //!
-//! A counting global allocator wraps the system allocator; no logger is
-//! installed, so log macros cost nothing.
+//! A counting global allocator (stats_alloc) wraps the system allocator;
+//! no logger is installed, so log macros cost nothing.
 
-#![allow(
-    unsafe_code,
-    reason = "a counting global allocator needs unsafe; the library itself forbids it"
-)]
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use std::alloc::System;
 use std::net::SocketAddr;
 
-use qnetd::algo::ClientId;
-use qnetd::core::{Event, Instance, InstanceConfig, Timestamp};
-use qnetd::proto::build::{self, Init};
-use qnetd::proto::{
+use qnetd_engine::core::{ClientId, Event, Instance, InstanceConfig, Timestamp};
+use qnetd_engine::proto::build::{self, Init};
+use qnetd_engine::proto::{
     DecisionAlgorithm, Frame, Heuristics, Msg, MsgType, RingId, Status, TieBreaker, TieBreakerMode,
     TlsSupported,
 };
-
-struct Counting;
-
-thread_local! {
-    static ALLOCS: Cell<usize> = const { Cell::new(0) };
-}
-
-// SAFETY: delegates to the system allocator; only counts calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.with(|n| n.set(n.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.with(|n| n.set(n.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
+/// Allocations and reallocations so far (this binary runs one test, so
+/// the process-wide count is the test's).
 fn allocs() -> usize {
-    ALLOCS.with(Cell::get)
+    let stats = GLOBAL.stats();
+    stats.allocations + stats.reallocations
 }
 
 /// Pre-encoded client messages, so the measured loop encodes nothing.

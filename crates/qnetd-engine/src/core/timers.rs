@@ -11,8 +11,8 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use super::client::ClientId;
 use super::time::Timestamp;
-use crate::algo::ClientId;
 
 /// Which deadline of a client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
