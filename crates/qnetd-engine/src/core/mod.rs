@@ -23,7 +23,7 @@
 //! |-------------------|-----------------------------------|-------------------------------|
 //! | `instance.rs`     | `qnetd-instance.c`                | the instance and its API      |
 //! | `msgio.rs`        | `msgio.c`, `qnetd-client-send.c`  | reassembly, skip, send queue  |
-//! | `msg_received.rs` | `qnetd-client-msg-received.c`     | the message handlers          |
+//! | `msg_received.rs` | `qnetd-client-msg-received.c`     | the message handlers (INIT in `msg_received/init.rs`) |
 //! | `algorithm.rs`    | `qnetd-algorithm.c`               | running the algorithms        |
 //! | `client.rs`       | `qnetd-client.c`                  | one connection                |
 //! | `cluster.rs`      | `qnetd-cluster-list.c`            | the cluster table             |
