@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion};
-use qnetd::certstore::CertStore;
+use qnetd::cert::store::CertStore;
 use qnetd::net::tls::{TlsSession, server_config};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};

@@ -6,6 +6,7 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::config::ConfigError;
+use crate::net::tls::TlsConfigError;
 
 /// A fatal daemon error.
 #[derive(Debug)]
@@ -32,8 +33,8 @@ pub enum Error {
         /// Why it failed.
         source: io::Error,
     },
-    /// TLS could not be set up.
-    Tls(String),
+    /// TLS could not be set up (certificate store or server configuration).
+    Tls(TlsConfigError),
 }
 
 impl Error {
@@ -69,8 +70,15 @@ impl std::error::Error for Error {
         match self {
             Self::Config(e) => Some(e),
             Self::Bind { source, .. } | Self::Io { source, .. } => Some(source),
-            Self::AnotherInstance { .. } | Self::Tls(_) => None,
+            Self::Tls(e) => Some(e),
+            Self::AnotherInstance { .. } => None,
         }
+    }
+}
+
+impl From<TlsConfigError> for Error {
+    fn from(e: TlsConfigError) -> Self {
+        Self::Tls(e)
     }
 }
 

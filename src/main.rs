@@ -10,173 +10,50 @@
 //! ```
 //!
 //! Invoked as `corosync-qnetd` (a symlink) it behaves the same; invoked as
-//! `corosync-qnetd-certutil` or `corosync-qnetd-tool` it is that tool.
-//!
-//! Add-on mode is explicit: a bare `qnetd` behaves like `corosync-qnetd`
-//! even where `/data/options.json` exists, so a host never changes
-//! behaviour because of a stray file. The image's `ENTRYPOINT` passes
-//! `--options /data/options.json`. In add-on mode the settings are the
-//! add-on defaults, then the options file, then any flag after it (see
-//! [`qnetd::addon`]), and the log goes to stdout, which the Supervisor shows
-//! in the add-on's Log tab.
+//! `corosync-qnetd-certutil` or `corosync-qnetd-tool` it is that tool. Each
+//! program is a [`qnetd::cmd`] module with the same `run(program, args)`.
 
 use std::ffi::OsString;
-use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
-use qnetd::addon;
-use qnetd::cli::{self, Command};
-use qnetd::config::Config;
+use qnetd::cmd::{certutil, daemon, healthcheck, tool};
 
-fn program_name(argv0: Option<&OsString>) -> String {
-    argv0
-        .and_then(|a| Path::new(a).file_name())
-        .map_or_else(|| "qnetd".to_string(), |n| n.to_string_lossy().into_owned())
-}
+/// A program's entry point: the name to show in messages, the arguments
+/// after it.
+type Run = fn(&str, Vec<OsString>) -> ExitCode;
 
-/// Logging: `filter` unless `RUST_LOG` is set.
-fn init_logging(filter: log::LevelFilter, to_stdout: bool) {
-    let default = filter.as_str().to_ascii_lowercase();
-    let mut builder =
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default));
-    builder.format(|buf, record| {
-        let level = match record.level() {
-            log::Level::Error => "error",
-            log::Level::Warn => "warning",
-            log::Level::Info => "info",
-            log::Level::Debug => "debug",
-            log::Level::Trace => "trace",
-        };
-        writeln!(
-            buf,
-            "{} {level:<7} {}",
-            buf.timestamp_seconds(),
-            record.args()
-        )
-    });
-    if to_stdout {
-        builder.target(env_logger::Target::Stdout);
-    }
-    builder.init();
-}
+/// Programs chosen by the name the binary is invoked by (a symlink).
+const BY_NAME: [(&str, Run); 2] = [
+    (tool::REFERENCE_NAME, tool::run),
+    ("corosync-qnetd-certutil", certutil::run),
+];
 
-fn fail(program: &str, message: &dyn std::fmt::Display) -> ExitCode {
-    eprintln!("{program}: {message}");
-    ExitCode::FAILURE
-}
-
-/// The flags to apply on top of the options file: all arguments except
-/// `--options FILE` itself.
-fn args_after_options(args: &[OsString]) -> Vec<OsString> {
-    let mut out = Vec::with_capacity(args.len());
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if a == "--options" {
-            let _ = it.next();
-        } else if !a.to_str().is_some_and(|s| s.starts_with("--options=")) {
-            out.push(a.clone());
-        }
-    }
-    out
-}
-
-/// Add-on mode: defaults, then the options file, then the other flags.
-fn addon_config(
-    program: &str,
-    path: &Path,
-    flags: Vec<OsString>,
-) -> Result<(Config, log::LevelFilter), String> {
-    let options = addon::Options::load(path).map_err(|e| e.to_string())?;
-    let mut base = addon::base_config();
-    options.apply(&mut base).map_err(|e| e.to_string())?;
-    match cli::parse_onto(program, flags, base) {
-        Ok(Command::Run { config, .. }) => {
-            let filter = if config.debug > 0 {
-                options.log_level.filter().max(log::LevelFilter::Debug)
-            } else {
-                options.log_level.filter()
-            };
-            Ok((*config, filter))
-        }
-        Ok(Command::Print { .. }) => Err("unexpected -h/-v with --options".to_string()),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-fn daemon(program: &str, args: Vec<OsString>) -> ExitCode {
-    let (config, options_file, warnings) = match cli::parse(program, args.clone()) {
-        Ok(Command::Run {
-            config,
-            options_file,
-            warnings,
-        }) => (config, options_file, warnings),
-        Ok(Command::Print { text, code }) => {
-            #[allow(
-                clippy::print_stdout,
-                reason = "usage and version go to stdout, as the reference"
-            )]
-            {
-                print!("{text}");
-            }
-            return ExitCode::from(code);
-        }
-        Err(e) => return fail(program, &e),
-    };
-    let (config, filter, addon_mode) = match options_file {
-        None => {
-            let filter = if config.debug > 0 {
-                log::LevelFilter::Debug
-            } else {
-                log::LevelFilter::Info
-            };
-            (*config, filter, false)
-        }
-        Some(path) => match addon_config(program, &path, args_after_options(&args)) {
-            Ok((config, filter)) => (config, filter, true),
-            Err(e) => return fail(program, &e),
-        },
-    };
-    init_logging(filter, addon_mode);
-    for w in &warnings {
-        log::warn!("{w}");
-    }
-    match qnetd::net::run(&config) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            log::error!("{e}");
-            ExitCode::FAILURE
-        }
-    }
-}
+/// Subcommands: `qnetd NAME ...`.
+const SUBCOMMANDS: [(&str, Run); 3] = [
+    ("certutil", certutil::run),
+    ("tool", tool::run),
+    ("healthcheck", healthcheck::run),
+];
 
 fn main() -> ExitCode {
-    let mut args: Vec<OsString> = std::env::args_os().collect();
-    let program = program_name(args.first());
-    let argv0 = args
-        .first()
-        .map_or_else(|| program.clone(), |a| a.to_string_lossy().into_owned());
-    if !args.is_empty() {
-        args.remove(0);
+    let mut args = std::env::args_os();
+    let argv0 = args.next();
+    let args: Vec<OsString> = args.collect();
+    let program = argv0
+        .as_ref()
+        .and_then(|a| Path::new(a).file_name())
+        .map_or_else(|| "qnetd".to_string(), |n| n.to_string_lossy().into_owned());
+    if let Some(&(_, run)) = BY_NAME.iter().find(|(name, _)| *name == program) {
+        let argv0 = argv0.map_or_else(|| program.clone(), |a| a.to_string_lossy().into_owned());
+        return run(&argv0, args);
     }
-    if program == qnetd::tool::REFERENCE_NAME {
-        return qnetd::tool::run(&argv0, args);
+    let sub = args.first().and_then(|a| a.to_str());
+    if let Some(&(name, run)) = SUBCOMMANDS.iter().find(|(name, _)| Some(*name) == sub) {
+        return run(
+            &format!("{program} {name}"),
+            args.into_iter().skip(1).collect(),
+        );
     }
-    if program == "corosync-qnetd-certutil" {
-        return qnetd::certutil::run(std::iter::once(OsString::from(&argv0)).chain(args));
-    }
-    match args.first().and_then(|a| a.to_str()) {
-        Some("certutil") => {
-            return qnetd::certutil::run(
-                std::iter::once(OsString::from(format!("{program} certutil")))
-                    .chain(args.into_iter().skip(1)),
-            );
-        }
-        Some("tool") => return qnetd::tool::run(&format!("{program} tool"), args.split_off(1)),
-        Some("healthcheck") => {
-            return qnetd::healthcheck::run(&format!("{program} healthcheck"), args.split_off(1));
-        }
-        _ => {}
-    }
-    daemon(&program, args)
+    daemon::run(&program, args)
 }

@@ -1,7 +1,7 @@
 //! The Home Assistant add-on in `addon/`, checked against the rules the
 //! Supervisor and the add-on linter apply (`docs/apps/configuration.md` of
 //! developers.home-assistant; `supervisor/apps/validate.py`), and against
-//! our own options struct so the schema and [`qnetd::addon::Options`]
+//! our own options struct so the schema and [`qnetd::config::addon::Options`]
 //! cannot drift. Plus the daemon's add-on mode and healthcheck end to end.
 //!
 //! YAML is read with `yaml-rust2` (pure Rust, YAML 1.2). The Supervisor
@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde_json::Value as Json;
 use yaml_rust2::{Yaml, YamlLoader};
 
-use qnetd::addon::{self, Options};
+use qnetd::config::addon::{self, Options};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -512,7 +512,7 @@ fn healthcheck_answers_against_a_server_with_addon_settings() {
     std::thread::spawn(move || qnetd::net::run(&config));
     let args = ["-p", sock.to_str().unwrap()].map(OsString::from);
     assert!(eventually(|| {
-        qnetd::healthcheck::run("qnetd healthcheck", args.clone()) == ExitCode::SUCCESS
+        qnetd::cmd::healthcheck::run("qnetd healthcheck", args.to_vec()) == ExitCode::SUCCESS
     }));
 }
 

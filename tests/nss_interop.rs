@@ -5,7 +5,6 @@
 //!
 //! Run with `cargo test --test nss_interop -- --ignored --test-threads=1`.
 
-use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Output};
@@ -31,9 +30,8 @@ fn node_shell(etc: &Path, script: &str) -> Output {
 }
 
 fn certutil(args: &[&Path]) -> ExitCode {
-    let mut argv = vec![OsString::from("corosync-qnetd-certutil")];
-    argv.extend(args.iter().map(|a| a.as_os_str().to_owned()));
-    qnetd::certutil::run(argv)
+    let argv = args.iter().map(|a| a.as_os_str().to_owned()).collect();
+    qnetd::cmd::certutil::run("corosync-qnetd-certutil", argv)
 }
 
 fn p(s: &str) -> PathBuf {
@@ -182,7 +180,7 @@ fn serve_once(
     store: &Path,
     client_cert_required: bool,
 ) -> (u16, JoinHandle<Result<Served, TlsError>>) {
-    let store = qnetd::certstore::CertStore::open(store);
+    let store = qnetd::cert::store::CertStore::open(store);
     let config = server_config(&store, client_cert_required).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();

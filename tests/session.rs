@@ -4,7 +4,7 @@
 
 mod support;
 
-use qnetd::certname::PeerNames;
+use qnetd::cert::name::PeerNames;
 use qnetd::core::InstanceConfig;
 use qnetd::proto::build::{self, Init};
 use qnetd::proto::{

@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use qnetd::certstore::CertStore;
+use qnetd::cert::store::CertStore;
 use qnetd::proto::build::{self, Init};
 use qnetd::proto::{
     DecisionAlgorithm, Frame, Msg, MsgType, ReplyErrorCode, RingId, Status, TieBreaker,

@@ -8,9 +8,9 @@
 //! ([`READ_BUDGET`]); a client cut off by the budget goes on a ready list
 //! served before the next blocking poll.
 
+mod ipc;
 mod listen;
 mod lock;
-mod mgmt;
 pub mod tls;
 
 use std::collections::VecDeque;
@@ -24,15 +24,18 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 use self::tls::TlsSession;
-use crate::certstore::{CertStore, InitOutcome};
+use crate::cert::store::{CertStore, InitOutcome};
 use crate::config::Config;
 use crate::core::ClientId;
 use crate::core::{Event, Instance, InstanceConfig, PeerAddr, Timestamp};
 use crate::error::Error;
-use crate::limits::READ_CHUNK;
 use crate::proto::TlsSupported;
 
 pub use lock::LockFile;
+
+/// Bytes read from a client socket per read call (one buffer for all
+/// clients, plain and TLS).
+pub(crate) const READ_CHUNK: usize = 16 * 1024;
 
 const LISTENER: Token = Token(0);
 const SIGNALS: Token = Token(1);
@@ -192,7 +195,7 @@ struct Server {
     poll: Poll,
     listener: mio::net::TcpListener,
     signals: Signals,
-    mgmt: mgmt::Mgmt,
+    ipc: ipc::Ipc,
     instance: Instance,
     conns: Vec<Option<Conn>>,
     ready: VecDeque<ClientId>,
@@ -221,13 +224,13 @@ pub fn run(config: &Config) -> Result<(), Error> {
     let _lock = LockFile::acquire(&config.advanced.lock_file)?;
     let tls_config = tls_setup(config)?;
     log::debug!("Initializing local socket");
-    let mgmt = mgmt::Mgmt::bind(config)?;
+    let ipc = ipc::Ipc::bind(config)?;
     log::debug!("Creating listening socket");
     let listener = listen::bind(config)?;
     let local = listener
         .local_addr()
         .map_err(|e| Error::io("read listen address", e))?;
-    let mut server = Server::new(config, listener, mgmt, tls_config, signals)?;
+    let mut server = Server::new(config, listener, ipc, tls_config, signals)?;
     log::info!(
         "QNetd ready to provide service: listening on {local} (tls={}, client certificate required={})",
         tls_name(config),
@@ -253,10 +256,9 @@ fn tls_setup(config: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, Error
         Ok(InitOutcome::AlreadyExists) => {
             log::debug!("Using the certificate store in {}", dir.display());
         }
-        Err(e) => return Err(Error::Tls(e.to_string())),
+        Err(e) => return Err(Error::Tls(e.into())),
     }
-    let cfg = tls::server_config(&store, config.client_cert_required)
-        .map_err(|e| Error::Tls(e.to_string()))?;
+    let cfg = tls::server_config(&store, config.client_cert_required)?;
     Ok(Some(cfg))
 }
 
@@ -272,7 +274,7 @@ impl Server {
     fn new(
         config: &Config,
         mut listener: mio::net::TcpListener,
-        mut mgmt: mgmt::Mgmt,
+        mut ipc: ipc::Ipc,
         tls_config: Option<Arc<rustls::ServerConfig>>,
         mut signals: Signals,
     ) -> Result<Self, Error> {
@@ -283,13 +285,13 @@ impl Server {
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(|e| Error::io("register signals", e))?;
-        mgmt.register(poll.registry())
+        ipc.register(poll.registry())
             .map_err(|e| Error::io("register local socket", e))?;
         Ok(Self {
             poll,
             listener,
             signals,
-            mgmt,
+            ipc,
             instance: Instance::new(InstanceConfig::from(config)),
             conns: Vec::new(),
             ready: VecDeque::new(),
@@ -334,9 +336,9 @@ impl Server {
                             return Ok(());
                         }
                     }
-                    token if mgmt::owns(token) => {
+                    token if ipc::owns(token) => {
                         if self
-                            .mgmt
+                            .ipc
                             .handle_event(self.poll.registry(), token, &self.instance)
                         {
                             log::info!("Shutdown requested through the local socket");
@@ -594,7 +596,7 @@ impl Server {
     }
 
     fn shutdown(&mut self, now: Timestamp) {
-        self.mgmt.close(self.poll.registry());
+        self.ipc.close(self.poll.registry());
         for id in self.instance.shutdown(now) {
             if let Some(slot) = usize::try_from(id.index())
                 .ok()

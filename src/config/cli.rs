@@ -89,7 +89,7 @@ pub fn parse(
 
 /// Parses the daemon's arguments on top of `base`: each flag overrides
 /// the base's value. `main` uses it to apply flags given after
-/// `--options FILE` on top of the add-on settings ([`crate::addon`]).
+/// `--options FILE` on top of the add-on settings ([`crate::config::addon`]).
 ///
 /// # Errors
 /// As [`parse`].

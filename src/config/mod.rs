@@ -1,21 +1,34 @@
 //! Daemon configuration: the validated settings the server runs with.
 //!
-//! Two front ends fill a [`Config`]: the `corosync-qnetd` compatible command
-//! line ([`crate::cli`]) and the Home Assistant options file
-//! (`addon`, the add-on front end). Both go through the same setters here, so a value is
+//! ```text
+//!   mod.rs    the model: Config, AdvancedSettings (-S), defaults, setters
+//!   cli.rs    the corosync-qnetd compatible command line  → Config
+//!   addon.rs  the Home Assistant add-on options file       → Config
+//! ```
+//!
+//! Both front ends go through the same setters here, so a value is
 //! validated once, with the reference's rules and messages
 //! (`qdevices/qnetd-advanced-settings.c`, `qdevices/corosync-qnetd.c`).
+//! The engine's part ([`InstanceConfig`]) and its defaults are the
+//! engine's; this model takes them from there.
 
 use std::fmt;
 use std::path::PathBuf;
 
 use crate::core::InstanceConfig;
 use crate::core::settings::{MIN_CLIENT_MSG_SIZE, MIN_CLIENT_SEND_BUFFERS};
-use crate::limits;
 use crate::proto::TlsSupported;
 
-/// Default directory of the certificate store (`QNETD_DEFAULT_NSS_DB_DIR`).
-pub const DEFAULT_NSS_DB_DIR: &str = "/etc/corosync/qnetd/nssdb";
+pub mod addon;
+pub mod cli;
+
+/// Default TCP port (`QNETD_DEFAULT_HOST_PORT`).
+pub const DEFAULT_PORT: u16 = 5403;
+/// Default listen backlog. The reference uses 10
+/// (`QNETD_DEFAULT_LISTEN_BACKLOG`), which drops connections when many
+/// nodes reconnect at once (after a qnetd restart, say); the kernel caps
+/// this value at `net.core.somaxconn`.
+pub const DEFAULT_LISTEN_BACKLOG: i32 = 1024;
 /// Default lock file (`QNETD_DEFAULT_LOCK_FILE`).
 pub const DEFAULT_LOCK_FILE: &str = "/var/run/corosync-qnetd/corosync-qnetd.pid";
 /// Default management socket (`QNETD_DEFAULT_LOCAL_SOCKET_FILE`).
@@ -115,11 +128,11 @@ impl Default for AdvancedSettings {
     fn default() -> Self {
         let engine = InstanceConfig::default();
         Self {
-            listen_backlog: limits::DEFAULT_LISTEN_BACKLOG,
+            listen_backlog: DEFAULT_LISTEN_BACKLOG,
             max_client_send_buffers: engine.max_client_send_buffers,
             max_client_send_size: engine.max_client_send_size,
             max_client_receive_size: engine.max_client_receive_size,
-            nss_db_dir: PathBuf::from(DEFAULT_NSS_DB_DIR),
+            nss_db_dir: PathBuf::from(crate::cert::store::DEFAULT_DIR),
             cert_nickname: DEFAULT_CERT_NICKNAME.to_string(),
             heartbeat_interval_min: engine.heartbeat_interval_min,
             heartbeat_interval_max: engine.heartbeat_interval_max,
@@ -301,7 +314,7 @@ impl Default for Config {
         let engine = InstanceConfig::default();
         Self {
             listen_addr: None,
-            port: limits::DEFAULT_PORT,
+            port: DEFAULT_PORT,
             ip_version: IpVersion::Any,
             tls: engine.tls,
             client_cert_required: engine.client_cert_required,

@@ -17,7 +17,7 @@
 //! * Write the reply (partial writes resume on the next writable edge),
 //!   then close. After the reply to `shutdown` the caller shuts the server
 //!   down.
-//! * [`Mgmt::close`] (shutdown) and dropping a bound [`Mgmt`] remove the
+//! * [`Ipc::close`] (shutdown) and dropping a bound [`Ipc`] remove the
 //!   socket file.
 
 use std::io::{self, Read, Write};
@@ -45,7 +45,7 @@ const FIRST_CONN: usize = 1 << (usize::BITS - 2);
 /// Bytes per read, as the reference (`UNIX_SOCKET_CLIENT_BUFFER`). It
 /// decides how much of a pipelined request counts against
 /// `ipc_max_receive_size`, so it is part of the observable behaviour.
-const READ_CHUNK: usize = 256;
+const UNIX_SOCKET_CLIENT_BUFFER: usize = 256;
 
 /// Whether `token` belongs to the management socket or its connections.
 pub(super) fn owns(token: Token) -> bool {
@@ -84,7 +84,7 @@ enum Sent {
 }
 
 /// The management socket and its connections.
-pub(super) struct Mgmt {
+pub(super) struct Ipc {
     listener: Option<UnixListener>,
     path: PathBuf,
     conns: Vec<Option<Conn>>,
@@ -96,16 +96,16 @@ pub(super) struct Mgmt {
     port: u16,
 }
 
-impl std::fmt::Debug for Mgmt {
+impl std::fmt::Debug for Ipc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mgmt")
+        f.debug_struct("Ipc")
             .field("path", &self.path)
             .field("open", &self.open)
             .finish_non_exhaustive()
     }
 }
 
-impl Mgmt {
+impl Ipc {
     /// Creates the socket at `local_socket_file`.
     ///
     /// # Errors
@@ -297,7 +297,7 @@ impl Mgmt {
     }
 }
 
-impl Drop for Mgmt {
+impl Drop for Ipc {
     fn drop(&mut self) {
         if self.listener.take().is_some() {
             let _ = std::fs::remove_file(&self.path);
@@ -306,7 +306,7 @@ impl Drop for Mgmt {
 }
 
 fn read_request(conn: &mut Conn, max_receive: usize) -> Request {
-    let mut buf = [0u8; READ_CHUNK];
+    let mut buf = [0u8; UNIX_SOCKET_CLIENT_BUFFER];
     loop {
         let n = match conn.stream.read(&mut buf) {
             Ok(0) => {

@@ -34,25 +34,25 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::certname::cluster_name_matches;
-use crate::certstore::{CertStore, DEFAULT_DIR, InitOutcome};
+use crate::cert::name::cluster_name_matches;
+use crate::cert::store::{CertStore, DEFAULT_DIR, InitOutcome};
 
 /// Exit status for usage errors and bad arguments (the reference's `exit 1`).
 const EXIT_ERROR: u8 = 1;
 /// Exit status for a missing request file or cluster name (the reference's `exit 2`).
 const EXIT_MISSING_INPUT: u8 = 2;
 
-/// Runs `certutil` with the command line `args` and returns its exit status.
-///
-/// `args` starts with the name to show in messages, like `argv`:
-/// - invoked as `corosync-qnetd-certutil -i`, pass `std::env::args_os()`;
-/// - invoked as `qnetd certutil -i`, pass `std::env::args_os().skip(1)`, so
-///   the first item is `certutil` (shown as `qnetd certutil`).
+/// Runs `certutil` with the command line `args` (after the program name)
+/// and returns its exit status. `program` is shown in messages: its file
+/// name (`corosync-qnetd-certutil` for `/usr/sbin/corosync-qnetd-certutil`),
+/// and `certutil` alone as `qnetd certutil`.
 ///
 /// Output goes to stdout, diagnostics to stderr; see the
 /// [module docs](self) for the exit statuses.
-pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
-    let status = run_with(args, &mut io::stdout().lock(), &mut io::stderr().lock());
+#[must_use]
+pub fn run(program: &str, args: Vec<OsString>) -> ExitCode {
+    let argv = std::iter::once(OsString::from(program)).chain(args);
+    let status = run_with(argv, &mut io::stdout().lock(), &mut io::stderr().lock());
     ExitCode::from(status)
 }
 
@@ -265,7 +265,7 @@ fn sign(opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     // Warn now rather than have the server refuse the node at INIT.
     let names = std::fs::read(&path)
         .ok()
-        .and_then(|der| crate::certname::from_cert_der(&der).ok());
+        .and_then(|der| crate::cert::name::from_cert_der(&der).ok());
     if let Some(names) = names
         && !cluster_name_matches(cluster.as_bytes(), &names)
     {
@@ -291,7 +291,7 @@ mod tests {
 
     use super::*;
 
-    const REFERENCE_CSR: &[u8] = include_bytes!("testdata/reference/qdevice-net-node.crq");
+    const REFERENCE_CSR: &[u8] = include_bytes!("../testdata/reference/qdevice-net-node.crq");
 
     fn run_capture(args: &[&str]) -> (u8, String, String) {
         let (mut out, mut err) = (Vec::new(), Vec::new());

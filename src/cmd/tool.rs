@@ -315,8 +315,7 @@ fn run_with(io: &mut Io<'_>, args: &[OsString]) -> u8 {
 /// `corosync-qnetd-tool`, e.g. "qnetd tool" for the subcommand); `args`
 /// excludes it.
 #[must_use]
-pub fn run(argv0: &str, args: impl IntoIterator<Item = OsString>) -> ExitCode {
-    let args: Vec<OsString> = args.into_iter().collect();
+pub fn run(argv0: &str, args: Vec<OsString>) -> ExitCode {
     let short = argv0.rsplit('/').next().unwrap_or(argv0);
     let stdout = io::stdout();
     let stderr = io::stderr();

@@ -1,5 +1,5 @@
 //! TLS for client connections after STARTTLS: a rustls server configuration
-//! built from the [certificate store](crate::certstore), and [`TlsSession`],
+//! built from the [certificate store](crate::cert::store), and [`TlsSession`],
 //! a sans-IO byte pipe that the event loop drives.
 //!
 //! `TlsSession` never touches a socket or a clock. The loop reads TLS bytes from
@@ -43,7 +43,7 @@
 //!    [`TlsSession::send_close_notify`] and flush.
 //! 6. After the handshake, [`TlsSession::peer_names`] gives the names of the
 //!    client certificate for the cluster-name check
-//!    ([`crate::certname::cluster_name_matches`]) at INIT.
+//!    ([`crate::cert::name::cluster_name_matches`]) at INIT.
 //!
 //! `process` always runs the handshake as far as the buffered input allows,
 //! including the step after the client certificate is verified: a TLS 1.2
@@ -78,8 +78,8 @@ use rustls::{
     Connection, NeedsInput, RootCertStore, ServerConfig, ServerSide, Tcp, TlsInputBuffer,
 };
 
-use crate::certname::{CertNameError, PeerNames};
-use crate::certstore::{CA_CERT_FILE, CertStore, CertStoreError, SERVER_CERT_FILE};
+use crate::cert::name::{CertNameError, PeerNames};
+use crate::cert::store::{CA_CERT_FILE, CertStore, CertStoreError, SERVER_CERT_FILE};
 
 #[cfg(test)]
 mod testkit;
@@ -664,7 +664,7 @@ impl TlsSession {
         if let Some(peer) = outputs.peer_identity()
             && let Identity::X509(chain) = peer.identity()
         {
-            match crate::certname::from_cert_der(&chain.end_entity) {
+            match crate::cert::name::from_cert_der(&chain.end_entity) {
                 Ok(names) => self.peer_names = Some(names),
                 Err(e) => return Err(self.fail(TlsError::PeerCertificate(e))),
             }
@@ -874,7 +874,7 @@ mod tests {
 
     use super::testkit::{Client, client_config, make_request};
     use super::*;
-    use crate::certname::cluster_name_matches;
+    use crate::cert::name::cluster_name_matches;
 
     const VERSIONS: [(&str, CryptoProvider, ProtocolVersion); 2] = [
         (
@@ -1316,9 +1316,9 @@ mod tests {
         let migrated = CertStore::open(tmp.path());
         for name in [
             CA_CERT_FILE,
-            crate::certstore::CA_KEY_FILE,
+            crate::cert::store::CA_KEY_FILE,
             SERVER_CERT_FILE,
-            crate::certstore::SERVER_KEY_FILE,
+            crate::cert::store::SERVER_KEY_FILE,
         ] {
             fs::copy(dir.join(name), tmp.path().join(name)).unwrap();
         }

@@ -358,7 +358,7 @@ mod tests {
 
     /// The example shipped with the add-on: the `options:` of
     /// `addon/config.yaml` as the Supervisor writes them.
-    const EXAMPLE: &str = include_str!("../addon/options.example.json");
+    const EXAMPLE: &str = include_str!("../../addon/options.example.json");
 
     fn err(text: &str) -> String {
         config_from_json_str(text).unwrap_err().to_string()
@@ -373,7 +373,7 @@ mod tests {
         assert_eq!(config.tls, TlsSupported::Supported);
         assert!(config.client_cert_required);
         assert_eq!(config.max_clients, 0);
-        assert_eq!(config.port, crate::limits::DEFAULT_PORT);
+        assert_eq!(config.port, crate::config::DEFAULT_PORT);
         assert_eq!(config.listen_addr, None);
         assert_eq!(config.advanced.nss_db_dir, PathBuf::from("/data/tls"));
         assert_eq!(config.advanced.lock_file, PathBuf::from(LOCK_FILE));

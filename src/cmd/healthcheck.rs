@@ -221,9 +221,9 @@ fn check(t: &Target, deadline: Instant) -> Result<String, String> {
 
 /// Runs the check; `program` names it in messages (e.g. "qnetd healthcheck").
 #[must_use]
-pub fn run(program: &str, args: impl IntoIterator<Item = OsString>) -> ExitCode {
+pub fn run(program: &str, args: Vec<OsString>) -> ExitCode {
     let deadline = now() + BUDGET;
-    let result = parse(program, args.into_iter().collect()).and_then(|mut t| {
+    let result = parse(program, args).and_then(|mut t| {
         apply_options(&mut t)?;
         check(&t, deadline).map_err(|e| format!("unhealthy: {e}"))
     });

@@ -1,0 +1,19 @@
+//! The certificate side of TLS (cf. `corosync-qnetd-certutil`): the names a
+//! client certificate carries, and the server's certificate store.
+//!
+//! ```text
+//!   name    PeerNames of a DER certificate (x509-parser); the check itself
+//!           is the engine's (qnetd_engine::core::certname)
+//!   store   CertStore: the directory layout, state, init, signing, loading
+//!   lock    exclusive flock(2) on the store directory
+//!   atomic  crash-safe file writes (temp file, fsync, rename, fsync dir)
+//!   issue   key generation and certificate issuing with rcgen
+//! ```
+//!
+//! No sockets and no clock except the wall clock for certificate validity.
+
+mod atomic;
+mod issue;
+mod lock;
+pub mod name;
+pub mod store;

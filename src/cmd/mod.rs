@@ -1,0 +1,17 @@
+//! The programs of the `qnetd` binary, one module each, all with the same
+//! entry point: `run(program, args) -> ExitCode`, where `program` is the
+//! name to print in messages and `args` the arguments after it.
+//!
+//! ```text
+//!   daemon        qnetd [options]                 the server (corosync-qnetd)
+//!   certutil      qnetd certutil [options]        corosync-qnetd-certutil
+//!   tool          qnetd tool [options]            corosync-qnetd-tool
+//!   healthcheck   qnetd healthcheck [options]     exit 0 if the daemon answers
+//! ```
+//!
+//! `main.rs` only picks one of them by name.
+
+pub mod certutil;
+pub mod daemon;
+pub mod healthcheck;
+pub mod tool;
