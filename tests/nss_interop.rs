@@ -160,6 +160,7 @@ fn node_tool_imports_our_ca_and_signed_certificate() {
 
 // ---- the real NSS client against TlsSession ----------------------------------
 
+use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -193,26 +194,32 @@ fn serve_once(
     (port, handle)
 }
 
+/// Writes the session's TLS bytes, as the event loop does.
 fn flush(session: &mut TlsSession, sock: &mut TcpStream) {
-    while session.wants_write() {
-        if session.write_tls_to(sock).is_err() {
-            return;
+    while !session.pending_ciphertext().is_empty() {
+        match sock.write(session.pending_ciphertext()) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => session.consume_ciphertext(n),
         }
     }
 }
 
+/// Reads the socket into a buffer and feeds the session, as the event loop
+/// does.
 fn serve(sock: &mut TcpStream, config: Arc<rustls::ServerConfig>) -> Result<Served, TlsError> {
     let mut session = TlsSession::new(config, &[]).map_err(|e| e.error)?;
     let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
     loop {
-        match session.read_tls_from(sock) {
+        let n = match sock.read(&mut buf) {
             Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        let result = session.process();
+            Ok(n) => n,
+        };
+        let result = session.feed(&buf[..n]);
         flush(&mut session, sock);
         result?;
-        session.take_plaintext(&mut received);
+        received.extend_from_slice(session.plaintext());
+        session.consume_plaintext(session.plaintext().len());
         if let Some(end) = received.iter().position(|&b| b == b'\n') {
             let mut reply = b"ECHO ".to_vec();
             reply.extend_from_slice(&received[..=end]);
