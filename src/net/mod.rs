@@ -57,20 +57,96 @@ struct Conn {
     tls_announced: bool,
 }
 
-/// Writes the TLS bytes waiting for the socket until done or `WouldBlock`.
-fn write_ciphertext(stream: &mut TcpStream, tls: &mut TlsSession) -> io::Result<()> {
+/// Bytes waiting for a socket: the instance's output for a client in clear,
+/// or the TLS bytes of its session.
+trait Outgoing {
+    fn pending(&self) -> &[u8];
+    fn consume(&mut self, n: usize);
+}
+
+impl Outgoing for TlsSession {
+    fn pending(&self) -> &[u8] {
+        self.pending_ciphertext()
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.consume_ciphertext(n);
+    }
+}
+
+/// The instance's output for one client, written in clear.
+struct Plain<'a>(&'a mut Instance, ClientId);
+
+impl Outgoing for Plain<'_> {
+    fn pending(&self) -> &[u8] {
+        self.0.outgoing(self.1)
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.0.consume_outgoing(self.1, n);
+    }
+}
+
+/// Writes `out` to the socket until it is empty or the socket would block.
+fn write_out(stream: &mut TcpStream, out: &mut impl Outgoing) -> io::Result<()> {
     loop {
-        let pending = tls.pending_ciphertext();
+        let pending = out.pending();
         if pending.is_empty() {
             return Ok(());
         }
         match stream.write(pending) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => tls.consume_ciphertext(n),
+            Ok(n) => out.consume(n),
             Err(e) if would_block(&e) => return Ok(()),
             Err(e) if interrupted(&e) => {}
             Err(e) => return Err(e),
         }
+    }
+}
+
+impl Conn {
+    /// Hands bytes read from the socket to the instance: through TLS once
+    /// it started, in clear before. `None` if the client must go, else
+    /// whether an accepted STARTTLS switched the connection to TLS.
+    fn receive(
+        &mut self,
+        now: Timestamp,
+        instance: &mut Instance,
+        tls_config: Option<&Arc<rustls::ServerConfig>>,
+        data: &[u8],
+    ) -> Option<bool> {
+        if let Some(tls) = self.tls.as_deref_mut() {
+            if let Err(e) = tls.feed(data) {
+                log::warn!(
+                    "TLS error with client {}: {e}. Disconnecting client",
+                    self.addr
+                );
+                let _ = write_out(&mut self.stream, tls);
+                return None;
+            }
+            return after_tls_input(now, instance, self).then_some(false);
+        }
+        let input = instance.handle_input(now, self.id, data);
+        if !input.start_tls {
+            return Some(false);
+        }
+        let leftover = data.get(input.consumed..).unwrap_or_default();
+        start_tls(now, instance, self, tls_config, leftover).then_some(true)
+    }
+
+    /// Writes the instance's pending output for this client until done or
+    /// `WouldBlock`: in clear, or through TLS.
+    fn flush(&mut self, instance: &mut Instance) -> io::Result<()> {
+        let Some(tls) = self.tls.as_deref_mut() else {
+            return write_out(&mut self.stream, &mut Plain(instance, self.id));
+        };
+        let out = instance.outgoing(self.id);
+        if !out.is_empty() {
+            tls.send_plaintext(out).map_err(io::Error::other)?;
+            let n = out.len();
+            instance.consume_outgoing(self.id, n);
+        }
+        write_out(&mut self.stream, tls)
     }
 }
 
@@ -96,7 +172,7 @@ fn after_tls_input(now: Timestamp, instance: &mut Instance, conn: &mut Conn) -> 
         let input = instance.handle_input(now, conn.id, plaintext);
         tls.consume_plaintext(input.consumed);
     }
-    if let Err(e) = write_ciphertext(&mut conn.stream, tls) {
+    if let Err(e) = write_out(&mut conn.stream, tls) {
         log::debug!("Unhandled error when sending message to client ({e})");
         return false;
     }
@@ -135,24 +211,6 @@ enum ReadOutcome {
     Closed,
 }
 
-/// Writes the instance's output for `id` in clear until done or
-/// `WouldBlock`.
-fn write_plain(instance: &mut Instance, id: ClientId, stream: &mut TcpStream) -> io::Result<()> {
-    loop {
-        let out = instance.outgoing(id);
-        if out.is_empty() {
-            return Ok(());
-        }
-        match stream.write(out) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => instance.consume_outgoing(id, n),
-            Err(e) if would_block(&e) => return Ok(()),
-            Err(e) if interrupted(&e) => {}
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 /// Switches a connection to TLS after an accepted STARTTLS. Replies queued
 /// before it go out in clear first; `leftover` (bytes read after the
 /// STARTTLS message) starts the handshake. Returns false if the client
@@ -168,7 +226,7 @@ fn start_tls(
         log::error!("Can't start TLS. Disconnecting client.");
         return false;
     };
-    if write_plain(instance, conn.id, &mut conn.stream).is_err()
+    if write_out(&mut conn.stream, &mut Plain(instance, conn.id)).is_err()
         || !instance.outgoing(conn.id).is_empty()
     {
         log::error!("Can't start TLS: clear-text replies still pending. Disconnecting client.");
@@ -464,70 +522,38 @@ impl Server {
         }
         let mut budget = READ_BUDGET;
         loop {
-            if let Some(tls) = conn.tls.as_deref_mut() {
-                // Read into the shared buffer and hand TLS exactly what came:
-                // the session keeps no large buffer between messages.
-                let n = match conn.stream.read(buf) {
-                    Ok(0) => {
-                        log::debug!("Client closed connection");
-                        return ReadOutcome::Closed;
-                    }
-                    Ok(n) => n,
-                    Err(e) if would_block(&e) => return ReadOutcome::Drained,
-                    Err(e) if interrupted(&e) => continue,
-                    Err(e) => {
-                        log::error!(
-                            "Unhandled error when reading from client. Disconnecting client ({e})"
-                        );
-                        return ReadOutcome::Closed;
-                    }
-                };
-                budget = budget.saturating_sub(n);
-                if let Err(e) = tls.feed(buf.get(..n).unwrap_or_default()) {
-                    log::warn!(
-                        "TLS error with client {}: {e}. Disconnecting client",
-                        conn.addr
+            let n = match conn.stream.read(buf) {
+                Ok(0) => {
+                    log::debug!("Client closed connection");
+                    return ReadOutcome::Closed;
+                }
+                Ok(n) => n,
+                Err(e) if would_block(&e) => return ReadOutcome::Drained,
+                Err(e) if interrupted(&e) => continue,
+                Err(e) => {
+                    log::error!(
+                        "Unhandled error when reading from client. Disconnecting client ({e})"
                     );
-                    let _ = write_ciphertext(&mut conn.stream, tls);
                     return ReadOutcome::Closed;
                 }
-                if !after_tls_input(now, instance, conn) {
-                    return ReadOutcome::Closed;
-                }
-                if n < buf.len() {
-                    return ReadOutcome::Drained;
-                }
-            } else {
-                let n = match conn.stream.read(buf) {
-                    Ok(0) => {
-                        log::debug!("Client closed connection");
-                        return ReadOutcome::Closed;
-                    }
-                    Ok(n) => n,
-                    Err(e) if would_block(&e) => return ReadOutcome::Drained,
-                    Err(e) if interrupted(&e) => continue,
-                    Err(e) => {
-                        log::error!(
-                            "Unhandled error when reading from client. Disconnecting client ({e})"
-                        );
-                        return ReadOutcome::Closed;
-                    }
-                };
-                budget = budget.saturating_sub(n);
-                // A short read leaves the socket buffer empty; data arriving
-                // later raises a new edge, so skip the read that would only
-                // say WouldBlock (one syscall less per message).
-                let drained = n < buf.len();
-                let data = buf.get(..n).unwrap_or_default();
-                let input = instance.handle_input(now, id, data);
-                if input.start_tls {
-                    let leftover = data.get(input.consumed..).unwrap_or_default();
-                    if !start_tls(now, instance, conn, tls_config.as_ref(), leftover) {
-                        return ReadOutcome::Closed;
-                    }
-                } else if drained {
-                    return ReadOutcome::Drained;
-                }
+            };
+            budget = budget.saturating_sub(n);
+            // Plain or TLS, the bytes go through the one shared buffer: a
+            // TLS session keeps no large buffer between messages.
+            let Some(started_tls) = conn.receive(
+                now,
+                instance,
+                tls_config.as_ref(),
+                buf.get(..n).unwrap_or_default(),
+            ) else {
+                return ReadOutcome::Closed;
+            };
+            // A short read leaves the socket buffer empty; data arriving
+            // later raises a new edge, so skip the read that would only say
+            // WouldBlock (one syscall less per message). After STARTTLS the
+            // handshake may already be waiting: read on.
+            if n < buf.len() && !started_tls {
+                return ReadOutcome::Drained;
             }
             if budget == 0 {
                 return ReadOutcome::More;
@@ -550,16 +576,7 @@ impl Server {
         if conn.id != id {
             return;
         }
-        let ok = match conn.tls.as_deref_mut() {
-            Some(tls) => {
-                let out = instance.outgoing(id);
-                let sent = out.is_empty() || tls.send_plaintext(out).is_ok();
-                let n = out.len();
-                instance.consume_outgoing(id, n);
-                sent && write_ciphertext(&mut conn.stream, tls).is_ok()
-            }
-            None => write_plain(instance, id, &mut conn.stream).is_ok(),
-        };
+        let ok = conn.flush(instance).is_ok();
         if !ok {
             log::debug!("Unhandled error when sending message to client");
             self.close(now, id);
