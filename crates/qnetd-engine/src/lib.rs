@@ -16,6 +16,17 @@
 //! After warm-up the per-message path does not allocate
 //! (`tests/no_alloc.rs`).
 #![doc(test(attr(deny(warnings))))]
+// Nothing from the network may panic the engine.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::cast_possible_truncation
+    )
+)]
 
 pub mod algo;
 pub mod core;
