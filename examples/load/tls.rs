@@ -42,7 +42,7 @@ const NSS_CERT_NICK: &str = "QNetd Cert";
 /// them in its `nss_db_dir`. The file names are the only thing that
 /// depends on our server's TLS code: adapt them here if they change. These
 /// are the names of the certificate store on the `tls` branch
-/// (`src/certstore.rs`): a directory with all four is a complete store, even
+/// (`src/cert/store.rs`): a directory with all four is a complete store, even
 /// with the reference's NSS database beside it.
 fn write_ours(
     dir: &Path,
