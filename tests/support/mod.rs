@@ -11,6 +11,7 @@ pub(crate) mod qclient;
 pub(crate) mod runner;
 pub(crate) mod scenario;
 pub mod server;
+pub mod skip;
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::process::CommandExt as _;

@@ -63,20 +63,6 @@ pub(crate) struct ServerSpec {
     pub program: PathBuf,
 }
 
-/// The reference server, if installed: `$QNETD_REFERENCE`, else
-/// `corosync-qnetd` in `$PATH` or `/usr/sbin`, `/usr/bin`.
-pub(crate) fn reference_program() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("QNETD_REFERENCE") {
-        let p = PathBuf::from(p);
-        return p.is_file().then_some(p);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
-        .map(|d| d.join("corosync-qnetd"))
-        .find(|p| p.is_file())
-}
-
 /// A running server process; killed and cleaned up on drop.
 #[derive(Debug)]
 pub(crate) struct Server {
@@ -833,20 +819,19 @@ pub(crate) fn verdict(scn: &Scenario, r: &Run, o: &Run) -> Result<Comparison, St
     Err(report)
 }
 
-/// The reference server, or `None` after printing `SKIPPED: corosync-qnetd
-/// not installed` once per test binary (straight to stderr, so it shows
-/// without --nocapture).
+/// The reference server, or `None` after recording the current test as
+/// skipped (see [`super::skip`]).
 pub(crate) fn reference_or_skip() -> Option<ServerSpec> {
-    static SAID: std::sync::Once = std::sync::Once::new();
-    match reference_program() {
+    match super::skip::reference_server() {
         Some(program) => Some(ServerSpec {
             name: "reference".into(),
             program,
         }),
         None => {
-            SAID.call_once(|| {
-                let _ = writeln!(std::io::stderr(), "\nSKIPPED: corosync-qnetd not installed");
-            });
+            super::skip::skip(
+                "the reference corosync-qnetd is not installed",
+                super::skip::INSTALL_REFERENCE,
+            );
             None
         }
     }
@@ -856,8 +841,8 @@ pub(crate) fn reference_or_skip() -> Option<ServerSpec> {
 /// panics with the report of [`verdict`] if they differ, or if the
 /// reference does not meet the scenario's own expectations.
 ///
-/// Without the reference binary it prints `SKIPPED: corosync-qnetd not
-/// installed` and returns.
+/// Without the reference binary it records the test as skipped and
+/// returns.
 pub(crate) fn check(scn: &Scenario) {
     let Some(ref_spec) = reference_or_skip() else {
         return;

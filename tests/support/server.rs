@@ -25,30 +25,34 @@ use qnetd::proto::{
     TieBreaker, TieBreakerMode,
 };
 
-pub const REFERENCE_SERVER: &str = "/usr/bin/corosync-qnetd";
+/// The reference tool's installed path, as the Debian package puts it
+/// (an `argv[0]` the tool tests call it by).
 pub const REFERENCE_TOOL: &str = "/usr/bin/corosync-qnetd-tool";
 pub const OURS: &str = env!("CARGO_BIN_EXE_qnetd");
 
-/// Whether the reference binaries are installed; prints why not.
-pub fn reference_available() -> bool {
-    let ok = Path::new(REFERENCE_SERVER).exists() && Path::new(REFERENCE_TOOL).exists();
-    if !ok {
-        eprintln!(
-            "SKIPPED: the reference {REFERENCE_SERVER} / {REFERENCE_TOOL} (Debian package corosync-qnetd) is not installed"
+/// The reference server and tool, or `None` after recording the current
+/// test as skipped (see [`super::skip`]).
+pub fn reference() -> Option<(PathBuf, PathBuf)> {
+    let found = super::skip::reference_server().zip(super::skip::reference_tool());
+    if found.is_none() {
+        super::skip::skip(
+            "the reference corosync-qnetd is not installed",
+            super::skip::INSTALL_REFERENCE,
         );
     }
-    ok
+    found
 }
 
-/// A scratch directory removed on drop (short path: socket names are
-/// limited to 107 bytes).
+/// A scratch directory removed on drop, panics included: every test's
+/// temporary directory (short path: socket names are limited to 107
+/// bytes). Derefs to its [`Path`].
 pub struct Scratch(pub PathBuf);
 
 impl Scratch {
     pub fn new(name: &str) -> Self {
         static N: AtomicUsize = AtomicUsize::new(0);
         let dir = PathBuf::from(format!(
-            "/tmp/qnetd-mgmt-{}-{}-{name}",
+            "/tmp/qnetd-test-{}-{}-{name}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         ));
@@ -59,6 +63,14 @@ impl Scratch {
 
     pub fn path(&self, name: &str) -> PathBuf {
         self.0.join(name)
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
     }
 }
 
@@ -85,10 +97,12 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn exe(self) -> &'static str {
+    /// The program to start (the reference must be installed: see
+    /// [`reference`]).
+    pub fn exe(self) -> PathBuf {
         match self {
-            Self::Ours => OURS,
-            Self::Reference => REFERENCE_SERVER,
+            Self::Ours => PathBuf::from(OURS),
+            Self::Reference => super::skip::reference_server().expect("reference installed"),
         }
     }
 }

@@ -8,8 +8,7 @@
 )]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::net::TcpStream;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,42 +18,27 @@ use qnetd::proto::{
     TieBreakerMode, Vote,
 };
 
-mod support;
+use crate::support::server::{Scratch, free_ports};
 
 const BIN: &str = env!("CARGO_BIN_EXE_qnetd");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("qnetd-loopback-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 struct Server {
     child: Child,
     port: u16,
-    dir: PathBuf,
+    dir: Scratch,
 }
 
 impl Server {
     fn start(name: &str, extra: &[&str]) -> Self {
-        let dir = scratch(name);
+        let dir = Scratch::new(name);
         let mut args = vec!["-s", "off"];
         args.extend_from_slice(extra);
-        let (child, port) = support::start_qnetd(&dir, &args, "");
+        let (child, port) = crate::support::start_qnetd(&dir, &args, "");
         Self { child, port, dir }
     }
 
     fn spawn(dir: &std::path::Path, port: u16, extra: &[&str]) -> Command {
-        let mut cmd = support::command(BIN, None);
+        let mut cmd = crate::support::command(BIN, None);
         cmd.args([
             "-f",
             "-s",
@@ -95,7 +79,6 @@ impl Server {
         );
         let status = self.child.wait().unwrap();
         let took = t0.elapsed();
-        let _ = std::fs::remove_dir_all(&self.dir);
         (status, took)
     }
 }
@@ -280,7 +263,7 @@ fn max_clients_closes_extra_connections() {
 #[test]
 fn second_instance_on_the_same_lock_file_refuses() {
     let server = Server::start("lock", &[]);
-    let out: Output = Server::spawn(&server.dir, free_port(), &[])
+    let out: Output = Server::spawn(&server.dir, free_ports(1)[0], &[])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -305,14 +288,20 @@ fn cli_errors_exit_1_with_one_line() {
         ),
     ];
     for (args, msg) in cases {
-        let out = support::command(BIN, None).args(*args).output().unwrap();
+        let out = crate::support::command(BIN, None)
+            .args(*args)
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         assert!(err.contains(msg), "{args:?}: {err}");
     }
     for flag in ["-h", "-v"] {
-        let out = support::command(BIN, None).arg(flag).output().unwrap();
+        let out = crate::support::command(BIN, None)
+            .arg(flag)
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(1), "{flag}");
         assert!(!out.stdout.is_empty());
     }
@@ -323,14 +312,16 @@ fn cli_errors_exit_1_with_one_line() {
 /// wake the listener (edge-triggered epoll gives no second edge).
 #[test]
 fn connections_wait_out_a_descriptor_shortage() {
-    if std::env::var_os("QNETD_TEST_EMULATED").is_some()
-        || Command::new("prlimit").arg("-V").output().is_err()
-    {
-        eprintln!("skipped: needs prlimit and a native binary");
+    if std::env::var_os("QNETD_TEST_EMULATED").is_some() {
+        // prlimit would limit qemu-user, not our binary.
+        crate::support::skip::skip("prlimit cannot limit a binary run under qemu-user", "");
         return;
     }
-    let dir = scratch("emfile");
-    let port = free_port();
+    if !crate::support::skip::require_programs(&[("prlimit", "util-linux")]) {
+        return;
+    }
+    let dir = Scratch::new("emfile");
+    let port = free_ports(1)[0];
     let mut child = Command::new("prlimit")
         .args([
             "--nofile=24:24",
@@ -382,5 +373,4 @@ fn connections_wait_out_a_descriptor_shortage() {
     }
     let _ = child.kill();
     let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
 }

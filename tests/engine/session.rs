@@ -2,8 +2,7 @@
 //! Each test pins a behaviour of the reference server (protocol.md section in
 //! the test name's doc comment).
 
-mod support;
-
+use crate::support::harness::{Harness, lowest, ring};
 use qnetd::certname::PeerNames;
 use qnetd::core::InstanceConfig;
 use qnetd::proto::build::{self, Init};
@@ -11,7 +10,6 @@ use qnetd::proto::{
     DecisionAlgorithm as Alg, Heuristics as H, MsgType as T, ReplyErrorCode as E, TieBreaker,
     TieBreakerMode, TlsSupported, Vote,
 };
-use support::harness::{Harness, lowest, ring};
 
 fn cfg(f: impl FnOnce(&mut InstanceConfig)) -> InstanceConfig {
     let mut c = InstanceConfig {
@@ -321,7 +319,7 @@ fn ffsplit_keep_active_partition() {
         }
         // Answer every VOTE_INFO until quiet, recording the last vote per node.
         let mut last = [Vote::Undefined; 5];
-        let mut pending: Vec<(u32, support::harness::Got)> = Vec::new();
+        let mut pending: Vec<(u32, crate::support::harness::Got)> = Vec::new();
         for k in [1, 2] {
             pending.extend(
                 h.membership(k, ring(1, 2), &[1, 2], H::Undefined)

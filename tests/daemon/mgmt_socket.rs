@@ -7,15 +7,15 @@
     reason = "these tests drive real processes and wait on the real clock"
 )]
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::server::{Kind, OURS, Scratch, Server, free_ports, ipc, run_tool, sample_clients};
+use crate::support::server::{
+    Kind, OURS, Scratch, Server, free_ports, ipc, run_tool, sample_clients,
+};
 
-fn our_tool(args: &[&str], socket: &Path) -> support::server::ToolRun {
+fn our_tool(args: &[&str], socket: &Path) -> crate::support::server::ToolRun {
     let mut all = vec!["tool"];
     all.extend(args);
     all.extend(["-p", socket.to_str().unwrap()]);
@@ -231,7 +231,7 @@ fn healthcheck_answers_within_a_second() {
 
 #[test]
 fn healthcheck_works_against_the_reference() {
-    if !support::server::reference_available() {
+    if crate::support::server::reference().is_none() {
         return;
     }
     let dir = Scratch::new("health-ref");

@@ -27,25 +27,17 @@
 //!   `QNETD_DIFF_REF_LOG=1` adds the reference log to failure reports;
 //!   `QNETD_DIFF_KEEP=1` keeps the per-run temporary directories.
 
+#[path = "../support/mod.rs"]
 mod support;
 
-#[path = "differential/basic.rs"]
 mod basic;
-#[path = "differential/conflicts.rs"]
 mod conflicts;
-#[path = "differential/dpd.rs"]
 mod dpd;
-#[path = "differential/errors.rs"]
 mod errors;
-#[path = "differential/ffsplit.rs"]
 mod ffsplit;
-#[path = "differential/ipc.rs"]
 mod ipc;
-#[path = "differential/lms.rs"]
 mod lms;
-#[path = "differential/selftest.rs"]
+mod mgmt_interop;
 mod selftest;
-#[path = "differential/settings.rs"]
 mod settings;
-#[path = "differential/twonodelms.rs"]
 mod twonodelms;

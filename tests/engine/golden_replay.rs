@@ -4,15 +4,13 @@
 //! client. Time only moves when a traced reply can only come from a timer
 //! (the lms algorithm timer).
 
-mod support;
-
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
+use crate::support::golden::{Dir, Scenario, Step, load};
 use qnetd::algo::ClientId;
 use qnetd::core::{Event, Instance, InstanceConfig, Timestamp};
 use qnetd::proto::{Frame, Status, TlsSupported};
-use support::golden::{Dir, Scenario, Step, load};
 
 struct Replay {
     inst: Instance,
