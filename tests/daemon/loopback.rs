@@ -7,18 +7,17 @@
     reason = "tests of the real binary use the wall clock for deadlines"
 )]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use qnetd::proto::build::{self, Init};
 use qnetd::proto::{
-    DecisionAlgorithm, Frame, Msg, MsgType, ReplyErrorCode, RingId, Status, TieBreaker,
-    TieBreakerMode, Vote,
+    DecisionAlgorithm, Msg, MsgType, ReplyErrorCode, RingId, TieBreaker, TieBreakerMode, Vote,
 };
 
 use crate::support::server::{Scratch, free_ports};
+use crate::support::wire::{Recv, WireClient};
 
 const BIN: &str = env!("CARGO_BIN_EXE_qnetd");
 
@@ -61,9 +60,10 @@ impl Server {
     }
 
     fn connect(&self) -> Client {
-        let s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        Client { s, buf: Vec::new() }
+        Client {
+            w: WireClient::connect(self.port),
+            timeout: Duration::from_secs(20),
+        }
     }
 
     /// Sends SIGTERM and returns the exit status and how long it took.
@@ -91,28 +91,22 @@ impl Drop for Server {
 }
 
 struct Client {
-    s: TcpStream,
-    buf: Vec<u8>,
+    w: WireClient,
+    /// How long a read may wait before the test fails.
+    timeout: Duration,
 }
 
 impl Client {
     fn send(&mut self, m: &Msg<'_>) {
-        self.s.write_all(&build::to_bytes(m)).unwrap();
+        self.w.send(&build::to_bytes(m));
     }
 
     /// The next message, or `None` on EOF.
     fn recv(&mut self) -> Option<Vec<u8>> {
-        loop {
-            if let Status::Complete(n) = Frame::<&[u8]>::check(&self.buf) {
-                return Some(self.buf.drain(..n).collect());
-            }
-            let mut chunk = [0u8; 4096];
-            match self.s.read(&mut chunk) {
-                Ok(0) => return None,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
-                Err(e) => panic!("read: {e}"),
-            }
+        match self.w.next(self.timeout) {
+            Recv::Msg(bytes) => Some(bytes),
+            Recv::Closed => None,
+            Recv::Timeout => panic!("read: nothing within {:?}", self.timeout),
         }
     }
 
@@ -205,14 +199,15 @@ fn misbehaving_clients_do_not_disturb_others() {
     // Garbage, an over-long header, an unknown type, a truncated message
     // followed by a disconnect, and a client that never reads.
     let mut bad = server.connect();
-    bad.s.write_all(&[0xff; 64]).unwrap();
+    bad.w.stream.write_all(&[0xff; 64]).unwrap();
     good.echo(1);
     let mut long = server.connect();
-    long.s.write_all(&[0, 8, 0, 0, 0x9c, 0x40]).unwrap();
-    long.s.write_all(&vec![0u8; 40_000]).unwrap();
+    long.w.stream.write_all(&[0, 8, 0, 0, 0x9c, 0x40]).unwrap();
+    long.w.stream.write_all(&vec![0u8; 40_000]).unwrap();
     good.echo(2);
     let mut half = server.connect();
-    half.s
+    half.w
+        .stream
         .write_all(&build::to_bytes(&build::preinit(1, b"x"))[..10])
         .unwrap();
     drop(half);
@@ -220,7 +215,8 @@ fn misbehaving_clients_do_not_disturb_others() {
     deaf.join_cluster(b"deaf", 1);
     for seq in 0..2000 {
         let _ = deaf
-            .s
+            .w
+            .stream
             .write_all(&build::to_bytes(&build::echo_request(seq)));
     }
     good.echo(3);
@@ -239,8 +235,11 @@ fn misbehaving_clients_do_not_disturb_others() {
     // A 4 GiB announced body is consumed, not buffered: nothing comes back
     // and the server stays healthy.
     let mut huge = server.connect();
-    huge.s.write_all(&[0, 8, 0xff, 0xff, 0xff, 0xff]).unwrap();
-    huge.s.write_all(&vec![0u8; 1 << 20]).unwrap();
+    huge.w
+        .stream
+        .write_all(&[0, 8, 0xff, 0xff, 0xff, 0xff])
+        .unwrap();
+    huge.w.stream.write_all(&vec![0u8; 1 << 20]).unwrap();
     good.echo(5);
     drop((bad, long, deaf, huge));
     good.echo(4);
@@ -352,10 +351,11 @@ fn connections_wait_out_a_descriptor_shortage() {
     let preinit = build::to_bytes(&build::preinit(1, b"x"));
     let mut clients: Vec<Client> = (0..30)
         .map(|_| {
-            let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            let mut c = Client { s, buf: Vec::new() };
-            c.s.write_all(&preinit).unwrap();
+            let mut c = Client {
+                w: WireClient::connect(port),
+                timeout: Duration::from_secs(10),
+            };
+            c.w.send(&preinit);
             c
         })
         .collect();

@@ -27,14 +27,15 @@ use std::time::Duration;
 use qnetd::certstore::CertStore;
 use qnetd::proto::build::{self, Init};
 use qnetd::proto::{
-    DecisionAlgorithm, Frame, Msg, MsgType, ReplyErrorCode, RingId, Status, TieBreaker,
-    TieBreakerMode, TlsSupported,
+    DecisionAlgorithm, Msg, MsgType, ReplyErrorCode, RingId, TieBreaker, TieBreakerMode,
+    TlsSupported,
 };
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use testkit::{Client as TlsClient, client_config, make_request};
 
 use crate::support::server::Scratch;
+use crate::support::wire::take_frame;
 
 const BIN: &str = env!("CARGO_BIN_EXE_qnetd");
 
@@ -156,8 +157,8 @@ impl Node {
 
     fn recv(&mut self) -> Got {
         loop {
-            if let Status::Complete(n) = Frame::<&[u8]>::check(&self.rx) {
-                return Got::Msg(self.rx.drain(..n).collect());
+            if let Some(frame) = take_frame(&mut self.rx) {
+                return Got::Msg(frame);
             }
             if !self.read_more() {
                 return Got::Closed;

@@ -8,9 +8,10 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
 use crate::support::golden::{Dir, Scenario, Step, load};
+use crate::support::wire::split_frames;
 use qnetd::algo::ClientId;
 use qnetd::core::{Event, Instance, InstanceConfig, Timestamp};
-use qnetd::proto::{Frame, Status, TlsSupported};
+use qnetd::proto::TlsSupported;
 
 struct Replay {
     inst: Instance,
@@ -56,14 +57,9 @@ impl Replay {
         while let Some(id) = self.inst.poll_transmit() {
             let bytes = self.inst.outgoing(id).to_vec();
             self.inst.consume_outgoing(id, bytes.len());
-            let mut rest = &bytes[..];
-            while let Status::Complete(n) = Frame::<&[u8]>::check(rest) {
-                self.inbox
-                    .entry(id)
-                    .or_default()
-                    .push_back(rest[..n].to_vec());
-                rest = &rest[n..];
-            }
+            let (frames, rest) = split_frames(&bytes);
+            let inbox = self.inbox.entry(id).or_default();
+            inbox.extend(frames.into_iter().map(<[u8]>::to_vec));
             assert!(rest.is_empty(), "partial message in output");
         }
     }

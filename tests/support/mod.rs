@@ -12,6 +12,7 @@ pub(crate) mod runner;
 pub(crate) mod scenario;
 pub mod server;
 pub mod skip;
+pub mod wire;
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::process::CommandExt as _;

@@ -609,20 +609,19 @@ pub(crate) fn describe_step(scn: &Scenario, run: &Run, i: usize) -> String {
 /// Describes what a step wrote: one or more messages (pipelined writes),
 /// or raw bytes that do not frame.
 fn describe_sent(bytes: &[u8]) -> String {
-    use qnetd::proto::{Frame, Status};
+    let (frames, rest) = super::wire::split_frames(bytes);
     let mut parts = Vec::new();
-    let mut rest = bytes;
-    while let Status::Complete(n) = Frame::<&[u8]>::check(rest) {
+    for frame in frames {
+        let n = frame.len();
         if n > 4096 {
-            let ty = u16::from_be_bytes([rest[0], rest[1]]);
+            let ty = u16::from_be_bytes([frame[0], frame[1]]);
             parts.push(format!(
                 "{} ({n} bytes)",
                 super::qclient::msg_type_name(MsgType::from(ty))
             ));
         } else {
-            parts.push(describe(&rest[..n]));
+            parts.push(describe(frame));
         }
-        rest = &rest[n..];
     }
     if !rest.is_empty() {
         let head: String = rest.iter().take(16).map(|b| format!("{b:02x}")).collect();

@@ -12,7 +12,7 @@
 )]
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
@@ -20,9 +20,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use qnetd::proto::build;
+
+use super::wire::WireClient;
 use qnetd::proto::{
-    DecisionAlgorithm, Frame, Heuristics, Msg, MsgType, NodeInfo, NodeListType, RingId, Status,
-    TieBreaker, TieBreakerMode,
+    DecisionAlgorithm, Heuristics, Msg, MsgType, NodeInfo, NodeListType, RingId, TieBreaker,
+    TieBreakerMode,
 };
 
 /// The reference tool's installed path, as the Debian package puts it
@@ -279,33 +281,23 @@ pub fn our_tool_link(dir: &Scratch) -> PathBuf {
 
 // ------------------------------------------------------------ simulated nodes
 
-fn frame(msg: &Msg<'_>) -> Vec<u8> {
-    let mut buf = vec![0; msg.buffer_len()];
-    let n = msg.emit(&mut buf).unwrap();
-    buf.truncate(n);
-    buf
-}
-
 /// One simulated `corosync-qdevice` connection, speaking like the 3.0.3
 /// client: requests with increasing sequence numbers, VOTE_INFOs answered
 /// at once.
 pub struct Node {
-    stream: TcpStream,
+    wire: WireClient,
     seq: u32,
-    rx: Vec<u8>,
     /// Our end's port: the server shows it as the client address.
     pub local_port: u16,
 }
 
 impl Node {
     pub fn connect(port: u16) -> Self {
-        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream.set_nodelay(true).unwrap();
-        let local_port = stream.local_addr().unwrap().port();
+        let wire = WireClient::connect(port);
+        let local_port = wire.local_port();
         Self {
-            stream,
+            wire,
             seq: 0,
-            rx: Vec::new(),
             local_port,
         }
     }
@@ -313,21 +305,7 @@ impl Node {
     /// The next complete message, or `None` after `timeout` of silence
     /// (or at EOF).
     fn recv(&mut self, timeout: Duration) -> Option<Vec<u8>> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Status::Complete(n) = Frame::<&[u8]>::check(&self.rx) {
-                return Some(self.rx.drain(..n).collect());
-            }
-            let left = deadline.checked_duration_since(Instant::now())?;
-            self.stream.set_read_timeout(Some(left)).unwrap();
-            let mut buf = [0u8; 4096];
-            match self.stream.read(&mut buf) {
-                Ok(0) => return None,
-                Ok(n) => self.rx.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => return None,
-            }
-        }
+        self.wire.recv(timeout)
     }
 
     /// Handles a VOTE_INFO; returns the message if it was something else.
@@ -336,7 +314,7 @@ impl Node {
         if msg.msg_type == MsgType::VoteInfo {
             let mut reply = Msg::new(MsgType::VoteInfoReply);
             reply.seq = msg.seq;
-            self.stream.write_all(&frame(&reply)).unwrap();
+            self.wire.send(&build::to_bytes(&reply));
             return None;
         }
         Some(bytes)
@@ -346,7 +324,7 @@ impl Node {
     pub fn request(&mut self, mut msg: Msg<'_>) -> Vec<u8> {
         self.seq += 1;
         msg.seq = Some(self.seq);
-        self.stream.write_all(&frame(&msg)).unwrap();
+        self.wire.send(&build::to_bytes(&msg));
         loop {
             let bytes = self
                 .recv(Duration::from_secs(5))
@@ -375,9 +353,9 @@ impl Node {
     /// Whether the server closed the connection (EOF within `timeout`,
     /// without any more data).
     pub fn closed_by_server(&mut self, timeout: Duration) -> bool {
-        self.stream.set_read_timeout(Some(timeout)).unwrap();
+        self.wire.stream.set_read_timeout(Some(timeout)).unwrap();
         let mut buf = [0u8; 64];
-        matches!(self.stream.read(&mut buf), Ok(0))
+        matches!(self.wire.stream.read(&mut buf), Ok(0))
     }
 
     pub fn preinit(&mut self, cluster: &[u8]) {
