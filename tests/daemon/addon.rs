@@ -506,18 +506,9 @@ fn healthcheck_answers_against_a_server_with_addon_settings() {
     }));
 }
 
-/// Our binary; under qemu-user (`make test-armv7`, no binfmt_misc)
-/// through the emulator named by `QNETD_TEST_RUNNER`.
+/// Our binary (through the emulator under qemu-user), without `RUST_LOG`.
 fn qnetd(args: &[&str]) -> std::process::Command {
-    let bin = env!("CARGO_BIN_EXE_qnetd");
-    let mut c = match std::env::var_os("QNETD_TEST_RUNNER").filter(|r| !r.is_empty()) {
-        Some(runner) => {
-            let mut c = std::process::Command::new(runner);
-            c.arg(bin);
-            c
-        }
-        None => std::process::Command::new(bin),
-    };
+    let mut c = crate::support::command(env!("CARGO_BIN_EXE_qnetd"), None);
     c.args(args).env_remove("RUST_LOG");
     c
 }

@@ -16,6 +16,7 @@ use qnetd::proto::{
     DecisionAlgorithm, Msg, MsgType, ReplyErrorCode, RingId, TieBreaker, TieBreakerMode, Vote,
 };
 
+use crate::support::Launch;
 use crate::support::server::{Scratch, free_ports};
 use crate::support::wire::{Recv, WireClient};
 
@@ -32,30 +33,16 @@ impl Server {
         let dir = Scratch::new(name);
         let mut args = vec!["-s", "off"];
         args.extend_from_slice(extra);
-        let (child, port) = crate::support::start_qnetd(&dir, &args, "");
+        let (child, port) = Launch::ours(&dir, "qnetd").args(&args).start();
         Self { child, port, dir }
     }
 
-    fn spawn(dir: &std::path::Path, port: u16, extra: &[&str]) -> Command {
-        let mut cmd = crate::support::command(BIN, None);
-        cmd.args([
-            "-f",
-            "-s",
-            "off",
-            "-l",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-S",
-        ])
-        .arg(format!(
-            "lock_file={0}/qnetd.pid,local_socket_file={0}/qnetd.sock",
-            dir.display()
-        ))
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    /// A second server on the same lock file and socket, output captured.
+    fn second(&self) -> Command {
+        let mut cmd = Launch::ours(&self.dir, "qnetd")
+            .args(&["-s", "off"])
+            .command(free_ports(1)[0]);
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
         cmd
     }
 
@@ -262,9 +249,7 @@ fn max_clients_closes_extra_connections() {
 #[test]
 fn second_instance_on_the_same_lock_file_refuses() {
     let server = Server::start("lock", &[]);
-    let out: Output = Server::spawn(&server.dir, free_ports(1)[0], &[])
-        .output()
-        .unwrap();
+    let out: Output = server.second().output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("Another instance is running"), "{err}");
@@ -321,24 +306,10 @@ fn connections_wait_out_a_descriptor_shortage() {
     }
     let dir = Scratch::new("emfile");
     let port = free_ports(1)[0];
-    let mut child = Command::new("prlimit")
-        .args([
-            "--nofile=24:24",
-            BIN,
-            "-f",
-            "-s",
-            "off",
-            "-l",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-S",
-        ])
-        .arg(format!(
-            "lock_file={0}/qnetd.pid,local_socket_file={0}/qnetd.sock",
-            dir.display()
-        ))
-        .stdin(Stdio::null())
+    let mut child = Launch::ours(&dir, "qnetd")
+        .args(&["-s", "off"])
+        .via(&["prlimit", "--nofile=24:24"])
+        .command(port)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -34,6 +34,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use testkit::{Client as TlsClient, client_config, make_request};
 
+use crate::support::Launch;
 use crate::support::server::Scratch;
 use crate::support::wire::take_frame;
 
@@ -55,7 +56,10 @@ impl Server {
 
     fn start_in(dir: Arc<Scratch>, args: &[&str]) -> Self {
         let store = format!("nss_db_dir={}/store", dir.display());
-        let (child, port) = crate::support::start_qnetd(&dir, args, &store);
+        let (child, port) = Launch::ours(&dir, "qnetd")
+            .args(args)
+            .settings(&store)
+            .start();
         Self { child, port, dir }
     }
 

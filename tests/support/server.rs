@@ -167,21 +167,11 @@ impl Server {
         settings: &str,
     ) -> Self {
         let log = dir.path(&format!("{name}.log"));
-        let mut s = format!(
-            "lock_file={},local_socket_file={}",
-            lock.display(),
-            socket.display()
-        );
-        if !settings.is_empty() {
-            s.push(',');
-            s.push_str(settings);
-        }
-        let child = super::command(kind.exe(), None)
-            .args(["-f", "-d", "-s", "off", "-l", "127.0.0.1", "-p"])
-            .arg(port.to_string())
-            .arg("-S")
-            .arg(s)
-            .stdin(Stdio::null())
+        let child = super::Launch::program(&kind.exe(), dir, name)
+            .files(lock, socket)
+            .args(&["-d", "-s", "off"])
+            .settings(settings)
+            .command(port)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .env("RUST_LOG", "debug")
@@ -203,23 +193,15 @@ impl Server {
     }
 
     fn wait_ready(&mut self) {
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(10) {
-            if let Some(reply) = ipc(&self.socket, b"status\n")
-                && reply.starts_with(b"OK\n")
-            {
-                return;
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!(
-                    "{:?} server exited early ({status}): {}",
-                    self.kind,
-                    self.log_text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        match super::wait_ready(&mut self.child, &self.socket, Duration::from_secs(10)) {
+            Ok(()) => {}
+            Err(Some(status)) => panic!(
+                "{:?} server exited early ({status}): {}",
+                self.kind,
+                self.log_text()
+            ),
+            Err(None) => panic!("{:?} server not ready: {}", self.kind, self.log_text()),
         }
-        panic!("{:?} server not ready: {}", self.kind, self.log_text());
     }
 
     /// Waits for the process to end.
