@@ -23,15 +23,14 @@
     reason = "a network test driver reads the real clock"
 )]
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::Write as _;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Child;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use qnetd::proto::{Msg, MsgType, Vote};
@@ -74,23 +73,6 @@ pub(crate) struct Server {
 
 static RUN_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-/// A loopback port that is free now and was never handed out before in
-/// this process (a port released by one run and grabbed by a concurrent
-/// one would make two servers race for it).
-fn free_port() -> std::io::Result<u16> {
-    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        if HANDED_OUT
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(port)
-        {
-            return Ok(port);
-        }
-    }
-}
-
 /// Whether the socket listening on 127.0.0.1:`port` belongs to process
 /// `pid` (Linux `/proc`); `None` when that cannot be told.
 fn listener_owned_by(pid: u32, port: u16) -> Option<bool> {
@@ -111,35 +93,10 @@ fn listener_owned_by(pid: u32, port: u16) -> Option<bool> {
 }
 
 impl Server {
-    /// The argument list shared by both implementations.
-    pub(crate) fn args(
-        port: u16,
-        dir: &Path,
-        extra: &[String],
-        settings: &[String],
-    ) -> Vec<String> {
-        let mut s = format!(
-            "lock_file={},local_socket_file={}",
-            dir.join("qnetd.pid").display(),
-            dir.join("qnetd.sock").display()
-        );
-        for kv in settings {
-            s.push(',');
-            s.push_str(kv);
-        }
-        let mut args: Vec<String> = ["-f", "-d", "-s", "off", "-l", "127.0.0.1", "-p"]
-            .iter()
-            .map(|a| (*a).to_string())
-            .collect();
-        args.push(port.to_string());
-        args.extend(extra.iter().cloned());
-        args.push("-S".into());
-        args.push(s);
-        args
-    }
-
-    /// Starts `spec` with extra `-S` settings and waits until it accepts
-    /// connections.
+    /// Starts `spec` (ours and the reference get the same arguments: see
+    /// [`super::Launch`], plus `-d -s off`) with extra `-S` settings, and
+    /// waits until it accepts connections on TCP. (This suite probes TCP,
+    /// not the management socket, and checks the listener is the child's.)
     ///
     /// # Errors
     /// A description (with the server's output) if it does not come up.
@@ -165,12 +122,14 @@ impl Server {
         let _ = std::fs::write(dir.join("scenario"), tag);
         let mut last_err = String::new();
         for _attempt in 0..3 {
-            let port = free_port().map_err(|e| format!("free port: {e}"))?;
+            let port = super::server::free_ports(1)[0];
             let log = File::create(dir.join("server.log")).map_err(|e| e.to_string())?;
             let log2 = log.try_clone().map_err(|e| e.to_string())?;
-            let mut child = super::command(&spec.program, None)
-                .args(Self::args(port, &dir, extra, settings))
-                .stdin(Stdio::null())
+            let mut child = super::Launch::program(&spec.program, &dir, "qnetd")
+                .args(&["-d", "-s", "off"])
+                .args(&extra.iter().map(String::as_str).collect::<Vec<_>>())
+                .settings(&settings.join(","))
+                .command(port)
                 .stdout(log)
                 .stderr(log2)
                 .spawn()

@@ -82,14 +82,27 @@ impl Drop for Scratch {
     }
 }
 
-/// Free TCP ports on 127.0.0.1 (held together so they differ).
+/// Free TCP ports on 127.0.0.1 (held together so they differ), never
+/// handed out before in this process: a port released by one test and
+/// grabbed by a concurrent one would make two servers race for it.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    held.iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut held = Vec::new();
+    let mut ports = Vec::new();
+    while ports.len() < n {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        held.push(l);
+        if HANDED_OUT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(port)
+        {
+            ports.push(port);
+        }
+    }
+    ports
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
