@@ -158,15 +158,31 @@ pub fn ipc(socket: &Path, request: &[u8]) -> Option<Vec<u8>> {
 }
 
 impl Server {
-    /// Starts `kind` with `-f -s off -l 127.0.0.1 -p PORT -S
-    /// lock_file=..,local_socket_file=..[,settings]` and waits until its
-    /// local socket answers.
+    /// Starts `kind` with `-f -l 127.0.0.1 -p PORT -d -s off -S
+    /// lock_file=..,local_socket_file=..[,settings]` (see
+    /// [`super::Launch`]) and waits until its local socket answers. If
+    /// `port` is in use by then it takes another: the port is `self.port`.
     pub fn start(kind: Kind, dir: &Scratch, name: &str, port: u16, settings: &str) -> Self {
         let socket = dir.path(&format!("{name}.sock"));
         let lock = dir.path(&format!("{name}.pid"));
-        let mut server = Self::spawn(kind, dir, name, port, &lock, &socket, settings);
-        server.wait_ready();
-        server
+        let mut port = port;
+        for _ in 0..5 {
+            let mut server = Self::spawn(kind, dir, name, port, &lock, &socket, settings);
+            match super::wait_ready(&mut server.child, &socket, Duration::from_secs(10)) {
+                Ok(()) => return server,
+                // The free port was taken meanwhile (e.g. as the local port
+                // of another test's connection): use `server.port`.
+                Err(Some(_)) if server.log_text().contains("in use") => {
+                    port = free_ports(1)[0];
+                }
+                Err(Some(status)) => panic!(
+                    "{kind:?} server exited early ({status}): {}",
+                    server.log_text()
+                ),
+                Err(None) => panic!("{kind:?} server not ready: {}", server.log_text()),
+            }
+        }
+        panic!("{kind:?} server: five ports in use");
     }
 
     /// Starts without waiting.
@@ -203,18 +219,6 @@ impl Server {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn wait_ready(&mut self) {
-        match super::wait_ready(&mut self.child, &self.socket, Duration::from_secs(10)) {
-            Ok(()) => {}
-            Err(Some(status)) => panic!(
-                "{:?} server exited early ({status}): {}",
-                self.kind,
-                self.log_text()
-            ),
-            Err(None) => panic!("{:?} server not ready: {}", self.kind, self.log_text()),
-        }
     }
 
     /// Waits for the process to end.
