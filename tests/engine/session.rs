@@ -147,8 +147,9 @@ fn init_conflicts() {
         mode: TieBreakerMode::NodeId,
         node_id: 1,
     };
-    // (client, cluster, node id, algorithm, tie-breaker, INIT_REPLY error)
-    let cases: [(u32, &[u8], u32, Alg, TieBreaker, E); 6] = [
+    /// (client, cluster, node id, algorithm, tie-breaker, INIT_REPLY error)
+    type Case = (u32, &'static [u8], u32, Alg, TieBreaker, E);
+    let cases: [Case; 6] = [
         (2, b"c", 1, Alg::Ffsplit, lowest(), E::DuplicateNodeId),
         (
             3,
