@@ -1,21 +1,25 @@
-//! Differential conformance suite: every scenario is played against the
-//! reference `corosync-qnetd` 3.0.3 and against our `qnetd` with the same
-//! arguments (`-f -d -s off -l 127.0.0.1 -p PORT -S lock_file=..,
-//! local_socket_file=..[,settings]`, one private port and directory per
-//! run), and every message each simulated client receives must be the same,
-//! in the same order and during the same script step.
+//! The reference test binary: everything that runs against the reference
+//! `corosync-qnetd` 3.0.3 (Debian package `corosync-qnetd`).
 //!
-//! Run: `cargo test --test differential`. The scenarios mostly wait on the
+//! Differential conformance suite: every scenario is played against the
+//! reference and against our `qnetd` with the same arguments (`-f -l
+//! 127.0.0.1 -p PORT -d -s off -S lock_file=..,local_socket_file=..
+//! [,settings]`, one private port and directory per run), and every message
+//! each simulated client receives must be the same, in the same order and
+//! during the same script step. `mgmt_interop` runs the real
+//! `corosync-qnetd-tool` against both servers.
+//!
+//! Run: `cargo test --test reference`. The scenarios mostly wait on the
 //! network, so more threads than cores pay off: `cargo test --test
-//! differential -- --test-threads 8` takes about 20 s instead of about 70 s
-//! on 2 cores. Without the reference binary every test prints `SKIPPED:
-//! corosync-qnetd not installed` and passes.
+//! reference -- --test-threads 8` takes about 20 s instead of about 70 s
+//! on 2 cores. Without the reference binary every test that needs it is
+//! recorded as SKIPPED by name (`support/skip.rs`) and `make test` lists
+//! them at the end; with `QNETD_REQUIRE_ALL=1` they fail instead.
 //!
 //! Layout: `support/qclient.rs` (simulated qdevice clients),
 //! `support/scenario.rs` (the DSL), `support/runner.rs` (servers, steps,
-//! comparison, report); the scenarios are in `differential/*.rs`, one file
-//! per area; `differential/selftest.rs` proves the comparator fails on
-//! mangled transcripts.
+//! comparison, report); the scenarios are in this folder, one file per
+//! area; `selftest.rs` proves the comparator fails on mangled transcripts.
 //!
 //! Environment:
 //! * `QNETD_DIFF_AGAINST=reference` compares the reference with itself
