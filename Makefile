@@ -56,7 +56,7 @@ clippy:
 unit:
 	@mkdir -p $(dir $(SKIP_LOG)) && rm -f $(SKIP_LOG)
 	@status=0; \
-	$(TEST_ENV) RUST_TEST_THREADS=$${RUST_TEST_THREADS:-8} $(CARGO) test --all-targets || status=$$?; \
+	$(TEST_ENV) RUST_TEST_THREADS=$${RUST_TEST_THREADS:-8} $(CARGO) test --no-fail-fast --all-targets || status=$$?; \
 	$(CARGO) test --doc || status=$$?; \
 	scripts/test-skips.sh $(SKIP_LOG) $(if $(REQUIRE_ALL),--require-all) || status=1; \
 	exit $$status

@@ -27,9 +27,6 @@ pub fn skip(reason: &str, install: &str) {
     } else {
         format!(" (install: {install})")
     };
-    if std::env::var_os("QNETD_REQUIRE_ALL").is_some_and(|v| !v.is_empty() && v != "0") {
-        panic!("SKIPPED {test}: {reason}{hint}, and QNETD_REQUIRE_ALL is set");
-    }
     let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}{hint}");
     if let Some(log) = std::env::var_os("QNETD_SKIP_LOG").filter(|p| !p.is_empty()) {
         // One short write per line with O_APPEND: lines of tests running in
@@ -43,6 +40,9 @@ pub fn skip(reason: &str, install: &str) {
         if let Err(e) = written {
             panic!("cannot append to QNETD_SKIP_LOG {}: {e}", log.display());
         }
+    }
+    if std::env::var_os("QNETD_REQUIRE_ALL").is_some_and(|v| !v.is_empty() && v != "0") {
+        panic!("SKIPPED {test}: {reason}{hint}, and QNETD_REQUIRE_ALL is set");
     }
 }
 
