@@ -581,14 +581,7 @@ fn addon_mode_logs_to_stdout_and_stops_on_sigterm() {
         )),
         "flags after --options (-l, -p) are applied: {ready}"
     );
-    let pid = child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    crate::support::sigterm(&child);
     let start = std::time::Instant::now();
     let status = child.wait().unwrap();
     assert!(start.elapsed() < Duration::from_secs(1), "stops within 1 s");

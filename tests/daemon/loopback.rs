@@ -8,7 +8,7 @@
 )]
 
 use std::io::Write;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use qnetd::proto::build::{self, Init};
@@ -16,14 +16,14 @@ use qnetd::proto::{
     DecisionAlgorithm, Msg, MsgType, ReplyErrorCode, RingId, TieBreaker, TieBreakerMode, Vote,
 };
 
-use crate::support::Launch;
 use crate::support::server::{Scratch, free_ports};
 use crate::support::wire::{Recv, WireClient};
+use crate::support::{Daemon, Launch};
 
 const BIN: &str = env!("CARGO_BIN_EXE_qnetd");
 
 struct Server {
-    child: Child,
+    daemon: Daemon,
     port: u16,
     dir: Scratch,
 }
@@ -33,8 +33,12 @@ impl Server {
         let dir = Scratch::new(name);
         let mut args = vec!["-s", "off"];
         args.extend_from_slice(extra);
-        let (child, port) = Launch::ours(&dir, "qnetd").args(&args).start();
-        Self { child, port, dir }
+        let daemon = Launch::ours(&dir, "qnetd").args(&args).start();
+        Self {
+            port: daemon.port,
+            daemon,
+            dir,
+        }
     }
 
     /// A second server on the same lock file and socket, output captured.
@@ -56,24 +60,8 @@ impl Server {
     /// Sends SIGTERM and returns the exit status and how long it took.
     fn terminate(mut self) -> (std::process::ExitStatus, Duration) {
         let t0 = Instant::now();
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let status = self.child.wait().unwrap();
-        let took = t0.elapsed();
-        (status, took)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let status = self.daemon.terminate();
+        (status, t0.elapsed())
     }
 }
 

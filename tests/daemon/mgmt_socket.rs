@@ -8,7 +8,6 @@
 )]
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::server::{
@@ -124,11 +123,7 @@ fn sigterm_removes_the_socket_and_a_stale_one_is_replaced() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let kill = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    crate::support::sigterm(&server.child);
     let status = server.wait_exit(Duration::from_secs(5)).expect("exits");
     assert_eq!(status.code(), Some(0));
     assert!(!socket.exists());

@@ -20,7 +20,6 @@ mod testkit;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,16 +33,16 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use testkit::{Client as TlsClient, client_config, make_request};
 
-use crate::support::Launch;
 use crate::support::server::Scratch;
 use crate::support::wire::take_frame;
+use crate::support::{Daemon, Launch};
 
 const BIN: &str = env!("CARGO_BIN_EXE_qnetd");
 
 const CLUSTER: &str = "loopcluster";
 
 struct Server {
-    child: Child,
+    daemon: Daemon,
     port: u16,
     /// Shared by a server restarted in the same directory.
     dir: Arc<Scratch>,
@@ -56,11 +55,15 @@ impl Server {
 
     fn start_in(dir: Arc<Scratch>, args: &[&str]) -> Self {
         let store = format!("nss_db_dir={}/store", dir.display());
-        let (child, port) = Launch::ours(&dir, "qnetd")
+        let daemon = Launch::ours(&dir, "qnetd")
             .args(args)
             .settings(&store)
             .start();
-        Self { child, port, dir }
+        Self {
+            port: daemon.port,
+            daemon,
+            dir,
+        }
     }
 
     fn store(&self) -> CertStore {
@@ -83,20 +86,11 @@ impl Server {
 
     /// SIGTERM; the state directory is kept.
     fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        self.child.wait().unwrap()
+        self.daemon.terminate()
     }
 
     fn stop(mut self) -> std::process::ExitStatus {
         self.terminate()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

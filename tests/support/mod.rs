@@ -153,8 +153,8 @@ impl Launch {
 
     /// Starts on a free port (output discarded) and waits until ready. If
     /// the port was taken in the meantime (the server exits), it retries on
-    /// another one. Returns the child and the port.
-    pub fn start(&self) -> (std::process::Child, u16) {
+    /// another one.
+    pub fn start(&self) -> Daemon {
         for _ in 0..5 {
             let port = server::free_ports(1)[0];
             let mut child = self
@@ -164,13 +164,43 @@ impl Launch {
                 .spawn()
                 .expect("spawn the server");
             match wait_ready(&mut child, &self.socket, std::time::Duration::from_secs(60)) {
-                Ok(()) => return (child, port),
+                Ok(()) => return Daemon { child, port },
                 Err(Some(_exited)) => {} // e.g. the port was taken meanwhile
                 Err(None) => panic!("{} did not start within 60 s", self.program.display()),
             }
         }
         panic!("{} exited at start-up five times", self.program.display());
     }
+}
+
+/// A started daemon, killed on drop (panics included).
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub port: u16,
+}
+
+impl Daemon {
+    /// Sends SIGTERM and waits for the exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        sigterm(&self.child);
+        self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends SIGTERM to `child` (with `kill`: the tests use no libc).
+pub fn sigterm(child: &std::process::Child) {
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "kill -TERM {}", child.id());
 }
 
 /// Waits until `child`'s management socket answers `status` (a test
