@@ -186,7 +186,7 @@ fn replies_are_byte_identical_to_the_reference() {
     let mut scenarios = 0;
     for sc in &all {
         // TLS needs the shell; conflicts and kap4 are summaries without bytes
-        // (covered by tests/session.rs).
+        // (covered by tests/engine/session.rs).
         if sc.name.contains("TLS") || sc.name == "conflicts" || sc.name.starts_with("kap4") {
             continue;
         }
