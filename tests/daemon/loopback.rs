@@ -11,13 +11,11 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use qnetd::proto::build::{self, Init};
-use qnetd::proto::{
-    DecisionAlgorithm, Msg, MsgType, ReplyErrorCode, RingId, TieBreaker, TieBreakerMode, Vote,
-};
+use qnetd::proto::build::{self};
+use qnetd::proto::{Msg, MsgType, ReplyErrorCode, RingId, Vote};
 
 use crate::support::server::{Scratch, free_ports};
-use crate::support::wire::{Recv, WireClient};
+use crate::support::wire::{Recv, WireClient, ffsplit_init};
 use crate::support::{Daemon, Launch};
 
 const BIN: &str = env!("CARGO_BIN_EXE_qnetd");
@@ -101,17 +99,7 @@ impl Client {
     fn join_cluster(&mut self, cluster: &[u8], node_id: u32) {
         self.send(&build::preinit(1, cluster));
         self.expect(MsgType::PreinitReply);
-        self.send(&build::init(&Init {
-            seq: 2,
-            node_id,
-            algorithm: DecisionAlgorithm::Ffsplit,
-            heartbeat_interval: 8000,
-            tie_breaker: TieBreaker {
-                mode: TieBreakerMode::Lowest,
-                node_id: 0,
-            },
-            ring_id: RingId { node_id: 1, seq: 4 },
-        }));
+        self.send(&build::init(&ffsplit_init(2, node_id)));
         let r = self.expect(MsgType::InitReply);
         assert_eq!(
             Msg::parse(&r).unwrap().reply_error_code,

@@ -24,17 +24,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use qnetd::certstore::CertStore;
-use qnetd::proto::build::{self, Init};
-use qnetd::proto::{
-    DecisionAlgorithm, Msg, MsgType, ReplyErrorCode, RingId, TieBreaker, TieBreakerMode,
-    TlsSupported,
-};
+use qnetd::proto::build::{self};
+use qnetd::proto::{Msg, MsgType, ReplyErrorCode, TlsSupported};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use testkit::{Client as TlsClient, client_config, make_request};
 
 use crate::support::server::Scratch;
-use crate::support::wire::take_frame;
+use crate::support::wire::{ffsplit_init, take_frame};
 use crate::support::{Daemon, Launch};
 
 const BIN: &str = env!("CARGO_BIN_EXE_qnetd");
@@ -198,17 +195,7 @@ impl Node {
     }
 
     fn init(&mut self) -> Got {
-        self.send(&build::init(&Init {
-            seq: 3,
-            node_id: 1,
-            algorithm: DecisionAlgorithm::Ffsplit,
-            heartbeat_interval: 8000,
-            tie_breaker: TieBreaker {
-                mode: TieBreakerMode::Lowest,
-                node_id: 0,
-            },
-            ring_id: RingId { node_id: 1, seq: 4 },
-        }));
+        self.send(&build::init(&ffsplit_init(3, 1)));
         self.recv()
     }
 }
