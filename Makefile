@@ -1,7 +1,10 @@
 # qnetd Makefile: the named targets humans and CI share.
 #
 #   make run            start the server (TLS off, port $(PORT))
-#   make test           fmt check, clippy -D warnings, all tests, docs, no-alloc gate
+#   make test           fmt check, clippy -D warnings, all tests, docs, no-alloc gate;
+#                       ends with the list of tests skipped for lack of a tool
+#                       (REQUIRE_ALL=1: any skip fails, as in CI)
+#   make test-ignored   the #[ignore]d real NSS / OpenSSL client tests (root)
 #   make interop        real corosync cluster against our release binary (root)
 #   make ci             test + interop
 #   make bench          criterion benchmarks
@@ -16,12 +19,18 @@ RELEASE    := $(TARGET_DIR)/release/qnetd
 # the node-side certutil flow signed by our `qnetd certutil`).
 INTEROP_SCENARIOS ?= a b c d e f g h i
 INTEROP_SKIPPED   ?=
+# Tests that cannot run here (no reference server, tool or root) append
+# `test<TAB>reason<TAB>install command` to SKIP_LOG (tests/support/skip.rs);
+# REQUIRE_ALL=1 turns every such skip into a failure.
+SKIP_LOG    ?= $(TARGET_DIR)/test-skips.tsv
+REQUIRE_ALL ?=
+TEST_ENV     = QNETD_SKIP_LOG=$(SKIP_LOG) QNETD_REQUIRE_ALL=$(REQUIRE_ALL)
 
 # The sans-IO engine crate (proto, algo, core). The compiler keeps it free
 # of I/O: it does not depend on mio, rustls, socket2 or signal-hook.
 ENGINE_SRC := crates/qnetd-engine/src
 
-.PHONY: all build release run test fmt-check clippy unit doc no-alloc interop ci bench bench-compare bench-arm callgrind fuzz clean
+.PHONY: all build release run test test-ignored fmt-check clippy unit doc no-alloc interop ci bench bench-compare bench-arm callgrind fuzz clean
 
 all: build
 
@@ -36,7 +45,8 @@ run: release
 	$(RELEASE) -f -s off -p $(PORT) \
 		-S lock_file=$(RUN_DIR)/qnetd.pid,local_socket_file=$(RUN_DIR)/qnetd.sock
 
-test: fmt-check clippy unit doc no-alloc
+# unit runs last: its skip summary ends the output.
+test: fmt-check clippy doc no-alloc unit
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -45,8 +55,22 @@ clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 unit:
-	RUST_TEST_THREADS=$${RUST_TEST_THREADS:-8} $(CARGO) test --workspace --all-targets
-	$(CARGO) test --workspace --doc
+	@mkdir -p $(dir $(SKIP_LOG)) && rm -f $(SKIP_LOG)
+	@status=0; \
+	$(TEST_ENV) RUST_TEST_THREADS=$${RUST_TEST_THREADS:-8} $(CARGO) test --workspace --no-fail-fast --all-targets || status=$$?; \
+	$(CARGO) test --workspace --doc || status=$$?; \
+	scripts/test-skips.sh $(SKIP_LOG) $(if $(REQUIRE_ALL),--require-all) || status=1; \
+	exit $$status
+
+# The #[ignore]d tests: real NSS (tstclnt, corosync-qdevice-net-certutil in a
+# mount namespace) and OpenSSL clients against our TLS server.
+test-ignored:
+	@[ "$$(id -u)" = 0 ] || { echo "make test-ignored needs root (mount namespaces)"; exit 1; }
+	@mkdir -p $(dir $(SKIP_LOG)) && rm -f $(SKIP_LOG)
+	@status=0; \
+	$(TEST_ENV) $(CARGO) test --test daemon -- --ignored --test-threads=1 || status=$$?; \
+	scripts/test-skips.sh $(SKIP_LOG) $(if $(REQUIRE_ALL),--require-all) || status=1; \
+	exit $$status
 
 doc:
 	RUSTDOCFLAGS=-Dwarnings $(CARGO) doc --workspace --no-deps

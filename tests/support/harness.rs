@@ -8,7 +8,7 @@ use qnetd::core::ClientId;
 use qnetd::core::{Event, Instance, InstanceConfig, Timestamp};
 use qnetd::proto::build::{self, Init};
 use qnetd::proto::{
-    DecisionAlgorithm, Frame, Heuristics, Msg, MsgType, ReplyErrorCode, RingId, Status, TieBreaker,
+    DecisionAlgorithm, Heuristics, Msg, MsgType, ReplyErrorCode, RingId, TieBreaker,
     TieBreakerMode, Vote,
 };
 
@@ -114,13 +114,9 @@ impl Harness {
             while let Some(id) = self.inst.poll_transmit() {
                 let bytes = self.inst.outgoing(id).to_vec();
                 self.inst.consume_outgoing(id, bytes.len());
-                let mut rest = &bytes[..];
-                while let Status::Complete(n) = Frame::<&[u8]>::check(rest) {
-                    self.inbox.entry(id).or_default().push_back(Got {
-                        bytes: rest[..n].to_vec(),
-                    });
-                    rest = &rest[n..];
-                }
+                let (frames, rest) = super::wire::split_frames(&bytes);
+                let inbox = self.inbox.entry(id).or_default();
+                inbox.extend(frames.into_iter().map(|f| Got { bytes: f.to_vec() }));
                 assert!(rest.is_empty());
                 progressed = true;
             }

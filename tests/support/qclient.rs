@@ -40,8 +40,8 @@ use std::time::{Duration, Instant};
 
 use qnetd::proto::types::u16_array_bytes;
 use qnetd::proto::{
-    DecisionAlgorithm, Frame, Heuristics, Msg, MsgType, NodeInfo, NodeListType, NodeState, Quorate,
-    ReplyErrorCode, RingId, SUPPORTED_MESSAGES, SUPPORTED_OPTIONS, Status, TieBreaker, U16Array,
+    DecisionAlgorithm, Heuristics, Msg, MsgType, NodeInfo, NodeListType, NodeState, Quorate,
+    ReplyErrorCode, RingId, SUPPORTED_MESSAGES, SUPPORTED_OPTIONS, TieBreaker, U16Array,
 };
 
 /// First seq of the keepalive ECHO_REQUESTs ("KA" in the high bytes), far
@@ -587,8 +587,7 @@ fn reader_loop(
             }
             Ok(n) => {
                 buf.extend_from_slice(&chunk[..n]);
-                while let Status::Complete(len) = Frame::<&[u8]>::check(&buf) {
-                    let frame: Vec<u8> = buf.drain(..len).collect();
+                while let Some(frame) = super::wire::take_frame(&mut buf) {
                     on_frame(idx, frame, stream, state, shared);
                 }
             }

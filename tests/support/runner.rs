@@ -23,15 +23,14 @@
     reason = "a network test driver reads the real clock"
 )]
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::Write as _;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Child;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use qnetd::proto::{Msg, MsgType, Vote};
@@ -63,20 +62,6 @@ pub(crate) struct ServerSpec {
     pub program: PathBuf,
 }
 
-/// The reference server, if installed: `$QNETD_REFERENCE`, else
-/// `corosync-qnetd` in `$PATH` or `/usr/sbin`, `/usr/bin`.
-pub(crate) fn reference_program() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("QNETD_REFERENCE") {
-        let p = PathBuf::from(p);
-        return p.is_file().then_some(p);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
-        .map(|d| d.join("corosync-qnetd"))
-        .find(|p| p.is_file())
-}
-
 /// A running server process; killed and cleaned up on drop.
 #[derive(Debug)]
 pub(crate) struct Server {
@@ -87,23 +72,6 @@ pub(crate) struct Server {
 }
 
 static RUN_COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A loopback port that is free now and was never handed out before in
-/// this process (a port released by one run and grabbed by a concurrent
-/// one would make two servers race for it).
-fn free_port() -> std::io::Result<u16> {
-    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        if HANDED_OUT
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(port)
-        {
-            return Ok(port);
-        }
-    }
-}
 
 /// Whether the socket listening on 127.0.0.1:`port` belongs to process
 /// `pid` (Linux `/proc`); `None` when that cannot be told.
@@ -125,35 +93,10 @@ fn listener_owned_by(pid: u32, port: u16) -> Option<bool> {
 }
 
 impl Server {
-    /// The argument list shared by both implementations.
-    pub(crate) fn args(
-        port: u16,
-        dir: &Path,
-        extra: &[String],
-        settings: &[String],
-    ) -> Vec<String> {
-        let mut s = format!(
-            "lock_file={},local_socket_file={}",
-            dir.join("qnetd.pid").display(),
-            dir.join("qnetd.sock").display()
-        );
-        for kv in settings {
-            s.push(',');
-            s.push_str(kv);
-        }
-        let mut args: Vec<String> = ["-f", "-d", "-s", "off", "-l", "127.0.0.1", "-p"]
-            .iter()
-            .map(|a| (*a).to_string())
-            .collect();
-        args.push(port.to_string());
-        args.extend(extra.iter().cloned());
-        args.push("-S".into());
-        args.push(s);
-        args
-    }
-
-    /// Starts `spec` with extra `-S` settings and waits until it accepts
-    /// connections.
+    /// Starts `spec` (ours and the reference get the same arguments: see
+    /// [`super::Launch`], plus `-d -s off`) with extra `-S` settings, and
+    /// waits until it accepts connections on TCP. (This suite probes TCP,
+    /// not the management socket, and checks the listener is the child's.)
     ///
     /// # Errors
     /// A description (with the server's output) if it does not come up.
@@ -179,12 +122,14 @@ impl Server {
         let _ = std::fs::write(dir.join("scenario"), tag);
         let mut last_err = String::new();
         for _attempt in 0..3 {
-            let port = free_port().map_err(|e| format!("free port: {e}"))?;
+            let port = super::server::free_ports(1)[0];
             let log = File::create(dir.join("server.log")).map_err(|e| e.to_string())?;
             let log2 = log.try_clone().map_err(|e| e.to_string())?;
-            let mut child = super::command(&spec.program, None)
-                .args(Self::args(port, &dir, extra, settings))
-                .stdin(Stdio::null())
+            let mut child = super::Launch::program(&spec.program, &dir, "qnetd")
+                .args(&["-d", "-s", "off"])
+                .args(&extra.iter().map(String::as_str).collect::<Vec<_>>())
+                .settings(&settings.join(","))
+                .command(port)
                 .stdout(log)
                 .stderr(log2)
                 .spawn()
@@ -623,20 +568,19 @@ pub(crate) fn describe_step(scn: &Scenario, run: &Run, i: usize) -> String {
 /// Describes what a step wrote: one or more messages (pipelined writes),
 /// or raw bytes that do not frame.
 fn describe_sent(bytes: &[u8]) -> String {
-    use qnetd::proto::{Frame, Status};
+    let (frames, rest) = super::wire::split_frames(bytes);
     let mut parts = Vec::new();
-    let mut rest = bytes;
-    while let Status::Complete(n) = Frame::<&[u8]>::check(rest) {
+    for frame in frames {
+        let n = frame.len();
         if n > 4096 {
-            let ty = u16::from_be_bytes([rest[0], rest[1]]);
+            let ty = u16::from_be_bytes([frame[0], frame[1]]);
             parts.push(format!(
                 "{} ({n} bytes)",
                 super::qclient::msg_type_name(MsgType::from(ty))
             ));
         } else {
-            parts.push(describe(&rest[..n]));
+            parts.push(describe(frame));
         }
-        rest = &rest[n..];
     }
     if !rest.is_empty() {
         let head: String = rest.iter().take(16).map(|b| format!("{b:02x}")).collect();
@@ -833,20 +777,19 @@ pub(crate) fn verdict(scn: &Scenario, r: &Run, o: &Run) -> Result<Comparison, St
     Err(report)
 }
 
-/// The reference server, or `None` after printing `SKIPPED: corosync-qnetd
-/// not installed` once per test binary (straight to stderr, so it shows
-/// without --nocapture).
+/// The reference server, or `None` after recording the current test as
+/// skipped (see [`super::skip`]).
 pub(crate) fn reference_or_skip() -> Option<ServerSpec> {
-    static SAID: std::sync::Once = std::sync::Once::new();
-    match reference_program() {
+    match super::skip::reference_server() {
         Some(program) => Some(ServerSpec {
             name: "reference".into(),
             program,
         }),
         None => {
-            SAID.call_once(|| {
-                let _ = writeln!(std::io::stderr(), "\nSKIPPED: corosync-qnetd not installed");
-            });
+            super::skip::skip(
+                "the reference corosync-qnetd is not installed",
+                super::skip::INSTALL_REFERENCE,
+            );
             None
         }
     }
@@ -856,8 +799,8 @@ pub(crate) fn reference_or_skip() -> Option<ServerSpec> {
 /// panics with the report of [`verdict`] if they differ, or if the
 /// reference does not meet the scenario's own expectations.
 ///
-/// Without the reference binary it prints `SKIPPED: corosync-qnetd not
-/// installed` and returns.
+/// Without the reference binary it records the test as skipped and
+/// returns.
 pub(crate) fn check(scn: &Scenario) {
     let Some(ref_spec) = reference_or_skip() else {
         return;

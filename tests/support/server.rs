@@ -12,7 +12,7 @@
 )]
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
@@ -20,35 +20,41 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use qnetd::proto::build;
+
+use super::wire::WireClient;
 use qnetd::proto::{
-    DecisionAlgorithm, Frame, Heuristics, Msg, MsgType, NodeInfo, NodeListType, RingId, Status,
-    TieBreaker, TieBreakerMode,
+    DecisionAlgorithm, Heuristics, Msg, MsgType, NodeInfo, NodeListType, RingId, TieBreaker,
+    TieBreakerMode,
 };
 
-pub const REFERENCE_SERVER: &str = "/usr/bin/corosync-qnetd";
+/// The reference tool's installed path, as the Debian package puts it
+/// (an `argv[0]` the tool tests call it by).
 pub const REFERENCE_TOOL: &str = "/usr/bin/corosync-qnetd-tool";
 pub const OURS: &str = env!("CARGO_BIN_EXE_qnetd");
 
-/// Whether the reference binaries are installed; prints why not.
-pub fn reference_available() -> bool {
-    let ok = Path::new(REFERENCE_SERVER).exists() && Path::new(REFERENCE_TOOL).exists();
-    if !ok {
-        eprintln!(
-            "SKIPPED: the reference {REFERENCE_SERVER} / {REFERENCE_TOOL} (Debian package corosync-qnetd) is not installed"
+/// The reference server and tool, or `None` after recording the current
+/// test as skipped (see [`super::skip`]).
+pub fn reference() -> Option<(PathBuf, PathBuf)> {
+    let found = super::skip::reference_server().zip(super::skip::reference_tool());
+    if found.is_none() {
+        super::skip::skip(
+            "the reference corosync-qnetd is not installed",
+            super::skip::INSTALL_REFERENCE,
         );
     }
-    ok
+    found
 }
 
-/// A scratch directory removed on drop (short path: socket names are
-/// limited to 107 bytes).
+/// A scratch directory removed on drop, panics included: every test's
+/// temporary directory (short path: socket names are limited to 107
+/// bytes). Derefs to its [`Path`].
 pub struct Scratch(pub PathBuf);
 
 impl Scratch {
     pub fn new(name: &str) -> Self {
         static N: AtomicUsize = AtomicUsize::new(0);
         let dir = PathBuf::from(format!(
-            "/tmp/qnetd-mgmt-{}-{}-{name}",
+            "/tmp/qnetd-test-{}-{}-{name}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         ));
@@ -62,20 +68,41 @@ impl Scratch {
     }
 }
 
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
-/// Free TCP ports on 127.0.0.1 (held together so they differ).
+/// Free TCP ports on 127.0.0.1 (held together so they differ), never
+/// handed out before in this process: a port released by one test and
+/// grabbed by a concurrent one would make two servers race for it.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    held.iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut held = Vec::new();
+    let mut ports = Vec::new();
+    while ports.len() < n {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        held.push(l);
+        if HANDED_OUT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(port)
+        {
+            ports.push(port);
+        }
+    }
+    ports
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,10 +112,12 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn exe(self) -> &'static str {
+    /// The program to start (the reference must be installed: see
+    /// [`reference`]).
+    pub fn exe(self) -> PathBuf {
         match self {
-            Self::Ours => OURS,
-            Self::Reference => REFERENCE_SERVER,
+            Self::Ours => PathBuf::from(OURS),
+            Self::Reference => super::skip::reference_server().expect("reference installed"),
         }
     }
 }
@@ -129,15 +158,31 @@ pub fn ipc(socket: &Path, request: &[u8]) -> Option<Vec<u8>> {
 }
 
 impl Server {
-    /// Starts `kind` with `-f -s off -l 127.0.0.1 -p PORT -S
-    /// lock_file=..,local_socket_file=..[,settings]` and waits until its
-    /// local socket answers.
+    /// Starts `kind` with `-f -l 127.0.0.1 -p PORT -d -s off -S
+    /// lock_file=..,local_socket_file=..[,settings]` (see
+    /// [`super::Launch`]) and waits until its local socket answers. If
+    /// `port` is in use by then it takes another: the port is `self.port`.
     pub fn start(kind: Kind, dir: &Scratch, name: &str, port: u16, settings: &str) -> Self {
         let socket = dir.path(&format!("{name}.sock"));
         let lock = dir.path(&format!("{name}.pid"));
-        let mut server = Self::spawn(kind, dir, name, port, &lock, &socket, settings);
-        server.wait_ready();
-        server
+        let mut port = port;
+        for _ in 0..5 {
+            let mut server = Self::spawn(kind, dir, name, port, &lock, &socket, settings);
+            match super::wait_ready(&mut server.child, &socket, Duration::from_secs(10)) {
+                Ok(()) => return server,
+                // The free port was taken meanwhile (e.g. as the local port
+                // of another test's connection): use `server.port`.
+                Err(Some(_)) if server.log_text().contains("in use") => {
+                    port = free_ports(1)[0];
+                }
+                Err(Some(status)) => panic!(
+                    "{kind:?} server exited early ({status}): {}",
+                    server.log_text()
+                ),
+                Err(None) => panic!("{kind:?} server not ready: {}", server.log_text()),
+            }
+        }
+        panic!("{kind:?} server: five ports in use");
     }
 
     /// Starts without waiting.
@@ -151,21 +196,11 @@ impl Server {
         settings: &str,
     ) -> Self {
         let log = dir.path(&format!("{name}.log"));
-        let mut s = format!(
-            "lock_file={},local_socket_file={}",
-            lock.display(),
-            socket.display()
-        );
-        if !settings.is_empty() {
-            s.push(',');
-            s.push_str(settings);
-        }
-        let child = super::command(kind.exe(), None)
-            .args(["-f", "-d", "-s", "off", "-l", "127.0.0.1", "-p"])
-            .arg(port.to_string())
-            .arg("-S")
-            .arg(s)
-            .stdin(Stdio::null())
+        let child = super::Launch::program(&kind.exe(), dir, name)
+            .files(lock, socket)
+            .args(&["-d", "-s", "off"])
+            .settings(settings)
+            .command(port)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .env("RUST_LOG", "debug")
@@ -184,26 +219,6 @@ impl Server {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn wait_ready(&mut self) {
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(10) {
-            if let Some(reply) = ipc(&self.socket, b"status\n")
-                && reply.starts_with(b"OK\n")
-            {
-                return;
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!(
-                    "{:?} server exited early ({status}): {}",
-                    self.kind,
-                    self.log_text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("{:?} server not ready: {}", self.kind, self.log_text());
     }
 
     /// Waits for the process to end.
@@ -265,33 +280,23 @@ pub fn our_tool_link(dir: &Scratch) -> PathBuf {
 
 // ------------------------------------------------------------ simulated nodes
 
-fn frame(msg: &Msg<'_>) -> Vec<u8> {
-    let mut buf = vec![0; msg.buffer_len()];
-    let n = msg.emit(&mut buf).unwrap();
-    buf.truncate(n);
-    buf
-}
-
 /// One simulated `corosync-qdevice` connection, speaking like the 3.0.3
 /// client: requests with increasing sequence numbers, VOTE_INFOs answered
 /// at once.
 pub struct Node {
-    stream: TcpStream,
+    wire: WireClient,
     seq: u32,
-    rx: Vec<u8>,
     /// Our end's port: the server shows it as the client address.
     pub local_port: u16,
 }
 
 impl Node {
     pub fn connect(port: u16) -> Self {
-        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream.set_nodelay(true).unwrap();
-        let local_port = stream.local_addr().unwrap().port();
+        let wire = WireClient::connect(port);
+        let local_port = wire.local_port();
         Self {
-            stream,
+            wire,
             seq: 0,
-            rx: Vec::new(),
             local_port,
         }
     }
@@ -299,21 +304,7 @@ impl Node {
     /// The next complete message, or `None` after `timeout` of silence
     /// (or at EOF).
     fn recv(&mut self, timeout: Duration) -> Option<Vec<u8>> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Status::Complete(n) = Frame::<&[u8]>::check(&self.rx) {
-                return Some(self.rx.drain(..n).collect());
-            }
-            let left = deadline.checked_duration_since(Instant::now())?;
-            self.stream.set_read_timeout(Some(left)).unwrap();
-            let mut buf = [0u8; 4096];
-            match self.stream.read(&mut buf) {
-                Ok(0) => return None,
-                Ok(n) => self.rx.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => return None,
-            }
-        }
+        self.wire.recv(timeout)
     }
 
     /// Handles a VOTE_INFO; returns the message if it was something else.
@@ -322,7 +313,7 @@ impl Node {
         if msg.msg_type == MsgType::VoteInfo {
             let mut reply = Msg::new(MsgType::VoteInfoReply);
             reply.seq = msg.seq;
-            self.stream.write_all(&frame(&reply)).unwrap();
+            self.wire.send(&build::to_bytes(&reply));
             return None;
         }
         Some(bytes)
@@ -332,7 +323,7 @@ impl Node {
     pub fn request(&mut self, mut msg: Msg<'_>) -> Vec<u8> {
         self.seq += 1;
         msg.seq = Some(self.seq);
-        self.stream.write_all(&frame(&msg)).unwrap();
+        self.wire.send(&build::to_bytes(&msg));
         loop {
             let bytes = self
                 .recv(Duration::from_secs(5))
@@ -361,9 +352,9 @@ impl Node {
     /// Whether the server closed the connection (EOF within `timeout`,
     /// without any more data).
     pub fn closed_by_server(&mut self, timeout: Duration) -> bool {
-        self.stream.set_read_timeout(Some(timeout)).unwrap();
+        self.wire.stream.set_read_timeout(Some(timeout)).unwrap();
         let mut buf = [0u8; 64];
-        matches!(self.stream.read(&mut buf), Ok(0))
+        matches!(self.wire.stream.read(&mut buf), Ok(0))
     }
 
     pub fn preinit(&mut self, cluster: &[u8]) {

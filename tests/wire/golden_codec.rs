@@ -2,10 +2,8 @@
 //! it gives the captured bytes exactly: the codec agrees with the
 //! reference's encoder in both directions.
 
-mod support;
-
+use crate::support::golden::{Dir, Step, load};
 use qnetd::proto::{DecodeError, Msg, MsgType, ReplyErrorCode, TlvType};
-use support::golden::{Dir, Step, load};
 
 /// Messages the reference rejects when decoding, by scenario, with the error
 /// our decoder must report.

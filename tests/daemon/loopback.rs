@@ -7,129 +7,79 @@
     reason = "tests of the real binary use the wall clock for deadlines"
 )]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use qnetd::proto::build::{self, Init};
-use qnetd::proto::{
-    DecisionAlgorithm, Frame, Msg, MsgType, ReplyErrorCode, RingId, Status, TieBreaker,
-    TieBreakerMode, Vote,
-};
+use qnetd::proto::build::{self};
+use qnetd::proto::{Msg, MsgType, ReplyErrorCode, RingId, Vote};
 
-mod support;
+use crate::support::server::{Scratch, free_ports};
+use crate::support::wire::{Recv, WireClient, ffsplit_init};
+use crate::support::{Daemon, Launch};
 
 const BIN: &str = env!("CARGO_BIN_EXE_qnetd");
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("qnetd-loopback-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 struct Server {
-    child: Child,
+    daemon: Daemon,
     port: u16,
-    dir: PathBuf,
+    dir: Scratch,
 }
 
 impl Server {
     fn start(name: &str, extra: &[&str]) -> Self {
-        let dir = scratch(name);
+        let dir = Scratch::new(name);
         let mut args = vec!["-s", "off"];
         args.extend_from_slice(extra);
-        let (child, port) = support::start_qnetd(&dir, &args, "");
-        Self { child, port, dir }
+        let daemon = Launch::ours(&dir, "qnetd").args(&args).start();
+        Self {
+            port: daemon.port,
+            daemon,
+            dir,
+        }
     }
 
-    fn spawn(dir: &std::path::Path, port: u16, extra: &[&str]) -> Command {
-        let mut cmd = support::command(BIN, None);
-        cmd.args([
-            "-f",
-            "-s",
-            "off",
-            "-l",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-S",
-        ])
-        .arg(format!(
-            "lock_file={0}/qnetd.pid,local_socket_file={0}/qnetd.sock",
-            dir.display()
-        ))
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    /// A second server on the same lock file and socket, output captured.
+    fn second(&self) -> Command {
+        let mut cmd = Launch::ours(&self.dir, "qnetd")
+            .args(&["-s", "off"])
+            .command(free_ports(1)[0]);
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
         cmd
     }
 
     fn connect(&self) -> Client {
-        let s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        Client { s, buf: Vec::new() }
+        Client {
+            w: WireClient::connect(self.port),
+            timeout: Duration::from_secs(20),
+        }
     }
 
     /// Sends SIGTERM and returns the exit status and how long it took.
     fn terminate(mut self) -> (std::process::ExitStatus, Duration) {
         let t0 = Instant::now();
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let status = self.child.wait().unwrap();
-        let took = t0.elapsed();
-        let _ = std::fs::remove_dir_all(&self.dir);
-        (status, took)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let status = self.daemon.terminate();
+        (status, t0.elapsed())
     }
 }
 
 struct Client {
-    s: TcpStream,
-    buf: Vec<u8>,
+    w: WireClient,
+    /// How long a read may wait before the test fails.
+    timeout: Duration,
 }
 
 impl Client {
     fn send(&mut self, m: &Msg<'_>) {
-        self.s.write_all(&build::to_bytes(m)).unwrap();
+        self.w.send(&build::to_bytes(m));
     }
 
     /// The next message, or `None` on EOF.
     fn recv(&mut self) -> Option<Vec<u8>> {
-        loop {
-            if let Status::Complete(n) = Frame::<&[u8]>::check(&self.buf) {
-                return Some(self.buf.drain(..n).collect());
-            }
-            let mut chunk = [0u8; 4096];
-            match self.s.read(&mut chunk) {
-                Ok(0) => return None,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
-                Err(e) => panic!("read: {e}"),
-            }
+        match self.w.next(self.timeout) {
+            Recv::Msg(bytes) => Some(bytes),
+            Recv::Closed => None,
+            Recv::Timeout => panic!("read: nothing within {:?}", self.timeout),
         }
     }
 
@@ -149,17 +99,7 @@ impl Client {
     fn join_cluster(&mut self, cluster: &[u8], node_id: u32) {
         self.send(&build::preinit(1, cluster));
         self.expect(MsgType::PreinitReply);
-        self.send(&build::init(&Init {
-            seq: 2,
-            node_id,
-            algorithm: DecisionAlgorithm::Ffsplit,
-            heartbeat_interval: 8000,
-            tie_breaker: TieBreaker {
-                mode: TieBreakerMode::Lowest,
-                node_id: 0,
-            },
-            ring_id: RingId { node_id: 1, seq: 4 },
-        }));
+        self.send(&build::init(&ffsplit_init(2, node_id)));
         let r = self.expect(MsgType::InitReply);
         assert_eq!(
             Msg::parse(&r).unwrap().reply_error_code,
@@ -222,14 +162,15 @@ fn misbehaving_clients_do_not_disturb_others() {
     // Garbage, an over-long header, an unknown type, a truncated message
     // followed by a disconnect, and a client that never reads.
     let mut bad = server.connect();
-    bad.s.write_all(&[0xff; 64]).unwrap();
+    bad.w.stream.write_all(&[0xff; 64]).unwrap();
     good.echo(1);
     let mut long = server.connect();
-    long.s.write_all(&[0, 8, 0, 0, 0x9c, 0x40]).unwrap();
-    long.s.write_all(&vec![0u8; 40_000]).unwrap();
+    long.w.stream.write_all(&[0, 8, 0, 0, 0x9c, 0x40]).unwrap();
+    long.w.stream.write_all(&vec![0u8; 40_000]).unwrap();
     good.echo(2);
     let mut half = server.connect();
-    half.s
+    half.w
+        .stream
         .write_all(&build::to_bytes(&build::preinit(1, b"x"))[..10])
         .unwrap();
     drop(half);
@@ -237,7 +178,8 @@ fn misbehaving_clients_do_not_disturb_others() {
     deaf.join_cluster(b"deaf", 1);
     for seq in 0..2000 {
         let _ = deaf
-            .s
+            .w
+            .stream
             .write_all(&build::to_bytes(&build::echo_request(seq)));
     }
     good.echo(3);
@@ -256,8 +198,11 @@ fn misbehaving_clients_do_not_disturb_others() {
     // A 4 GiB announced body is consumed, not buffered: nothing comes back
     // and the server stays healthy.
     let mut huge = server.connect();
-    huge.s.write_all(&[0, 8, 0xff, 0xff, 0xff, 0xff]).unwrap();
-    huge.s.write_all(&vec![0u8; 1 << 20]).unwrap();
+    huge.w
+        .stream
+        .write_all(&[0, 8, 0xff, 0xff, 0xff, 0xff])
+        .unwrap();
+    huge.w.stream.write_all(&vec![0u8; 1 << 20]).unwrap();
     good.echo(5);
     drop((bad, long, deaf, huge));
     good.echo(4);
@@ -280,9 +225,7 @@ fn max_clients_closes_extra_connections() {
 #[test]
 fn second_instance_on_the_same_lock_file_refuses() {
     let server = Server::start("lock", &[]);
-    let out: Output = Server::spawn(&server.dir, free_port(), &[])
-        .output()
-        .unwrap();
+    let out: Output = server.second().output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("Another instance is running"), "{err}");
@@ -305,14 +248,20 @@ fn cli_errors_exit_1_with_one_line() {
         ),
     ];
     for (args, msg) in cases {
-        let out = support::command(BIN, None).args(*args).output().unwrap();
+        let out = crate::support::command(BIN, None)
+            .args(*args)
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         assert!(err.contains(msg), "{args:?}: {err}");
     }
     for flag in ["-h", "-v"] {
-        let out = support::command(BIN, None).arg(flag).output().unwrap();
+        let out = crate::support::command(BIN, None)
+            .arg(flag)
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(1), "{flag}");
         assert!(!out.stdout.is_empty());
     }
@@ -323,32 +272,20 @@ fn cli_errors_exit_1_with_one_line() {
 /// wake the listener (edge-triggered epoll gives no second edge).
 #[test]
 fn connections_wait_out_a_descriptor_shortage() {
-    if std::env::var_os("QNETD_TEST_EMULATED").is_some()
-        || Command::new("prlimit").arg("-V").output().is_err()
-    {
-        eprintln!("skipped: needs prlimit and a native binary");
+    if std::env::var_os("QNETD_TEST_EMULATED").is_some() {
+        // prlimit would limit qemu-user, not our binary.
+        crate::support::skip::skip("prlimit cannot limit a binary run under qemu-user", "");
         return;
     }
-    let dir = scratch("emfile");
-    let port = free_port();
-    let mut child = Command::new("prlimit")
-        .args([
-            "--nofile=24:24",
-            BIN,
-            "-f",
-            "-s",
-            "off",
-            "-l",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-S",
-        ])
-        .arg(format!(
-            "lock_file={0}/qnetd.pid,local_socket_file={0}/qnetd.sock",
-            dir.display()
-        ))
-        .stdin(Stdio::null())
+    if !crate::support::skip::require_programs(&[("prlimit", "util-linux")]) {
+        return;
+    }
+    let dir = Scratch::new("emfile");
+    let port = free_ports(1)[0];
+    let mut child = Launch::ours(&dir, "qnetd")
+        .args(&["-s", "off"])
+        .via(&["prlimit", "--nofile=24:24"])
+        .command(port)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -361,10 +298,11 @@ fn connections_wait_out_a_descriptor_shortage() {
     let preinit = build::to_bytes(&build::preinit(1, b"x"));
     let mut clients: Vec<Client> = (0..30)
         .map(|_| {
-            let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            let mut c = Client { s, buf: Vec::new() };
-            c.s.write_all(&preinit).unwrap();
+            let mut c = Client {
+                w: WireClient::connect(port),
+                timeout: Duration::from_secs(10),
+            };
+            c.w.send(&preinit);
             c
         })
         .collect();
@@ -382,5 +320,4 @@ fn connections_wait_out_a_descriptor_shortage() {
     }
     let _ = child.kill();
     let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -4,15 +4,14 @@
 //! client. Time only moves when a traced reply can only come from a timer
 //! (the lms algorithm timer).
 
-mod support;
-
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
+use crate::support::golden::{Dir, Scenario, Step, load};
+use crate::support::wire::split_frames;
 use qnetd::core::ClientId;
 use qnetd::core::{Event, Instance, InstanceConfig, Timestamp};
-use qnetd::proto::{Frame, Status, TlsSupported};
-use support::golden::{Dir, Scenario, Step, load};
+use qnetd::proto::TlsSupported;
 
 struct Replay {
     inst: Instance,
@@ -58,14 +57,9 @@ impl Replay {
         while let Some(id) = self.inst.poll_transmit() {
             let bytes = self.inst.outgoing(id).to_vec();
             self.inst.consume_outgoing(id, bytes.len());
-            let mut rest = &bytes[..];
-            while let Status::Complete(n) = Frame::<&[u8]>::check(rest) {
-                self.inbox
-                    .entry(id)
-                    .or_default()
-                    .push_back(rest[..n].to_vec());
-                rest = &rest[n..];
-            }
+            let (frames, rest) = split_frames(&bytes);
+            let inbox = self.inbox.entry(id).or_default();
+            inbox.extend(frames.into_iter().map(<[u8]>::to_vec));
             assert!(rest.is_empty(), "partial message in output");
         }
     }
@@ -192,7 +186,7 @@ fn replies_are_byte_identical_to_the_reference() {
     let mut scenarios = 0;
     for sc in &all {
         // TLS needs the shell; conflicts and kap4 are summaries without bytes
-        // (covered by tests/session.rs).
+        // (covered by tests/engine/session.rs).
         if sc.name.contains("TLS") || sc.name == "conflicts" || sc.name.starts_with("kap4") {
             continue;
         }

@@ -5,14 +5,12 @@
 //! line and exit code must be identical once the TCP ports are replaced by
 //! names. Skipped (with a message) when the reference is not installed.
 
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
-use support::server::{
+use crate::support::server::{
     Kind, Node, REFERENCE_TOOL, Scratch, Server, ToolRun, free_ports, ids, ipc, normalize,
-    our_tool_link, reference_available, run_tool, sample_clients,
+    our_tool_link, reference, run_tool, sample_clients,
 };
 
 const TOOL_NAME: &str = "corosync-qnetd-tool";
@@ -96,7 +94,7 @@ fn as_in_samples(text: &str) -> String {
 
 /// `corosync-qnetd-tool ARGS` blocks of tool_samples.txt.
 fn samples() -> Vec<(String, String)> {
-    let text = include_str!("vectors/tool_samples.txt");
+    let text = include_str!("../vectors/tool_samples.txt");
     let mut out = Vec::new();
     let mut cur: Option<(String, String)> = None;
     for line in text.split_inclusive('\n') {
@@ -116,27 +114,26 @@ fn samples() -> Vec<(String, String)> {
 
 #[test]
 fn real_tool_output_is_identical_on_both_servers() {
-    if !reference_available() {
+    let Some((_, real)) = reference() else {
         return;
-    }
+    };
     let dir = Scratch::new("diff");
     let ports = free_ports(2);
     let reference = Server::start(Kind::Reference, &dir, "ref", ports[0], "");
     let ours = Server::start(Kind::Ours, &dir, "ours", ports[1], "");
     let mut ref_nodes = sample_clients(reference.port);
     let mut our_nodes = sample_clients(ours.port);
-    let real = Path::new(REFERENCE_TOOL);
     let our_tool = our_tool_link(&dir);
     let samples = samples();
 
     for args in INVOCATIONS {
         keepalive(&mut ref_nodes);
         keepalive(&mut our_nodes);
-        let want = tool(real, args, &reference.socket);
+        let want = tool(&real, args, &reference.socket);
         assert_eq!(want.code, Some(0), "reference {args:?}: {want:?}");
         let want_n = normalized(&want, &reference, &ref_nodes);
         // The real tool against our server.
-        let got = tool(real, args, &ours.socket);
+        let got = tool(&real, args, &ours.socket);
         assert_eq!(
             normalized(&got, &ours, &our_nodes),
             want_n,
@@ -206,7 +203,7 @@ fn real_tool_output_is_identical_on_both_servers() {
     let mut servers = [(reference, ref_nodes), (ours, our_nodes)];
     let mut results = Vec::new();
     for (server, nodes) in &mut servers {
-        let run = tool(real, &["-H"], &server.socket);
+        let run = tool(&real, &["-H"], &server.socket);
         let status = server.wait_exit(Duration::from_secs(5));
         let closed = nodes
             .iter_mut()
@@ -240,9 +237,9 @@ fn real_tool_output_is_identical_on_both_servers() {
 
 #[test]
 fn tool_errors_and_usage_are_identical() {
-    if !reference_available() {
+    let Some((_, real)) = reference() else {
         return;
-    }
+    };
     let dir = Scratch::new("errors");
     let our_tool = our_tool_link(&dir);
     let missing = dir.path("missing.sock");
@@ -267,7 +264,7 @@ fn tool_errors_and_usage_are_identical() {
     ];
     for args in cases {
         for arg0 in [TOOL_NAME, REFERENCE_TOOL] {
-            let want = run_tool(Path::new(REFERENCE_TOOL), arg0, args);
+            let want = run_tool(&real, arg0, args);
             let got = run_tool(&our_tool, arg0, args);
             assert_eq!(got, want, "argv0 {arg0}, args {args:?}");
         }
@@ -283,15 +280,14 @@ fn tool_errors_and_usage_are_identical() {
 
 #[test]
 fn limits_behave_alike() {
-    if !reference_available() {
+    let Some((_, real)) = reference() else {
         return;
-    }
+    };
     let dir = Scratch::new("limits");
     let ports = free_ports(2);
     let settings = "ipc_max_clients=1,ipc_max_send_size=1024,ipc_max_receive_size=1024";
     let reference = Server::start(Kind::Reference, &dir, "ref", ports[0], settings);
     let ours = Server::start(Kind::Ours, &dir, "ours", ports[1], settings);
-    let real = Path::new(REFERENCE_TOOL);
     let our_tool = our_tool_link(&dir);
     let mut results = Vec::new();
     for server in [&reference, &ours] {
@@ -302,7 +298,7 @@ fn limits_behave_alike() {
             1,
             qnetd::proto::DecisionAlgorithm::Test,
             10_000,
-            support::server::LOWEST,
+            crate::support::server::LOWEST,
             qnetd::proto::RingId { node_id: 1, seq: 1 },
         );
         let many: Vec<u32> = (1..=250).collect();
@@ -328,7 +324,7 @@ fn limits_behave_alike() {
         // the close comes before its request is written, dies of SIGPIPE.
         let idle = std::os::unix::net::UnixStream::connect(&server.socket).unwrap();
         std::thread::sleep(Duration::from_millis(100));
-        for exe in [real, &*our_tool] {
+        for exe in [&*real, &*our_tool] {
             let run = tool(exe, &["-s"], &server.socket);
             let quiet = run.stdout.is_empty() && run.stderr.is_empty();
             let ended = matches!((run.code, run.signal), (Some(0), None) | (None, Some(13)));
@@ -336,7 +332,7 @@ fn limits_behave_alike() {
         }
         drop(idle);
         std::thread::sleep(Duration::from_millis(100));
-        let run = tool(real, &["-s"], &server.socket);
+        let run = tool(&real, &["-s"], &server.socket);
         r.push(format!("{:?}", run.code));
         results.push(r);
         node.keepalive();
@@ -358,7 +354,7 @@ fn limits_behave_alike() {
 
 #[test]
 fn second_instance_on_the_same_lock_file_is_refused_like_the_reference() {
-    if !reference_available() {
+    if reference().is_none() {
         return;
     }
     let dir = Scratch::new("lock");

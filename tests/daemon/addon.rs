@@ -10,7 +10,6 @@
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -19,6 +18,8 @@ use serde_json::Value as Json;
 use yaml_rust2::{Yaml, YamlLoader};
 
 use qnetd::config::addon::{self, Options};
+
+use crate::support::server::{Scratch, free_ports};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -472,19 +473,8 @@ fn repository_and_presentation_files() {
 
 // ------------------------------------------------- the daemon, end to end
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("qnetd-addon-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn temp_dir(name: &str) -> Scratch {
+    Scratch::new(&format!("addon-{name}"))
 }
 
 /// Polls `f` for up to 5 s.
@@ -501,7 +491,7 @@ fn eventually(mut f: impl FnMut() -> bool) -> bool {
 #[test]
 fn healthcheck_answers_against_a_server_with_addon_settings() {
     let dir = temp_dir("hc");
-    let port = free_port();
+    let port = free_ports(1)[0];
     let (mut config, _) = addon::config_from_json_str(r#"{"tls":"off"}"#).unwrap();
     config.listen_addr = Some("127.0.0.1".into());
     config.port = port;
@@ -516,18 +506,9 @@ fn healthcheck_answers_against_a_server_with_addon_settings() {
     }));
 }
 
-/// Our binary; under qemu-user (`make test-armv7`, no binfmt_misc)
-/// through the emulator named by `QNETD_TEST_RUNNER`.
+/// Our binary (through the emulator under qemu-user), without `RUST_LOG`.
 fn qnetd(args: &[&str]) -> std::process::Command {
-    let bin = env!("CARGO_BIN_EXE_qnetd");
-    let mut c = match std::env::var_os("QNETD_TEST_RUNNER").filter(|r| !r.is_empty()) {
-        Some(runner) => {
-            let mut c = std::process::Command::new(runner);
-            c.arg(bin);
-            c
-        }
-        None => std::process::Command::new(bin),
-    };
+    let mut c = crate::support::command(env!("CARGO_BIN_EXE_qnetd"), None);
     c.args(args).env_remove("RUST_LOG");
     c
 }
@@ -558,7 +539,7 @@ fn addon_mode_logs_to_stdout_and_stops_on_sigterm() {
     let dir = temp_dir("run");
     let file = dir.join("options.json");
     std::fs::write(&file, r#"{"tls":"off","log_level":"info"}"#).unwrap();
-    let port = free_port().to_string();
+    let port = free_ports(1)[0].to_string();
     let lock = format!(
         "lock_file={},local_socket_file={}",
         dir.join("q.pid").display(),
@@ -600,14 +581,7 @@ fn addon_mode_logs_to_stdout_and_stops_on_sigterm() {
         )),
         "flags after --options (-l, -p) are applied: {ready}"
     );
-    let pid = child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    crate::support::sigterm(&child);
     let start = std::time::Instant::now();
     let status = child.wait().unwrap();
     assert!(start.elapsed() < Duration::from_secs(1), "stops within 1 s");

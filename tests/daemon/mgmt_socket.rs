@@ -7,15 +7,14 @@
     reason = "these tests drive real processes and wait on the real clock"
 )]
 
-mod support;
-
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::server::{Kind, OURS, Scratch, Server, free_ports, ipc, run_tool, sample_clients};
+use crate::support::server::{
+    Kind, OURS, Scratch, Server, free_ports, ipc, run_tool, sample_clients,
+};
 
-fn our_tool(args: &[&str], socket: &Path) -> support::server::ToolRun {
+fn our_tool(args: &[&str], socket: &Path) -> crate::support::server::ToolRun {
     let mut all = vec!["tool"];
     all.extend(args);
     all.extend(["-p", socket.to_str().unwrap()]);
@@ -124,11 +123,7 @@ fn sigterm_removes_the_socket_and_a_stale_one_is_replaced() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let kill = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    crate::support::sigterm(&server.child);
     let status = server.wait_exit(Duration::from_secs(5)).expect("exits");
     assert_eq!(status.code(), Some(0));
     assert!(!socket.exists());
@@ -231,7 +226,7 @@ fn healthcheck_answers_within_a_second() {
 
 #[test]
 fn healthcheck_works_against_the_reference() {
-    if !support::server::reference_available() {
+    if crate::support::server::reference().is_none() {
         return;
     }
     let dir = Scratch::new("health-ref");

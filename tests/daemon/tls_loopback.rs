@@ -9,9 +9,7 @@
     reason = "tests of the real binary use the wall clock"
 )]
 
-mod support;
-
-#[path = "../src/net/tls/testkit.rs"]
+#[path = "../../src/net/tls/testkit.rs"]
 #[allow(
     dead_code,
     unreachable_pub,
@@ -22,42 +20,47 @@ mod testkit;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::process::{Child, Command};
+use std::sync::Arc;
 use std::time::Duration;
 
 use qnetd::cert::store::CertStore;
-use qnetd::proto::build::{self, Init};
-use qnetd::proto::{
-    DecisionAlgorithm, Frame, Msg, MsgType, ReplyErrorCode, RingId, Status, TieBreaker,
-    TieBreakerMode, TlsSupported,
-};
+use qnetd::proto::build::{self};
+use qnetd::proto::{Msg, MsgType, ReplyErrorCode, TlsSupported};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use testkit::{Client as TlsClient, client_config, make_request};
+
+use crate::support::server::Scratch;
+use crate::support::wire::{ffsplit_init, take_frame};
+use crate::support::{Daemon, Launch};
 
 const BIN: &str = env!("CARGO_BIN_EXE_qnetd");
 
 const CLUSTER: &str = "loopcluster";
 
 struct Server {
-    child: Child,
+    daemon: Daemon,
     port: u16,
-    dir: PathBuf,
+    /// Shared by a server restarted in the same directory.
+    dir: Arc<Scratch>,
 }
 
 impl Server {
     fn start(name: &str, args: &[&str]) -> Self {
-        let dir = std::env::temp_dir().join(format!("qnetd-tls-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self::start_in(dir, args)
+        Self::start_in(Arc::new(Scratch::new(name)), args)
     }
 
-    fn start_in(dir: PathBuf, args: &[&str]) -> Self {
+    fn start_in(dir: Arc<Scratch>, args: &[&str]) -> Self {
         let store = format!("nss_db_dir={}/store", dir.display());
-        let (child, port) = support::start_qnetd(&dir, args, &store);
-        Self { child, port, dir }
+        let daemon = Launch::ours(&dir, "qnetd")
+            .args(args)
+            .settings(&store)
+            .start();
+        Self {
+            port: daemon.port,
+            daemon,
+            dir,
+        }
     }
 
     fn store(&self) -> CertStore {
@@ -80,22 +83,11 @@ impl Server {
 
     /// SIGTERM; the state directory is kept.
     fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        self.child.wait().unwrap()
+        self.daemon.terminate()
     }
 
     fn stop(mut self) -> std::process::ExitStatus {
-        let status = self.terminate();
-        let _ = std::fs::remove_dir_all(&self.dir);
-        status
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.terminate()
     }
 }
 
@@ -160,8 +152,8 @@ impl Node {
 
     fn recv(&mut self) -> Got {
         loop {
-            if let Status::Complete(n) = Frame::<&[u8]>::check(&self.rx) {
-                return Got::Msg(self.rx.drain(..n).collect());
+            if let Some(frame) = take_frame(&mut self.rx) {
+                return Got::Msg(frame);
             }
             if !self.read_more() {
                 return Got::Closed;
@@ -189,7 +181,7 @@ impl Node {
     /// STARTTLS, then the handshake. Returns whether it completed from the
     /// client's point of view (with TLS 1.3 a refused client certificate
     /// only shows on the next read).
-    fn starttls(&mut self, config: &std::sync::Arc<rustls::ClientConfig>) -> bool {
+    fn starttls(&mut self, config: &Arc<rustls::ClientConfig>) -> bool {
         self.send(&build::starttls(2));
         let mut tls = TlsClient::new(config);
         self.s.write_all(&tls.take_output()).unwrap();
@@ -203,17 +195,7 @@ impl Node {
     }
 
     fn init(&mut self) -> Got {
-        self.send(&build::init(&Init {
-            seq: 3,
-            node_id: 1,
-            algorithm: DecisionAlgorithm::Ffsplit,
-            heartbeat_interval: 8000,
-            tie_breaker: TieBreaker {
-                mode: TieBreakerMode::Lowest,
-                node_id: 0,
-            },
-            ring_id: RingId { node_id: 1, seq: 4 },
-        }));
+        self.send(&build::init(&ffsplit_init(3, 1)));
         self.recv()
     }
 }
@@ -354,13 +336,11 @@ fn clear_text_after_starttls_is_an_alert_and_a_close() {
 
 #[test]
 fn certutil_under_the_reference_name() {
-    let dir = std::env::temp_dir().join(format!("qnetd-certutil-link-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("certutil-link");
     let link = dir.join("corosync-qnetd-certutil");
     std::os::unix::fs::symlink(BIN, &link).unwrap();
     let store = dir.join("store");
-    let out = support::command(&link, None)
+    let out = crate::support::command(&link, None)
         .arg("-d")
         .arg(&store)
         .arg("-i")
@@ -376,7 +356,7 @@ fn certutil_under_the_reference_name() {
     let (csr, _) = make_request(CLUSTER);
     let req = dir.join("qdevice-net-node.crq");
     std::fs::write(&req, csr).unwrap();
-    let out = support::command(&link, None)
+    let out = crate::support::command(&link, None)
         .arg("-d")
         .arg(&store)
         .args(["-s", "-c"])
@@ -397,12 +377,11 @@ fn certutil_under_the_reference_name() {
     );
     assert!(crt.is_file());
     // Usage errors exit as the reference's script does.
-    let out = support::command(&link, None)
+    let out = crate::support::command(&link, None)
         .arg("-d")
         .arg(&store)
         .args(["-s", "-n", CLUSTER])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "-s without -c");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -2,8 +2,7 @@
 //! Each test pins a behaviour of the reference server (protocol.md section in
 //! the test name's doc comment).
 
-mod support;
-
+use crate::support::harness::{Harness, lowest, ring};
 use qnetd::cert::name::PeerNames;
 use qnetd::core::InstanceConfig;
 use qnetd::proto::build::{self, Init};
@@ -11,7 +10,6 @@ use qnetd::proto::{
     DecisionAlgorithm as Alg, Heuristics as H, MsgType as T, ReplyErrorCode as E, TieBreaker,
     TieBreakerMode, TlsSupported, Vote,
 };
-use support::harness::{Harness, lowest, ring};
 
 fn cfg(f: impl FnOnce(&mut InstanceConfig)) -> InstanceConfig {
     let mut c = InstanceConfig {
@@ -149,32 +147,53 @@ fn init_conflicts() {
         mode: TieBreakerMode::NodeId,
         node_id: 1,
     };
-    assert_eq!(
-        h.join_with(2, b"c", 1, Alg::Ffsplit, lowest(), 8000, ring(1, 1)),
-        E::DuplicateNodeId
-    );
-    assert_eq!(
-        h.join_with(3, b"c", 2, Alg::Ffsplit, highest, 8000, ring(1, 1)),
-        E::TieBreakerDiffersFromOtherNodes
-    );
-    assert_eq!(
-        h.join_with(4, b"c", 2, Alg::Ffsplit, node1, 8000, ring(1, 1)),
-        E::TieBreakerDiffersFromOtherNodes
-    );
-    assert_eq!(
-        h.join_with(5, b"c", 2, Alg::Lms, lowest(), 8000, ring(1, 1)),
-        E::AlgorithmDiffersFromOtherNodes
-    );
-    // Tie-breaker is checked before the algorithm.
-    assert_eq!(
-        h.join_with(6, b"c", 2, Alg::Lms, highest, 8000, ring(1, 1)),
-        E::TieBreakerDiffersFromOtherNodes
-    );
-    // The same node id in another cluster is fine; names are case-sensitive.
-    assert_eq!(
-        h.join_with(7, b"C", 1, Alg::Lms, highest, 8000, ring(1, 1)),
-        E::NoError
-    );
+    /// (client, cluster, node id, algorithm, tie-breaker, INIT_REPLY error)
+    type Case = (u32, &'static [u8], u32, Alg, TieBreaker, E);
+    let cases: [Case; 6] = [
+        (2, b"c", 1, Alg::Ffsplit, lowest(), E::DuplicateNodeId),
+        (
+            3,
+            b"c",
+            2,
+            Alg::Ffsplit,
+            highest,
+            E::TieBreakerDiffersFromOtherNodes,
+        ),
+        (
+            4,
+            b"c",
+            2,
+            Alg::Ffsplit,
+            node1,
+            E::TieBreakerDiffersFromOtherNodes,
+        ),
+        (
+            5,
+            b"c",
+            2,
+            Alg::Lms,
+            lowest(),
+            E::AlgorithmDiffersFromOtherNodes,
+        ),
+        // Tie-breaker is checked before the algorithm.
+        (
+            6,
+            b"c",
+            2,
+            Alg::Lms,
+            highest,
+            E::TieBreakerDiffersFromOtherNodes,
+        ),
+        // The same node id in another cluster is fine; names are case-sensitive.
+        (7, b"C", 1, Alg::Lms, highest, E::NoError),
+    ];
+    for (key, cluster, node_id, alg, tie_breaker, want) in cases {
+        assert_eq!(
+            h.join_with(key, cluster, node_id, alg, tie_breaker, 8000, ring(1, 1)),
+            want,
+            "client {key}"
+        );
+    }
     for k in 2..=6 {
         assert!(!h.is_closed(k), "client {k} closed");
         h.send(k, &build::echo_request(77));
@@ -321,7 +340,7 @@ fn ffsplit_keep_active_partition() {
         }
         // Answer every VOTE_INFO until quiet, recording the last vote per node.
         let mut last = [Vote::Undefined; 5];
-        let mut pending: Vec<(u32, support::harness::Got)> = Vec::new();
+        let mut pending: Vec<(u32, crate::support::harness::Got)> = Vec::new();
         for k in [1, 2] {
             pending.extend(
                 h.membership(k, ring(1, 2), &[1, 2], H::Undefined)

@@ -3,11 +3,27 @@
 //! `/etc/corosync`, as `shared/interop/cluster.sh` does), and the Debian
 //! packages `corosync-qdevice` and `libnss3-tools`.
 //!
-//! Run with `cargo test --test nss_interop -- --ignored --test-threads=1`.
+//! Run with `make test-ignored` (root), or `cargo test --test daemon --
+//! --ignored --test-threads=1 nss_interop`. A missing tool makes a test
+//! skip by name (see `support::skip`), never pass in silence.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Output};
+
+use crate::support::skip::{require_programs, require_root};
+
+/// What the node-side tests need: root (mount namespaces), the node's
+/// certificate tool and NSS's `certutil`/`tstclnt`.
+fn node_side_available() -> bool {
+    require_root()
+        && require_programs(&[
+            ("unshare", "util-linux"),
+            ("corosync-qdevice-net-certutil", "corosync-qdevice"),
+            ("certutil", "libnss3-tools"),
+            ("tstclnt", "libnss3-tools"),
+        ])
+}
 
 /// Runs `script` with bash in a private mount namespace where `etc` is
 /// bind-mounted over `/etc/corosync`, so the node tool's fixed directory
@@ -96,6 +112,9 @@ fn pvecm_flow(cluster: &str) -> Setup {
 #[test]
 #[ignore = "needs root, unshare and corosync-qdevice-net-certutil"]
 fn node_tool_imports_our_ca_and_signed_certificate() {
+    if !node_side_available() {
+        return;
+    }
     let setup = pvecm_flow("testcluster");
     let out = node_shell(
         &setup.node1,
@@ -252,6 +271,9 @@ fn tstclnt(node: &Path, port: u16, versions: &str, with_cert: bool) -> Output {
 #[test]
 #[ignore = "needs root, unshare, corosync-qdevice-net-certutil and tstclnt"]
 fn nss_client_handshakes_with_tls_session() {
+    if !node_side_available() {
+        return;
+    }
     let setup = pvecm_flow("testcluster");
     for (versions, want) in [("tls1.3:tls1.3", "TLSv1_3"), ("tls1.2:tls1.2", "TLSv1_2")] {
         let (port, server) = serve_once(&setup.store, true);
@@ -270,6 +292,9 @@ fn nss_client_handshakes_with_tls_session() {
 #[test]
 #[ignore = "needs root, unshare, corosync-qdevice-net-certutil and tstclnt"]
 fn nss_client_without_certificate_is_refused() {
+    if !node_side_available() {
+        return;
+    }
     let setup = pvecm_flow("testcluster");
     // A node that imported only the CA (NSS would otherwise pick "Cluster
     // Cert" by itself even without a nickname).
@@ -302,6 +327,9 @@ fn nss_client_without_certificate_is_refused() {
 #[test]
 #[ignore = "needs the openssl command"]
 fn openssl_client_with_sni_qnetd_server() {
+    if !require_programs(&[("openssl", "openssl")]) {
+        return;
+    }
     let setup = pvecm_flow_without_nodes();
     let (port, server) = serve_once(&setup.0, false);
     let ca = setup.0.join("qnetd-cacert.crt");
