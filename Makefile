@@ -1,21 +1,26 @@
 # qnetd Makefile: the named targets humans and CI share.
 #
 #   make run            start the server (TLS off, port $(PORT))
-#   make test           fmt check, clippy -D warnings, all tests, docs, no-alloc gate;
+#   make status         ask the `make run` server for its status (qnetd tool -s)
+#   make test           lint, all tests, docs, no-alloc gate;
 #                       ends with the list of tests skipped for lack of a tool
 #                       (REQUIRE_ALL=1: any skip fails, as in CI)
 #   make test-ignored   the #[ignore]d real NSS / OpenSSL client tests (root)
+#   make lint           fmt check, clippy -D warnings, shellcheck
 #   make interop        real corosync cluster against our release binary (root)
+#   make demo           a 2-node cluster voting through our binary, partition and heal (root)
+#   make interop-reference  the harness against the reference corosync-qnetd, with the
+#                       pairing scenarios and their reference commands (root)
 #   make ci             test + interop
 #   make bench          criterion benchmarks
 
 CARGO      ?= cargo
 PORT       ?= 5403
 RUN_DIR    ?= $(CURDIR)/target/run
-INTEROP    ?= $(CURDIR)/../shared/interop
+INTEROP    ?= $(CURDIR)/tests/interop
 TARGET_DIR ?= $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),$(CURDIR)/target)
 RELEASE    := $(TARGET_DIR)/release/qnetd
-# Scenarios of ../shared/interop/scenarios.sh (all of them; g is TLS with
+# Scenarios of tests/interop/scenarios.sh (all of them; g is TLS with
 # the node-side certutil flow signed by our `qnetd certutil`).
 INTEROP_SCENARIOS ?= a b c d e f g h i
 INTEROP_SKIPPED   ?=
@@ -26,11 +31,21 @@ SKIP_LOG    ?= $(TARGET_DIR)/test-skips.tsv
 REQUIRE_ALL ?=
 TEST_ENV     = QNETD_SKIP_LOG=$(SKIP_LOG) QNETD_REQUIRE_ALL=$(REQUIRE_ALL)
 
+# The interop harness's private namespace prefix, subnet and state dir
+# (tests/interop/README.md): `make interop QI_PREFIX=ab QI_SUBNET=10.77.42
+# QI_STATE=/tmp/ab-interop` lets several runs share one machine.
+QI_RESULTS ?= $(TARGET_DIR)/interop-results
+export QI_PREFIX QI_SUBNET QI_STATE QI_PORT QI_WAIT QI_RESULTS
+
+# Every shell script of the repository: *.sh and files with a sh/bash shebang.
+SHELL_SCRIPTS = $(shell find scripts tests .ci addon -type f \( -name '*.sh' -o -perm -u+x \) \
+	| xargs awk 'FNR == 1 && (FILENAME ~ /\.sh$$/ || /^\#!.*[\/ ](ba)?sh( |$$)/) { print FILENAME } { nextfile }' | sort)
+
 # The sans-IO engine crate (proto, algo, core). The compiler keeps it free
 # of I/O: it does not depend on mio, rustls, socket2 or signal-hook.
 ENGINE_SRC := crates/qnetd-engine/src
 
-.PHONY: all build release run test test-ignored fmt-check clippy unit doc no-alloc interop ci bench bench-compare bench-arm callgrind fuzz clean
+.PHONY: all build release run status test test-ignored lint fmt-check clippy shellcheck unit doc no-alloc interop interop-reference demo ci bench bench-compare bench-arm callgrind fuzz clean
 
 all: build
 
@@ -45,14 +60,27 @@ run: release
 	$(RELEASE) -f -s off -p $(PORT) \
 		-S lock_file=$(RUN_DIR)/qnetd.pid,local_socket_file=$(RUN_DIR)/qnetd.sock
 
+status:
+	$(RELEASE) tool -s -p $(RUN_DIR)/qnetd.sock
+
 # unit runs last: its skip summary ends the output.
-test: fmt-check clippy doc no-alloc unit
+test: lint doc no-alloc unit
+
+lint: fmt-check clippy shellcheck
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Without shellcheck installed this is reported as skipped, except in CI
+# (CI=1, set by .ci/run), where it fails.
+shellcheck:
+	@if command -v shellcheck > /dev/null; then \
+		shellcheck -x $(SHELL_SCRIPTS) && echo "shellcheck: ok ($(words $(SHELL_SCRIPTS)) scripts)"; \
+	elif [ -n "$$CI" ]; then echo "shellcheck: not installed (apt-get install -y shellcheck)"; exit 1; \
+	else echo "shellcheck: SKIPPED, not installed (apt-get install -y shellcheck)"; fi
 
 unit:
 	@mkdir -p $(dir $(SKIP_LOG)) && rm -f $(SKIP_LOG)
@@ -88,9 +116,25 @@ interop: release
 	@[ "$$(id -u)" = 0 ] || { echo "make interop needs root (network namespaces)"; exit 1; }
 	@[ -z "$(INTEROP_SKIPPED)" ] || echo "make interop: leaving out $(INTEROP_SKIPPED)"
 	@[ -x $(INTEROP)/scenarios.sh ] || { echo "interop harness not found at $(INTEROP) (set INTEROP=...)"; exit 1; }
-	QI_RESULTS=$(TARGET_DIR)/interop-results QI_QNETD_CERTUTIL='$(RELEASE) certutil' \
+	QI_QNETD_CERTUTIL='$(RELEASE) certutil' \
 	$(INTEROP)/scenarios.sh '$(RELEASE) -f -d -s "$$QNETD_TLS" -l "$$QNETD_ADDR" -p "$$QNETD_PORT"' \
 		$(INTEROP_SCENARIOS)
+
+# The harness checked against the reference server: scenarios a..i, then the
+# pairing scenarios with the re-enacted `pvecm qdevice setup` (p, p3) and its
+# plain-Corosync variant (q). Ours has no pairing yet, so these run only here.
+interop-reference:
+	@[ "$$(id -u)" = 0 ] || { echo "make interop-reference needs root (network namespaces)"; exit 1; }
+	$(INTEROP)/scenarios.sh reference $(INTEROP_SCENARIOS)
+	QI_QNETD_SSHD=1 QI_PAIR_CMD='echo bash $(INTEROP)/pairing/pvecm-sim.sh $$QNETD_ADDR' \
+		$(INTEROP)/scenarios.sh reference p p3
+	QI_QNETD_SSHD=1 QI_PAIR_CMD='echo bash $(INTEROP)/pairing/corosync-pair-sim.sh $$QNETD_ADDR' \
+		$(INTEROP)/scenarios.sh reference q
+
+# About a minute; tears everything down, on Ctrl-C too.
+demo: release
+	@[ "$$(id -u)" = 0 ] || { echo "make demo needs root (network namespaces)"; exit 1; }
+	scripts/demo.sh $(RELEASE)
 
 ci: test interop
 
@@ -262,10 +306,10 @@ image-aarch64: aarch64
 image-test: image
 	@[ "$$(id -u)" = 0 ] || { echo "make image-test needs root (network namespaces)"; exit 1; }
 	IMAGE=$(IMAGE) CONTAINER='$(CONTAINER)' INTEROP=$(INTEROP) SCENARIOS='$(INTEROP_SCENARIOS)' \
-		RESULTS=$(TARGET_DIR)/interop-results tests/image-test.sh
+		RESULTS=$(QI_RESULTS) tests/image-test.sh
 
 interop-armv7: armv7
 	@[ "$$(id -u)" = 0 ] || { echo "make interop-armv7 needs root (network namespaces)"; exit 1; }
-	QI_RESULTS=$(TARGET_DIR)/interop-results QI_QNETD_CERTUTIL='$(QEMU_armv7) $(CURDIR)/dist/qnetd-armv7 certutil' \
+	QI_QNETD_CERTUTIL='$(QEMU_armv7) $(CURDIR)/dist/qnetd-armv7 certutil' \
 	$(INTEROP)/scenarios.sh '$(QEMU_armv7) $(CURDIR)/dist/qnetd-armv7 -f -d -s "$$QNETD_TLS" -l "$$QNETD_ADDR" -p "$$QNETD_PORT"' \
 		$(INTEROP_SCENARIOS)

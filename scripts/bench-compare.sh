@@ -113,8 +113,8 @@ run() {
   esac
   log=$WORK/logs/$srv-$sc-$rep
   rm -f "$WORK/$srv.lock" "$WORK/$srv.sock"
-  # shellcheck disable=SC2086 # $args is a list of options
   set +e
+  # shellcheck disable=SC2086 # $args is a list of options
   "$LOAD" $args --port "$PORT" --label "$srv" --scenario "$sc" --rep "$rep" \
     --json-out "$JSONL" --server-log "$log.server.log" \
     -- "$bin" -f -s "$tls" -l 127.0.0.1 -p "$PORT" \

@@ -3,7 +3,7 @@
 # then the interop scenarios with the container as the QNetd server.
 #
 #   IMAGE=qnetd-addon:0.1.0 CONTAINER='podman --runtime runc' \
-#   INTEROP=../shared/interop SCENARIOS='a b c d e f h i' tests/image-test.sh
+#   INTEROP=tests/interop SCENARIOS='a b c d e f h i' tests/image-test.sh
 #
 # Checks, each printed as PASS/FAIL, then "N passed, M failed":
 #   1. a bad option stops the container with one line naming it, exit != 0
@@ -17,12 +17,14 @@
 set -uo pipefail
 
 : "${IMAGE:?set IMAGE}"
-: "${INTEROP:?set INTEROP (the shared/interop directory)}"
+INTEROP=${INTEROP:-$(cd "$(dirname "$0")" && pwd)/interop}
 CONTAINER=${CONTAINER:-podman --runtime runc}
 SCENARIOS=${SCENARIOS-a b c d e f h i}   # empty or "none": skip step 6
 RESULTS=${RESULTS:-/tmp/qnetd-image-test-results}
 # podman needs explicit limits here (the defaults exceed this sandbox's).
-LIMITS="--ulimit nofile=20000:20000 --ulimit nproc=1000:1000"
+LIMITS=(--ulimit nofile=20000:20000 --ulimit nproc=1000:1000)
+# CONTAINER is a command line (e.g. "podman --runtime runc"): split it into words on purpose.
+read -ra CTR <<< "$CONTAINER"
 # TLS mode of the first run: on, unless this build refuses TLS.
 TLS=${TLS:-auto}
 
@@ -32,7 +34,7 @@ passed=0
 failed=0
 
 cleanup() {
-    $CONTAINER rm -f "$name" > /dev/null 2>&1
+    "${CTR[@]}" rm -f "$name" > /dev/null 2>&1
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -47,23 +49,24 @@ options() { # options TLS [LOG_LEVEL] -> $work/data/options.json
 }
 
 start() { # start: detached, bridge network (no port clash with the host)
-    $CONTAINER rm -f "$name" > /dev/null 2>&1
-    $CONTAINER run -d --name "$name" $LIMITS -v "$work/data:/data" "$IMAGE" > /dev/null
+    "${CTR[@]}" rm -f "$name" > /dev/null 2>&1
+    "${CTR[@]}" run -d --name "$name" "${LIMITS[@]}" -v "$work/data:/data" "$IMAGE" > /dev/null
 }
 
 wait_log() { # wait_log PATTERN: up to 10 s
     for _ in $(seq 100); do
-        $CONTAINER logs "$name" 2>&1 | grep -q -- "$1" && return 0
+        "${CTR[@]}" logs "$name" 2>&1 | grep -q -- "$1" && return 0
         sleep 0.1
     done
     return 1
 }
 
-running() { [ "$($CONTAINER inspect --format '{{.State.Running}}' "$name" 2> /dev/null)" = true ]; }
+running() { [ "$("${CTR[@]}" inspect --format '{{.State.Running}}' "$name" 2> /dev/null)" = true ]; }
 
 echo "== image $IMAGE"
-$CONTAINER image inspect --format 'size={{.Size}} bytes  arch={{.Architecture}}  entrypoint={{.Config.Entrypoint}}' "$IMAGE"
-$CONTAINER image inspect --format '{{range $k, $v := .Config.Labels}}{{$k}}={{$v}}{{"\n"}}{{end}}' "$IMAGE" | grep -E '^io\.hass\.'
+"${CTR[@]}" image inspect --format 'size={{.Size}} bytes  arch={{.Architecture}}  entrypoint={{.Config.Entrypoint}}' "$IMAGE"
+# shellcheck disable=SC2016 # a Go template
+"${CTR[@]}" image inspect --format '{{range $k, $v := .Config.Labels}}{{$k}}={{$v}}{{"\n"}}{{end}}' "$IMAGE" | grep -E '^io\.hass\.'
 
 echo "== 0. AppArmor profile"
 if command -v apparmor_parser > /dev/null; then
@@ -81,10 +84,10 @@ echo "== 1. a bad option"
 options maybe
 # The container's own output comes from `logs`: podman's run may add its
 # own complaints (no systemd for healthcheck timers) on stderr.
-$CONTAINER run --name "$name-bad" $LIMITS -v "$work/data:/data" "$IMAGE" > /dev/null 2>&1
-code=$($CONTAINER inspect --format '{{.State.ExitCode}}' "$name-bad")
-$CONTAINER logs "$name-bad" > "$work/bad.out" 2>&1
-$CONTAINER rm -f "$name-bad" > /dev/null 2>&1
+"${CTR[@]}" run --name "$name-bad" "${LIMITS[@]}" -v "$work/data:/data" "$IMAGE" > /dev/null 2>&1
+code=$("${CTR[@]}" inspect --format '{{.State.ExitCode}}' "$name-bad")
+"${CTR[@]}" logs "$name-bad" > "$work/bad.out" 2>&1
+"${CTR[@]}" rm -f "$name-bad" > /dev/null 2>&1
 cat "$work/bad.out"
 if [ "$code" != 0 ] && [ "$(wc -l < "$work/bad.out")" = 1 ] \
     && grep -q 'options.json: tls: expected one of off, on, required, got "maybe"' "$work/bad.out"; then
@@ -98,37 +101,37 @@ if [ "$TLS" = auto ]; then
     options on
     start
     sleep 1.5
-    if running; then TLS=on; else TLS=off; $CONTAINER logs "$name" 2>&1 | tail -1; fi
-    $CONTAINER rm -f "$name" > /dev/null 2>&1
+    if running; then TLS=on; else TLS=off; "${CTR[@]}" logs "$name" 2>&1 | tail -1; fi
+    "${CTR[@]}" rm -f "$name" > /dev/null 2>&1
 fi
 echo "TLS for the container checks: $TLS"
 options "$TLS"
 start
 if wait_log "QNetd ready to provide service"; then
-    pid=$($CONTAINER inspect --format '{{.State.Pid}}' "$name")
+    pid=$("${CTR[@]}" inspect --format '{{.State.Pid}}' "$name")
     nspid=$(awk '/^NSpid:/ {print $NF}' "/proc/$pid/status")
-    $CONTAINER logs "$name" 2>&1 | head -3
+    "${CTR[@]}" logs "$name" 2>&1 | head -3
     if [ "$nspid" = 1 ]; then pass "started; qnetd is PID 1 in the container"; else fail "PID in container: $nspid"; fi
 else
-    $CONTAINER logs "$name" 2>&1 | tail -5
+    "${CTR[@]}" logs "$name" 2>&1 | tail -5
     fail "server did not start"
 fi
 
 echo "== 3. healthcheck"
-hc=$($CONTAINER exec "$name" /qnetd healthcheck 2>&1)
+hc=$("${CTR[@]}" exec "$name" /qnetd healthcheck 2>&1)
 code=$?
 echo "$hc"
 if [ "$code" = 0 ]; then pass "qnetd healthcheck in the container: exit 0"; else fail "healthcheck exit $code"; fi
 if [[ $CONTAINER == podman* ]]; then
-    if $CONTAINER healthcheck run "$name"; then pass "podman healthcheck run (the image's HEALTHCHECK): healthy"; else fail "podman healthcheck run"; fi
+    if "${CTR[@]}" healthcheck run "$name"; then pass "podman healthcheck run (the image's HEALTHCHECK): healthy"; else fail "podman healthcheck run"; fi
 fi
 
 echo "== 4. SIGTERM"
 t0=$(date +%s%N)
-$CONTAINER kill --signal TERM "$name" > /dev/null
-code=$($CONTAINER wait "$name")
+"${CTR[@]}" kill --signal TERM "$name" > /dev/null
+code=$("${CTR[@]}" wait "$name")
 ms=$((($(date +%s%N) - t0) / 1000000))
-$CONTAINER logs "$name" 2>&1 | tail -1
+"${CTR[@]}" logs "$name" 2>&1 | tail -1
 if [ "$code" = 0 ] && [ "$ms" -lt 1000 ]; then
     pass "SIGTERM: exit 0 after ${ms} ms"
 else
@@ -139,8 +142,8 @@ echo "== 5. /data across a restart"
 before=$(cd "$work/data" && find . -type f | sort | xargs -r sha256sum)
 start
 wait_log "QNetd ready to provide service" > /dev/null
-$CONTAINER kill --signal TERM "$name" > /dev/null
-$CONTAINER wait "$name" > /dev/null
+"${CTR[@]}" kill --signal TERM "$name" > /dev/null
+"${CTR[@]}" wait "$name" > /dev/null
 after=$(cd "$work/data" && find . -type f | sort | xargs -r sha256sum)
 (cd "$work/data" && find . | sort | xargs ls -ld)
 if [ "$TLS" = on ]; then
@@ -156,7 +159,7 @@ else
         fail "/data changed across a restart"
     fi
 fi
-$CONTAINER rm -f "$name" > /dev/null 2>&1
+"${CTR[@]}" rm -f "$name" > /dev/null 2>&1
 
 echo "== 6. interop scenarios ($SCENARIOS) with the container as QNetd"
 if [ -z "$SCENARIOS" ] || [ "$SCENARIOS" = none ]; then
@@ -166,9 +169,12 @@ elif [ "$(id -u)" != 0 ]; then
 else
     # The harness passes -l/-p only through QNETD_ADDR/PORT; they go after
     # --options as flags, and QNETD_TLS (off|on|req) into the options file.
+    # shellcheck disable=SC2016 # expanded by the harness inside the qnetd namespace
     cmd='mkdir -p "$QNETD_STATE_DIR/data" && case "$QNETD_TLS" in req) t=required;; *) t=$QNETD_TLS;; esac'
+    # shellcheck disable=SC2016
     cmd+=' && printf "{\"log_level\":\"debug\",\"tls\":\"%s\"}\n" "$t" > "$QNETD_STATE_DIR/data/options.json"'
-    cmd+=" && exec $CONTAINER run --rm --network host $LIMITS"
+    cmd+=" && exec $CONTAINER run --rm --network host ${LIMITS[*]}"
+    # shellcheck disable=SC2016
     cmd+=' -v "$QNETD_STATE_DIR/data:/data" '"$IMAGE"' -l "$QNETD_ADDR" -p "$QNETD_PORT"'
     echo "qnetd command: $cmd"
     export QI_STATE=${QI_STATE:-/tmp/qnetd-interop-scenarios}
@@ -181,7 +187,7 @@ else
         cat > "$work/certutil" <<CERTUTIL
 #!/usr/bin/env bash
 mkdir -p "$QI_STATE/qnetd/data"
-exec $CONTAINER run --rm --network none $LIMITS -v "$QI_STATE:$QI_STATE" \\
+exec $CONTAINER run --rm --network none ${LIMITS[*]} -v "$QI_STATE:$QI_STATE" \\
     -v "$QI_STATE/qnetd/data:/data" --entrypoint /qnetd "$IMAGE" certutil -d /data/tls "\$@"
 CERTUTIL
         chmod +x "$work/certutil"
@@ -195,7 +201,7 @@ CERTUTIL
         fail "interop scenarios against the container (logs in $RESULTS)"
     fi
     # A container left behind by a hard kill.
-    $CONTAINER ps -a -q --filter "ancestor=$IMAGE" | xargs -r $CONTAINER rm -f > /dev/null
+    "${CTR[@]}" ps -a -q --filter "ancestor=$IMAGE" | xargs -r "${CTR[@]}" rm -f > /dev/null
 fi
 
 echo "image-test: $passed passed, $failed failed"

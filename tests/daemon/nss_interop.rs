@@ -1,6 +1,6 @@
 //! Interop with the real NSS tools on the node side. Ignored by default: these
 //! tests need root (for `unshare --mount` and the bind mount over
-//! `/etc/corosync`, as `shared/interop/cluster.sh` does), and the Debian
+//! `/etc/corosync`, as `tests/interop/cluster.sh` does), and the Debian
 //! packages `corosync-qdevice` and `libnss3-tools`.
 //!
 //! Run with `make test-ignored` (root), or `cargo test --test daemon --
