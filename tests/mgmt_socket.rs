@@ -192,7 +192,8 @@ fn healthcheck(args: &[&str]) -> (Option<i32>, String, Duration) {
     let mut all = vec!["healthcheck"];
     all.extend(args);
     let run = run_tool(Path::new(OURS), OURS, &all);
-    (run.code, run.stdout, start.elapsed())
+    // Healthy on stdout; unhealthy on stderr, with the program prefix.
+    (run.code, run.stdout + &run.stderr, start.elapsed())
 }
 
 #[test]
@@ -212,7 +213,10 @@ fn healthcheck_answers_within_a_second() {
     let closed = free_ports(1)[0].to_string();
     let (code, out, _) = healthcheck(&["-p", &socket, "--port", &closed]);
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.starts_with("unhealthy: TCP 127.0.0.1:"), "{out}");
+    assert!(
+        out.starts_with("qnetd healthcheck: unhealthy: TCP 127.0.0.1:"),
+        "{out}"
+    );
 
     // A socket nobody answers on: unhealthy, still within the budget.
     let hung = dir.path("hung.sock");

@@ -8,7 +8,7 @@
 //! ```text
 //! certutil [-d DIR] -i [-G]                   create the CA and the server certificate
 //! certutil [-d DIR] -s -c REQUEST -n CLUSTER  sign a node's certificate request
-//! certutil -h                                 usage
+//! certutil -h | --help | --version            usage, version (exit 0)
 //! ```
 //!
 //! Behaviour and exit codes (see [`run`]):
@@ -37,8 +37,11 @@ use std::process::ExitCode;
 use crate::cert::name::cluster_name_matches;
 use crate::cert::store::{CertStore, DEFAULT_DIR, InitOutcome};
 
+/// The reference tool's name: invoked by it (a symlink), this is that tool.
+pub const REFERENCE_NAME: &str = "corosync-qnetd-certutil";
+
 /// Exit status for usage errors and bad arguments (the reference's `exit 1`).
-const EXIT_ERROR: u8 = 1;
+const EXIT_ERROR: u8 = super::EXIT_FAILURE;
 /// Exit status for a missing request file or cluster name (the reference's `exit 2`).
 const EXIT_MISSING_INPUT: u8 = 2;
 
@@ -83,6 +86,10 @@ fn run_with(
             let _ = usage(out, &program);
             return 0;
         }
+        Ok(Parsed::Version) => {
+            let _ = writeln!(out, "{}", super::version_line());
+            return 0;
+        }
         Err((program, msg)) => {
             let _ = writeln!(err, "{program}: {msg}");
             let _ = writeln!(err, "Try '{program} -h' for more information.");
@@ -102,6 +109,7 @@ fn run_with(
 enum Parsed {
     Run(Options),
     Help(String),
+    Version,
 }
 
 /// `Err((program, message))` on bad usage.
@@ -141,6 +149,7 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, (Strin
                 Err(e) => return Err(fail(e, &opts)),
             },
             Short('h') | Long("help") => return Ok(Parsed::Help(opts.program)),
+            Long("version") => return Ok(Parsed::Version),
             other => return Err(fail(other.unexpected(), &opts)),
         }
     }
@@ -184,7 +193,8 @@ fn usage(out: &mut dyn Write, program: &str) -> io::Result<()> {
         " -d DIR      Certificate store directory (default {DEFAULT_DIR})"
     )?;
     writeln!(out, " -G          Accepted for compatibility; no effect")?;
-    writeln!(out, " -h          Show this help")
+    writeln!(out, " -h, --help  Show this help")?;
+    writeln!(out, " --version   Show the version")
 }
 
 fn init(opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
