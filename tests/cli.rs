@@ -1,6 +1,7 @@
 //! The command line of every program through the real binary: one help
 //! (`qnetd -h` lists the subcommands), `--help`/`--version` everywhere, the
-//! same exit codes and `PROGRAM: ` prefix, the tool's connection error.
+//! same exit codes and `PROGRAM: ` prefix, the tool's connection error, and
+//! a listener failure that logs only what happened.
 
 #![allow(
     clippy::disallowed_methods,
@@ -9,8 +10,10 @@
 
 mod support;
 
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_qnetd");
 const SUBCOMMANDS: [&str; 3] = ["certutil", "tool", "healthcheck"];
@@ -208,5 +211,44 @@ fn healthcheck_errors_have_the_prefix() {
         run.err.starts_with("qnetd healthcheck: unhealthy: ") && run.err.contains("missing.sock"),
         "{}",
         run.err
+    );
+}
+
+#[test]
+fn a_port_in_use_is_one_true_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // Held on loopback; our wildcard listener cannot bind it either.
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let settings = format!(
+        "lock_file={0}/qnetd.pid,local_socket_file={0}/qnetd.sock",
+        dir.path().display()
+    );
+    let mut child = support::command(BIN, None)
+        .args(["-f", "-s", "off", "-p", &port.to_string(), "-S", &settings])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("qnetd did not fail on a port in use");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let run = from_output(&child.wait_with_output().unwrap());
+    drop(held);
+    assert_eq!(run.code, Some(1), "{}", run.err);
+    let log = format!("{}{}", run.out, run.err);
+    assert!(!log.contains("only"), "no fallback was made: {log}");
+    assert!(!log.contains("listening on"), "{log}");
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains("Can't listen")).collect();
+    assert_eq!(errors.len(), 1, "{log}");
+    assert!(
+        errors[0].contains(&format!("[::]:{port}")) && errors[0].contains("in use"),
+        "{log}"
     );
 }
