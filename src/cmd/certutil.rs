@@ -8,8 +8,14 @@
 //! ```text
 //! certutil [-d DIR] -i [-G]                   create the CA and the server certificate
 //! certutil [-d DIR] -s -c REQUEST -n CLUSTER  sign a node's certificate request
+//! certutil [-d DIR] --import-nss NSSDB       import corosync-qnetd-certutil's NSS database
 //! certutil -h | --help | --version            usage, version (exit 0)
 //! ```
+//!
+//! `--import-nss` ([`crate::cert::import_nss`]) writes our PEM store from the
+//! reference's keys, in `-d DIR` or else in NSSDB itself beside the NSS
+//! files, so the CA the nodes trust stays the same. It is accepted under the
+//! reference name too.
 //!
 //! Behaviour and exit codes (see [`run`]):
 //! - `-i` is idempotent. On an existing store it says so, changes nothing and
@@ -63,6 +69,7 @@ pub fn run(program: &str, args: Vec<OsString>) -> ExitCode {
 enum Operation {
     Init,
     Sign,
+    ImportNss,
 }
 
 struct Options {
@@ -71,6 +78,10 @@ struct Options {
     operation: Option<Operation>,
     request: Option<PathBuf>,
     cluster: Option<OsString>,
+    /// `--import-nss DIR`: the reference's NSS database to import.
+    nss_dir: Option<PathBuf>,
+    /// Whether `-d` was given (else `--import-nss DIR` is also the store).
+    dir_given: bool,
 }
 
 /// [`run`] with explicit output streams. Write errors (a closed stdout) are
@@ -103,6 +114,7 @@ fn run_with(
         }
         Some(Operation::Init) => init(&opts, out, err),
         Some(Operation::Sign) => sign(&opts, out, err),
+        Some(Operation::ImportNss) => import_nss(&opts, out, err),
     }
 }
 
@@ -124,6 +136,8 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, (Strin
         operation: None,
         request: None,
         cluster: None,
+        nss_dir: None,
+        dir_given: false,
     };
     let fail = |e: lexopt::Error, opts: &Options| (opts.program.clone(), e.to_string());
     loop {
@@ -145,7 +159,17 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, (Strin
                 Err(e) => return Err(fail(e, &opts)),
             },
             Short('d') => match parser.value() {
-                Ok(v) => opts.dir = PathBuf::from(v),
+                Ok(v) => {
+                    opts.dir = PathBuf::from(v);
+                    opts.dir_given = true;
+                }
+                Err(e) => return Err(fail(e, &opts)),
+            },
+            Long("import-nss") => match parser.value() {
+                Ok(v) => {
+                    opts.operation = Some(Operation::ImportNss);
+                    opts.nss_dir = Some(PathBuf::from(v));
+                }
                 Err(e) => return Err(fail(e, &opts)),
             },
             Short('h') | Long("help") => return Ok(Parsed::Help(opts.program)),
@@ -176,6 +200,7 @@ fn display_name(bin: Option<&str>) -> String {
 fn usage(out: &mut dyn Write, program: &str) -> io::Result<()> {
     writeln!(out, "Usage: {program} [-d DIR] -i [-G]")?;
     writeln!(out, "       {program} [-d DIR] -s -c REQUEST -n CLUSTER")?;
+    writeln!(out, "       {program} [-d DIR] --import-nss NSSDB")?;
     writeln!(out)?;
     writeln!(
         out,
@@ -193,6 +218,18 @@ fn usage(out: &mut dyn Write, program: &str) -> io::Result<()> {
         " -d DIR      Certificate store directory (default {DEFAULT_DIR})"
     )?;
     writeln!(out, " -G          Accepted for compatibility; no effect")?;
+    writeln!(
+        out,
+        " --import-nss NSSDB  Import the CA and server keys of corosync-qnetd-certutil's"
+    )?;
+    writeln!(
+        out,
+        "             NSS database NSSDB (needs pk12util and openssl); the store is -d,"
+    )?;
+    writeln!(
+        out,
+        "             by default NSSDB itself. The NSS files are left as they are."
+    )?;
     writeln!(out, " -h, --help  Show this help")?;
     writeln!(out, " --version   Show the version")
 }
@@ -229,6 +266,34 @@ fn init(opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             .to_string_lossy()
     );
     0
+}
+
+fn import_nss(opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let Some(nss_dir) = &opts.nss_dir else {
+        return EXIT_ERROR;
+    };
+    let dir = if opts.dir_given { &opts.dir } else { nss_dir };
+    let store = CertStore::open(dir);
+    match crate::cert::import_nss::import(nss_dir, &store) {
+        Ok(()) => {
+            let _ = writeln!(
+                out,
+                "Imported the QNetd CA and server keys of the NSS database {} into {}",
+                nss_dir.display(),
+                dir.display()
+            );
+            let _ = writeln!(
+                out,
+                "The CA is unchanged: nodes paired with corosync-qnetd keep working. \
+                 The NSS files were not changed."
+            );
+            0
+        }
+        Err(e) => {
+            let _ = writeln!(err, "{}: {e}", opts.program);
+            EXIT_ERROR
+        }
+    }
 }
 
 fn sign(opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
