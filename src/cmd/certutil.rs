@@ -496,4 +496,44 @@ mod tests {
         assert!(err.contains("NSS database"), "{err}");
         assert!(!tmp.path().join("qnetd-cacert.crt").exists());
     }
+
+    #[test]
+    fn import_nss_arguments_and_refusals() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir_s = tmp.path().to_str().unwrap();
+        // Under both names; no NSS database: nothing is written.
+        for program in ["certutil", "corosync-qnetd-certutil"] {
+            let (status, out, err) = run_capture(&[program, "--import-nss", dir_s]);
+            assert_eq!(status, 1, "{out}");
+            assert!(err.contains("holds no NSS database"), "{err}");
+        }
+        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
+        let (status, _, err) = run_capture(&["certutil", "--import-nss"]);
+        assert_eq!(status, 1);
+        assert!(err.contains("--import-nss"), "{err}");
+        // A store of ours already there: refused, untouched.
+        assert_eq!(run_capture(&["certutil", "-d", dir_s, "-i"]).0, 0);
+        fs::write(tmp.path().join("cert9.db"), b"").unwrap();
+        let key = fs::read(tmp.path().join("qnetd-ca.key")).unwrap();
+        let (status, _, err) = run_capture(&["certutil", "--import-nss", dir_s]);
+        assert_eq!(status, 1);
+        assert!(err.contains("already holds qnetd-ca.key"), "{err}");
+        assert_eq!(fs::read(tmp.path().join("qnetd-ca.key")).unwrap(), key);
+    }
+
+    #[test]
+    fn the_nss_refusal_names_the_import_command() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir_s = tmp.path().to_str().unwrap();
+        fs::write(tmp.path().join("cert9.db"), b"").unwrap();
+        let (_, _, err) = run_capture(&["certutil", "-d", dir_s, "-i"]);
+        assert!(
+            err.contains(&format!("qnetd certutil --import-nss {dir_s}"))
+                && err.contains("docs/certificates.md"),
+            "{err}"
+        );
+        let (status, out, _) = run_capture(&["certutil", "--version"]);
+        assert_eq!(status, 0);
+        assert_eq!(out, format!("{}\n", crate::cmd::version_line()));
+    }
 }
