@@ -218,6 +218,15 @@ impl Node {
     }
 }
 
+/// Asserts that a process exited 0, showing its stderr otherwise.
+fn assert_succeeded(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn init_ok(got: &Got) -> bool {
     matches!(got, Got::Msg(b) if Msg::parse(b).unwrap().reply_error_code == Some(ReplyErrorCode::NoError))
 }
@@ -366,11 +375,7 @@ fn certutil_under_the_reference_name() {
         .arg("-i")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     assert!(store.join("qnetd-cacert.crt").is_file());
     // Signing a request as the node tool makes it (here with an ECDSA key).
     let (csr, _) = make_request(CLUSTER);
@@ -384,11 +389,7 @@ fn certutil_under_the_reference_name() {
         .args(["-n", CLUSTER])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let crt = store.join(format!("cluster-{CLUSTER}.crt"));
     assert!(
@@ -455,11 +456,7 @@ fn import_nss_keeps_the_reference_ca() {
         .args(["-m", "--propagation", "private", "sh", "-c", &script])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let store = dir.join("store");
     std::fs::rename(etc.join("nssdb"), &store).unwrap();
     let client_cert = std::fs::read(store.join(format!("cluster-{CLUSTER}.crt"))).unwrap();
@@ -496,11 +493,7 @@ fn import_nss_keeps_the_reference_ca() {
     );
 
     let out = certutil(&["--import-nss", store_s]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     assert_eq!(snapshot(&nss_files), before, "the NSS files are untouched");
     assert!(
         !certutil(&["--import-nss", store_s]).status.success(),
