@@ -58,7 +58,8 @@ fn usage(program: &str) -> String {
             let _ = writeln!(text, "  {program} {name:<12} {help}");
         }
         text.push_str(
-            "\nEach takes -h/--help and --version. Exit status: 0 ok, 1 usage error or failure.\n",
+            "\nEvery program takes --help and --version (exit status 0). Exit status: 0 ok,\n\
+             1 usage error or failure; -h and -v exit 1, as corosync-qnetd.\n",
         );
     }
     text
