@@ -11,30 +11,14 @@
 //!
 //! Invoked as `corosync-qnetd` (a symlink) it behaves the same; invoked as
 //! `corosync-qnetd-certutil` or `corosync-qnetd-tool` it is that tool. Each
-//! program is a [`qnetd::cmd`] module with the same `run(program, args)`.
+//! program is a [`qnetd::cmd`] module with the same `run(program, args)`;
+//! the tables are [`qnetd::cmd::SUBCOMMANDS`] and [`qnetd::cmd::BY_NAME`].
 
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::ExitCode;
 
-use qnetd::cmd::{certutil, daemon, healthcheck, tool};
-
-/// A program's entry point: the name to show in messages, the arguments
-/// after it.
-type Run = fn(&str, Vec<OsString>) -> ExitCode;
-
-/// Programs chosen by the name the binary is invoked by (a symlink).
-const BY_NAME: [(&str, Run); 2] = [
-    (tool::REFERENCE_NAME, tool::run),
-    ("corosync-qnetd-certutil", certutil::run),
-];
-
-/// Subcommands: `qnetd NAME ...`.
-const SUBCOMMANDS: [(&str, Run); 3] = [
-    ("certutil", certutil::run),
-    ("tool", tool::run),
-    ("healthcheck", healthcheck::run),
-];
+use qnetd::cmd::{BY_NAME, SUBCOMMANDS, daemon};
 
 fn main() -> ExitCode {
     let mut args = std::env::args_os();
@@ -49,7 +33,7 @@ fn main() -> ExitCode {
         return run(&argv0, args);
     }
     let sub = args.first().and_then(|a| a.to_str());
-    if let Some(&(name, run)) = SUBCOMMANDS.iter().find(|(name, _)| Some(*name) == sub) {
+    if let Some(&(name, _, run)) = SUBCOMMANDS.iter().find(|(name, _, _)| Some(*name) == sub) {
         return run(
             &format!("{program} {name}"),
             args.into_iter().skip(1).collect(),

@@ -8,11 +8,13 @@
 //!   lock    exclusive flock(2) on the store directory
 //!   atomic  crash-safe file writes (temp file, fsync, rename, fsync dir)
 //!   issue   key generation and certificate issuing with rcgen
+//!   import_nss  the reference's NSS database into the store (pk12util, openssl)
 //! ```
 //!
 //! No sockets and no clock except the wall clock for certificate validity.
 
 mod atomic;
+pub mod import_nss;
 mod issue;
 mod lock;
 pub mod name;

@@ -46,21 +46,9 @@
 //!
 //! A directory holding `cert9.db` (or `cert8.db`) but no [`CA_KEY_FILE`] is an
 //! NSS database from `corosync-qnetd-certutil`. This module cannot read it and
-//! never overwrites it ([`CertStoreError::NssDatabase`]). To keep the CA the
-//! nodes already trust, export the keys once (empty passwords):
-//!
-//! ```text
-//! cd /etc/corosync/qnetd/nssdb
-//! pk12util -o /root/ca.p12 -n "QNet CA" -d . -W ''
-//! openssl pkcs12 -in /root/ca.p12 -passin pass: -nocerts -nodes | openssl pkey -out qnetd-ca.key
-//! pk12util -o /root/srv.p12 -n "QNetd Cert" -d . -W ''
-//! openssl pkcs12 -in /root/srv.p12 -passin pass: -clcerts -nokeys | openssl x509 -out qnetd-server.crt
-//! openssl pkcs12 -in /root/srv.p12 -passin pass: -nocerts -nodes | openssl pkey -out qnetd-server.key
-//! chmod 600 qnetd-ca.key qnetd-server.key
-//! ```
-//!
-//! The existing `qnetd-cacert.crt` (NSS text followed by a PEM block) and
-//! `serial.txt` are used as they are.
+//! never overwrites it ([`CertStoreError::NssDatabase`]);
+//! [`crate::cert::import_nss`] (`qnetd certutil --import-nss DIR`) exports its
+//! keys into this store, keeping the CA the nodes trust.
 
 use std::fs;
 use std::io;
@@ -100,8 +88,8 @@ pub const VALIDITY_MONTHS: u32 = 1200;
 const INITIAL_SERIAL: u64 = 100;
 /// Files that mark an NSS database made by the reference tools.
 const NSS_DB_FILES: [&str; 2] = ["cert9.db", "cert8.db"];
-const PRIVATE_MODE: u32 = 0o600;
-const PUBLIC_MODE: u32 = 0o644;
+pub(super) const PRIVATE_MODE: u32 = 0o600;
+pub(super) const PUBLIC_MODE: u32 = 0o644;
 pub(super) const DIR_MODE: u32 = 0o750;
 
 /// Errors of the certificate store. Every variant names the file or field.
@@ -197,7 +185,9 @@ impl fmt::Display for CertStoreError {
             Self::NssDatabase { dir } => write!(
                 f,
                 "{} holds an NSS database made by corosync-qnetd-certutil and no {CA_KEY_FILE}; \
-                 export its keys to PEM (see the qnetd documentation) or delete it",
+                 import its keys with `qnetd certutil --import-nss {}` \
+                 (docs/certificates.md) or delete it",
+                dir.display(),
                 dir.display()
             ),
             Self::Damaged { missing } => write!(

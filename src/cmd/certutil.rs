@@ -8,8 +8,14 @@
 //! ```text
 //! certutil [-d DIR] -i [-G]                   create the CA and the server certificate
 //! certutil [-d DIR] -s -c REQUEST -n CLUSTER  sign a node's certificate request
-//! certutil -h                                 usage
+//! certutil [-d DIR] --import-nss NSSDB       import corosync-qnetd-certutil's NSS database
+//! certutil -h | --help | --version            usage, version (exit 0)
 //! ```
+//!
+//! `--import-nss` ([`crate::cert::import_nss`]) writes our PEM store from the
+//! reference's keys, in `-d DIR` or else in NSSDB itself beside the NSS
+//! files, so the CA the nodes trust stays the same. It is accepted under the
+//! reference name too.
 //!
 //! Behaviour and exit codes (see [`run`]):
 //! - `-i` is idempotent. On an existing store it says so, changes nothing and
@@ -37,8 +43,11 @@ use std::process::ExitCode;
 use crate::cert::name::cluster_name_matches;
 use crate::cert::store::{CertStore, DEFAULT_DIR, InitOutcome};
 
+/// The reference tool's name: invoked by it (a symlink), this is that tool.
+pub const REFERENCE_NAME: &str = "corosync-qnetd-certutil";
+
 /// Exit status for usage errors and bad arguments (the reference's `exit 1`).
-const EXIT_ERROR: u8 = 1;
+const EXIT_ERROR: u8 = super::EXIT_FAILURE;
 /// Exit status for a missing request file or cluster name (the reference's `exit 2`).
 const EXIT_MISSING_INPUT: u8 = 2;
 
@@ -60,6 +69,7 @@ pub fn run(program: &str, args: Vec<OsString>) -> ExitCode {
 enum Operation {
     Init,
     Sign,
+    ImportNss,
 }
 
 struct Options {
@@ -68,6 +78,10 @@ struct Options {
     operation: Option<Operation>,
     request: Option<PathBuf>,
     cluster: Option<OsString>,
+    /// `--import-nss DIR`: the reference's NSS database to import.
+    nss_dir: Option<PathBuf>,
+    /// Whether `-d` was given (else `--import-nss DIR` is also the store).
+    dir_given: bool,
 }
 
 /// [`run`] with explicit output streams. Write errors (a closed stdout) are
@@ -83,6 +97,10 @@ fn run_with(
             let _ = usage(out, &program);
             return 0;
         }
+        Ok(Parsed::Version) => {
+            let _ = writeln!(out, "{}", super::version_line());
+            return 0;
+        }
         Err((program, msg)) => {
             let _ = writeln!(err, "{program}: {msg}");
             let _ = writeln!(err, "Try '{program} -h' for more information.");
@@ -96,12 +114,14 @@ fn run_with(
         }
         Some(Operation::Init) => init(&opts, out, err),
         Some(Operation::Sign) => sign(&opts, out, err),
+        Some(Operation::ImportNss) => import_nss(&opts, out, err),
     }
 }
 
 enum Parsed {
     Run(Options),
     Help(String),
+    Version,
 }
 
 /// `Err((program, message))` on bad usage.
@@ -116,6 +136,8 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, (Strin
         operation: None,
         request: None,
         cluster: None,
+        nss_dir: None,
+        dir_given: false,
     };
     let fail = |e: lexopt::Error, opts: &Options| (opts.program.clone(), e.to_string());
     loop {
@@ -137,10 +159,21 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, (Strin
                 Err(e) => return Err(fail(e, &opts)),
             },
             Short('d') => match parser.value() {
-                Ok(v) => opts.dir = PathBuf::from(v),
+                Ok(v) => {
+                    opts.dir = PathBuf::from(v);
+                    opts.dir_given = true;
+                }
+                Err(e) => return Err(fail(e, &opts)),
+            },
+            Long("import-nss") => match parser.value() {
+                Ok(v) => {
+                    opts.operation = Some(Operation::ImportNss);
+                    opts.nss_dir = Some(PathBuf::from(v));
+                }
                 Err(e) => return Err(fail(e, &opts)),
             },
             Short('h') | Long("help") => return Ok(Parsed::Help(opts.program)),
+            Long("version") => return Ok(Parsed::Version),
             other => return Err(fail(other.unexpected(), &opts)),
         }
     }
@@ -167,6 +200,7 @@ fn display_name(bin: Option<&str>) -> String {
 fn usage(out: &mut dyn Write, program: &str) -> io::Result<()> {
     writeln!(out, "Usage: {program} [-d DIR] -i [-G]")?;
     writeln!(out, "       {program} [-d DIR] -s -c REQUEST -n CLUSTER")?;
+    writeln!(out, "       {program} [-d DIR] --import-nss NSSDB")?;
     writeln!(out)?;
     writeln!(
         out,
@@ -184,7 +218,20 @@ fn usage(out: &mut dyn Write, program: &str) -> io::Result<()> {
         " -d DIR      Certificate store directory (default {DEFAULT_DIR})"
     )?;
     writeln!(out, " -G          Accepted for compatibility; no effect")?;
-    writeln!(out, " -h          Show this help")
+    writeln!(
+        out,
+        " --import-nss NSSDB  Import the CA and server keys of corosync-qnetd-certutil's"
+    )?;
+    writeln!(
+        out,
+        "             NSS database NSSDB (needs pk12util and openssl); the store is -d,"
+    )?;
+    writeln!(
+        out,
+        "             by default NSSDB itself. The NSS files are left as they are."
+    )?;
+    writeln!(out, " -h, --help  Show this help")?;
+    writeln!(out, " --version   Show the version")
 }
 
 fn init(opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
@@ -219,6 +266,34 @@ fn init(opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             .to_string_lossy()
     );
     0
+}
+
+fn import_nss(opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let Some(nss_dir) = &opts.nss_dir else {
+        return EXIT_ERROR;
+    };
+    let dir = if opts.dir_given { &opts.dir } else { nss_dir };
+    let store = CertStore::open(dir);
+    match crate::cert::import_nss::import(nss_dir, &store) {
+        Ok(()) => {
+            let _ = writeln!(
+                out,
+                "Imported the QNetd CA and server keys of the NSS database {} into {}",
+                nss_dir.display(),
+                dir.display()
+            );
+            let _ = writeln!(
+                out,
+                "The CA is unchanged: nodes paired with corosync-qnetd keep working. \
+                 The NSS files were not changed."
+            );
+            0
+        }
+        Err(e) => {
+            let _ = writeln!(err, "{}: {e}", opts.program);
+            EXIT_ERROR
+        }
+    }
 }
 
 fn sign(opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
@@ -420,5 +495,45 @@ mod tests {
         assert_eq!(status, 1);
         assert!(err.contains("NSS database"), "{err}");
         assert!(!tmp.path().join("qnetd-cacert.crt").exists());
+    }
+
+    #[test]
+    fn import_nss_arguments_and_refusals() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir_s = tmp.path().to_str().unwrap();
+        // Under both names; no NSS database: nothing is written.
+        for program in ["certutil", "corosync-qnetd-certutil"] {
+            let (status, out, err) = run_capture(&[program, "--import-nss", dir_s]);
+            assert_eq!(status, 1, "{out}");
+            assert!(err.contains("holds no NSS database"), "{err}");
+        }
+        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
+        let (status, _, err) = run_capture(&["certutil", "--import-nss"]);
+        assert_eq!(status, 1);
+        assert!(err.contains("--import-nss"), "{err}");
+        // A store of ours already there: refused, untouched.
+        assert_eq!(run_capture(&["certutil", "-d", dir_s, "-i"]).0, 0);
+        fs::write(tmp.path().join("cert9.db"), b"").unwrap();
+        let key = fs::read(tmp.path().join("qnetd-ca.key")).unwrap();
+        let (status, _, err) = run_capture(&["certutil", "--import-nss", dir_s]);
+        assert_eq!(status, 1);
+        assert!(err.contains("already holds qnetd-ca.key"), "{err}");
+        assert_eq!(fs::read(tmp.path().join("qnetd-ca.key")).unwrap(), key);
+    }
+
+    #[test]
+    fn the_nss_refusal_names_the_import_command() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir_s = tmp.path().to_str().unwrap();
+        fs::write(tmp.path().join("cert9.db"), b"").unwrap();
+        let (_, _, err) = run_capture(&["certutil", "-d", dir_s, "-i"]);
+        assert!(
+            err.contains(&format!("qnetd certutil --import-nss {dir_s}"))
+                && err.contains("docs/certificates.md"),
+            "{err}"
+        );
+        let (status, out, _) = run_capture(&["certutil", "--version"]);
+        assert_eq!(status, 0);
+        assert_eq!(out, format!("{}\n", crate::cmd::version_line()));
     }
 }

@@ -10,11 +10,16 @@
 //! Supervisor shows in the add-on's Log tab.
 
 use std::ffi::OsString;
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
 use crate::config::Config;
+
+/// The reference daemon's name: invoked by it (a symlink), the usage is the
+/// reference's.
+pub const REFERENCE_NAME: &str = "corosync-qnetd";
 use crate::config::addon;
 use crate::config::cli::{self, Command};
 
@@ -41,6 +46,29 @@ fn init_logging(filter: log::LevelFilter, to_stdout: bool) {
         builder.target(env_logger::Target::Stdout);
     }
     builder.init();
+}
+
+/// The daemon's usage, then the subcommands (not under the reference
+/// name, whose usage stays the reference's).
+fn usage(program: &str) -> String {
+    let mut text = cli::usage(program);
+    if program != REFERENCE_NAME {
+        text.push_str("\nsubcommands:\n");
+        for (name, help, _) in &crate::cmd::SUBCOMMANDS {
+            let _ = writeln!(text, "  {program} {name:<12} {help}");
+        }
+        text.push_str(
+            "\nEvery program takes --help and --version (exit status 0). Exit status: 0 ok,\n\
+             1 usage error or failure; -h and -v exit 1, as corosync-qnetd.\n",
+        );
+    }
+    text
+}
+
+/// Usage and version go to stdout, as the reference.
+fn print(text: &str, code: u8) -> ExitCode {
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    ExitCode::from(code)
 }
 
 fn fail(program: &str, message: &dyn std::fmt::Display) -> ExitCode {
@@ -81,7 +109,9 @@ fn addon_config(
             };
             Ok((*config, filter))
         }
-        Ok(Command::Print { .. }) => Err("unexpected -h/-v with --options".to_string()),
+        Ok(Command::Usage { .. } | Command::Version { .. }) => {
+            Err("unexpected -h/-v with --options".to_string())
+        }
         Err(e) => Err(e.to_string()),
     }
 }
@@ -95,16 +125,8 @@ pub fn run(program: &str, args: Vec<OsString>) -> ExitCode {
             options_file,
             warnings,
         }) => (config, options_file, warnings),
-        Ok(Command::Print { text, code }) => {
-            #[allow(
-                clippy::print_stdout,
-                reason = "usage and version go to stdout, as the reference"
-            )]
-            {
-                print!("{text}");
-            }
-            return ExitCode::from(code);
-        }
+        Ok(Command::Usage { code }) => return print(&usage(program), code),
+        Ok(Command::Version { code }) => return print(&cli::version_text(), code),
         Err(e) => return fail(program, &e),
     };
     let (config, filter, addon_mode) = match options_file {

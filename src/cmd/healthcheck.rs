@@ -15,7 +15,10 @@
 //!    and `-p` are used without repeating them here; a wildcard listener is
 //!    tried on 127.0.0.1, then on ::1. `--addr` and `--port` override them.
 //!
-//! Otherwise unhealthy (exit 1). Either way one line goes to stdout. The
+//! Otherwise unhealthy (exit 1). The healthy line goes to stdout; the
+//! unhealthy one, like every error, to stderr as `PROGRAM: unhealthy: ...`.
+//! `-h`/`--help` and `--version` print to stdout and exit 0; a usage error
+//! exits 1 ([`crate::cmd`]). The
 //! whole check is bounded by [`BUDGET`] (well under a second), whatever the
 //! daemon does. `--options FILE` reads a JSON object (the add-on's
 //! `/data/options.json`) and takes `local_socket_file` (string) and `port`
@@ -63,10 +66,20 @@ fn remaining(deadline: Instant) -> Result<Duration, String> {
 }
 
 fn usage(program: &str) -> String {
-    format!("usage: {program} [-p socket_path] [--port N] [--addr HOST] [--options FILE]")
+    format!(
+        "usage: {program} [-p socket_path] [--port N] [--addr HOST] [--options FILE]\n{:7}{program} --help | --version",
+        ""
+    )
 }
 
-fn parse(program: &str, args: Vec<OsString>) -> Result<Target, String> {
+/// What the command line asks for.
+enum Parsed {
+    Check(Target),
+    /// Print this to stdout and exit 0 (`--help`, `--version`).
+    Print(String),
+}
+
+fn parse(program: &str, args: Vec<OsString>) -> Result<Parsed, String> {
     use lexopt::prelude::*;
     let mut t = Target::default();
     let mut parser = lexopt::Parser::from_args(args);
@@ -92,11 +105,17 @@ fn parse(program: &str, args: Vec<OsString>) -> Result<Target, String> {
             Long("options") => {
                 t.options = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?));
             }
-            Short('h') | Long("help") => return Err(usage(program)),
-            other => return Err(format!("{}\n{}", other.unexpected(), usage(program))),
+            Short('h') | Long("help") => return Ok(Parsed::Print(usage(program))),
+            Long("version") => return Ok(Parsed::Print(super::version_line())),
+            other => {
+                return Err(format!(
+                    "{}\nTry '{program} --help' for more information.",
+                    other.unexpected()
+                ));
+            }
         }
     }
-    Ok(t)
+    Ok(Parsed::Check(t))
 }
 
 /// Fills what `--options` provides and the command line did not.
@@ -223,16 +242,23 @@ fn check(t: &Target, deadline: Instant) -> Result<String, String> {
 #[must_use]
 pub fn run(program: &str, args: Vec<OsString>) -> ExitCode {
     let deadline = now() + BUDGET;
-    let result = parse(program, args).and_then(|mut t| {
-        apply_options(&mut t)?;
-        check(&t, deadline).map_err(|e| format!("unhealthy: {e}"))
+    let result = parse(program, args).and_then(|parsed| match parsed {
+        Parsed::Print(text) => Ok(text),
+        Parsed::Check(mut t) => {
+            apply_options(&mut t)?;
+            check(&t, deadline).map_err(|e| format!("unhealthy: {e}"))
+        }
     });
-    let (line, code) = match result {
-        Ok(line) => (line, ExitCode::SUCCESS),
-        Err(line) => (line, ExitCode::FAILURE),
-    };
-    let _ = writeln!(io::stdout(), "{line}");
-    code
+    match result {
+        Ok(line) => {
+            let _ = writeln!(io::stdout(), "{line}");
+            ExitCode::from(super::EXIT_OK)
+        }
+        Err(line) => {
+            let _ = writeln!(io::stderr(), "{program}: {line}");
+            ExitCode::from(super::EXIT_FAILURE)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -254,15 +280,25 @@ mod tests {
     #[test]
     fn arguments_and_options_file() {
         let args = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
-        let t = parse(
-            "qnetd healthcheck",
-            args(&["-p", "/x.sock", "--port", "5404"]),
-        )
-        .unwrap();
+        let check = |a: &[&str]| match parse("qnetd healthcheck", args(a)) {
+            Ok(Parsed::Check(t)) => Ok(t),
+            Ok(Parsed::Print(text)) => Err(text),
+            Err(e) => Err(e),
+        };
+        let t = check(&["-p", "/x.sock", "--port", "5404"]).unwrap();
         assert_eq!(t.socket, Some(PathBuf::from("/x.sock")));
         assert_eq!(t.port, Some(5404));
-        assert!(parse("h", args(&["--port", "0"])).is_err());
-        assert!(parse("h", args(&["--bogus"])).is_err());
+        assert!(check(&["--port", "0"]).is_err());
+        assert!(check(&["--bogus"]).unwrap_err().contains("--help"));
+        assert!(
+            check(&["--help"])
+                .unwrap_err()
+                .starts_with("usage: qnetd healthcheck ")
+        );
+        assert_eq!(
+            check(&["--version"]).unwrap_err(),
+            crate::cmd::version_line()
+        );
 
         let dir = std::env::temp_dir().join(format!("qnetd-hc-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -272,11 +308,7 @@ mod tests {
             r#"{"log_level":"info","local_socket_file":"/run/q.sock","port":15403}"#,
         )
         .unwrap();
-        let mut t = parse(
-            "h",
-            vec![OsString::from("--options"), file.clone().into_os_string()],
-        )
-        .unwrap();
+        let mut t = check(&["--options", file.to_str().unwrap()]).unwrap();
         apply_options(&mut t).unwrap();
         assert_eq!(t.socket, Some(PathBuf::from("/run/q.sock")));
         assert_eq!(t.port, Some(15403));

@@ -10,7 +10,8 @@
 //!   -c NAME       only cluster NAME (with -l) adds "cluster \"NAME\" " (quoted, \" and \\ escaped)
 //!   -H            shut the server down        sends "shutdown \n"
 //!   -p PATH       socket (default /var/run/corosync-qnetd/corosync-qnetd.sock)
-//!   -h            usage
+//!   -h            usage (exit 1, as the reference)
+//!   --help, --version  usage or version, exit 0 (not under the reference name)
 //!   --json        the JSON document (see [`crate::mgmt::json`]) instead of the text;
 //!                 sends "json \n" (with -c: "json cluster \"NAME\" \n"); ignored with -H
 //! ```
@@ -18,6 +19,10 @@
 //! Options are read like glibc `getopt(argc, argv, "Hhlsvc:p:")`: grouped
 //! flags, attached or separate arguments, non-options skipped, `--` ends
 //! the options, the last of `-H`/`-l`/`-s` wins.
+//!
+//! Invoked as `corosync-qnetd-tool`, every output is the reference's; as
+//! `qnetd tool`, `--help` and `--version` work and a failed connection
+//! names the socket path tried and how to give another.
 //!
 //! Exit codes: 0 success (also when the server closed the connection
 //! without a reply, as the reference), 1 usage, 2 internal error (command
@@ -124,6 +129,18 @@ fn parse(io: &mut Io<'_>, args: &[OsString]) -> Result<Options, u8> {
         if arg == b"--json" {
             o.json = true;
             continue;
+        }
+        // Ours only: the reference's getopt rejects them ("invalid option
+        // -- '-'"), and under its name so do we.
+        if io.short != REFERENCE_NAME {
+            if arg == b"--help" {
+                io.usage();
+                return Err(super::EXIT_OK);
+            }
+            if arg == b"--version" {
+                let _ = writeln!(io.out, "{}", super::version_line());
+                return Err(super::EXIT_OK);
+            }
         }
         let Some(flags) = arg.strip_prefix(b"-").filter(|f| !f.is_empty()) else {
             continue; // a non-option: getopt permutes it to the end
@@ -275,9 +292,20 @@ fn run_with(io: &mut Io<'_>, args: &[OsString]) -> u8 {
     let mut stream = match connect(&o.socket) {
         Ok(s) => s,
         Err(e) => {
+            if io.short == REFERENCE_NAME {
+                let message = format!(
+                    "Can't connect to qnetd socket (is QNetd running?): {}",
+                    strerror(&e)
+                );
+                return io.fail(3, &message);
+            }
             let message = format!(
-                "Can't connect to qnetd socket (is QNetd running?): {}",
-                strerror(&e)
+                "Can't connect to qnetd socket {} (is QNetd running?): {}\n\
+                 {}: give the server's socket with -p PATH: the server's \
+                 -S local_socket_file=PATH (`make run`: -p target/run/qnetd.sock)",
+                o.socket.to_string_lossy(),
+                strerror(&e),
+                io.short
             );
             return io.fail(3, &message);
         }

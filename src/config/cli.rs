@@ -7,6 +7,9 @@
 //!       [-c client_cert_required] [-m max_clients] [-S option=value[,option2=value2,...]]
 //!       [--options FILE]
 //! ```
+//!
+//! `-h` and `-v` exit 1 as the reference; `--help` and `--version` exit 0,
+//! as in every `qnetd` program ([`crate::cmd`]).
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -27,11 +30,16 @@ pub enum Command {
         /// Warnings to log once logging is up (deprecated `-S` keys).
         warnings: Vec<String>,
     },
-    /// Print `text` to stdout and exit with `code` (`-h`, `-v`).
-    Print {
-        /// The text.
-        text: String,
-        /// The exit status (1, as the reference).
+    /// Print the [`usage`] to stdout and exit with `code`: 1 for `-h` (as
+    /// the reference), 0 for `--help`.
+    Usage {
+        /// The exit status.
+        code: u8,
+    },
+    /// Print the [`version_text`] to stdout and exit with `code`: 1 for
+    /// `-v` (as the reference), 0 for `--version`.
+    Version {
+        /// The exit status.
         code: u8,
     },
 }
@@ -135,18 +143,10 @@ pub fn parse_onto(
                 }
             }
             Short('s') => config.tls = Config::parse_tls(&value(&mut parser)?)?,
-            Short('v') => {
-                return Ok(Command::Print {
-                    text: version_text(),
-                    code: 1,
-                });
-            }
-            Short('h') | Long("help") => {
-                return Ok(Command::Print {
-                    text: usage(program),
-                    code: 1,
-                });
-            }
+            Short('v') => return Ok(Command::Version { code: 1 }),
+            Long("version") => return Ok(Command::Version { code: 0 }),
+            Short('h') => return Ok(Command::Usage { code: 1 }),
+            Long("help") => return Ok(Command::Usage { code: 0 }),
             Long("options") => options_file = Some(PathBuf::from(value(&mut parser)?)),
             other => {
                 return Err(ConfigError::new(format!(
@@ -172,7 +172,8 @@ mod tests {
     fn run(args: &[&str]) -> Result<Config, String> {
         match parse("qnetd", args.iter().map(OsString::from)) {
             Ok(Command::Run { config, .. }) => Ok(*config),
-            Ok(Command::Print { code, .. }) => Err(format!("print {code}")),
+            Ok(Command::Usage { code }) => Err(format!("usage {code}")),
+            Ok(Command::Version { code }) => Err(format!("version {code}")),
             Err(e) => Err(e.to_string()),
         }
     }
@@ -232,8 +233,10 @@ mod tests {
         for (args, msg) in cases {
             assert_eq!(run(args).unwrap_err(), *msg, "{args:?}");
         }
-        assert_eq!(run(&["-h"]).unwrap_err(), "print 1");
-        assert_eq!(run(&["-v"]).unwrap_err(), "print 1");
+        assert_eq!(run(&["-h"]).unwrap_err(), "usage 1");
+        assert_eq!(run(&["-v"]).unwrap_err(), "version 1");
+        assert_eq!(run(&["-4", "--help"]).unwrap_err(), "usage 0");
+        assert_eq!(run(&["--version"]).unwrap_err(), "version 0");
         assert!(run(&["-x"]).unwrap_err().contains("usage:"));
     }
 

@@ -3,7 +3,9 @@
 //! Without `-l` the server binds the IPv6 wildcard with `IPV6_V6ONLY` off,
 //! so it also accepts IPv4 clients (as `::ffff:a.b.c.d`); `-4` binds the
 //! IPv4 wildcard and `-6` the IPv6 wildcard only. With `-l HOST` the name is
-//! resolved and the first address that binds is used. `SO_REUSEADDR` is set
+//! resolved and the first address that binds is used. Only a host without
+//! IPv6 makes the wildcard fall back to IPv4 (logged once it worked); a port
+//! in use is one error naming the address tried. `SO_REUSEADDR` is set
 //! and the backlog is the `listen_backlog` setting.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
@@ -27,6 +29,15 @@ fn bind_one(
     socket.bind(&addr.into())?;
     socket.listen(backlog)?;
     Ok(mio::net::TcpListener::from_std(socket.into()))
+}
+
+/// Whether binding the IPv6 wildcard failed because the host has no IPv6
+/// (no `AF_INET6`, or IPv6 disabled), the one case worth trying IPv4.
+fn ipv6_unavailable(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::AddrNotAvailable | std::io::ErrorKind::Unsupported
+    ) || matches!(e.raw_os_error(), Some(97 | 93 | 99))
 }
 
 /// Binds the listening socket described by `config`.
@@ -54,15 +65,27 @@ pub(super) fn bind(config: &Config) -> Result<mio::net::TcpListener, Error> {
             }
             IpVersion::Any => {
                 let addr = SocketAddr::from((Ipv6Addr::UNSPECIFIED, port));
-                bind_one(addr, Some(false), backlog).or_else(|e6| {
-                    // A host without IPv6 (some containers): fall back to IPv4.
-                    let v4 = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
-                    log::warn!("Can't listen on {addr} ({e6}); listening on {v4} only");
-                    bind_one(v4, None, backlog).map_err(|source| Error::Bind {
-                        addr: format!("{addr} or {v4}"),
-                        source,
-                    })
-                })
+                let e6 = match bind_one(addr, Some(false), backlog) {
+                    Ok(l) => return Ok(l),
+                    // The port is taken (or forbidden): IPv4 would fail
+                    // the same way, so say only what failed.
+                    Err(e) if !ipv6_unavailable(&e) => {
+                        return Err(Error::Bind {
+                            addr: addr.to_string(),
+                            source: e,
+                        });
+                    }
+                    Err(e) => e,
+                };
+                // A host without IPv6 (some containers): fall back to IPv4,
+                // and say so only once it worked.
+                let v4 = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
+                let l = bind_one(v4, None, backlog).map_err(|source| Error::Bind {
+                    addr: format!("{v4} (and {addr}: {e6})"),
+                    source,
+                })?;
+                log::warn!("Can't listen on {addr} ({e6}); listening on {v4} only");
+                Ok(l)
             }
         };
     };

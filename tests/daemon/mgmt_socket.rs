@@ -95,10 +95,10 @@ fn shutdown_through_the_socket_stops_the_server_cleanly() {
     // Afterwards the tool cannot connect.
     let run = our_tool(&["-s"], &server.socket);
     assert_eq!(run.code, Some(3));
+    let first = run.stderr.lines().next().unwrap_or_default();
     assert!(
-        run.stderr.ends_with(
-            "Can't connect to qnetd socket (is QNetd running?): No such file or directory\n"
-        ),
+        first.starts_with("qnetd tool: Can't connect to qnetd socket ")
+            && first.ends_with("(is QNetd running?): No such file or directory"),
         "{run:?}"
     );
 }
@@ -187,7 +187,8 @@ fn healthcheck(args: &[&str]) -> (Option<i32>, String, Duration) {
     let mut all = vec!["healthcheck"];
     all.extend(args);
     let run = run_tool(Path::new(OURS), OURS, &all);
-    (run.code, run.stdout, start.elapsed())
+    // Healthy on stdout; unhealthy on stderr, with the program prefix.
+    (run.code, run.stdout + &run.stderr, start.elapsed())
 }
 
 #[test]
@@ -207,7 +208,10 @@ fn healthcheck_answers_within_a_second() {
     let closed = free_ports(1)[0].to_string();
     let (code, out, _) = healthcheck(&["-p", &socket, "--port", &closed]);
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.starts_with("unhealthy: TCP 127.0.0.1:"), "{out}");
+    assert!(
+        out.starts_with("qnetd healthcheck: unhealthy: TCP 127.0.0.1:"),
+        "{out}"
+    );
 
     // A socket nobody answers on: unhealthy, still within the budget.
     let hung = dir.path("hung.sock");

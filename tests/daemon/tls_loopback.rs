@@ -200,6 +200,15 @@ impl Node {
     }
 }
 
+/// Asserts that a process exited 0, showing its stderr otherwise.
+fn assert_succeeded(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn init_ok(got: &Got) -> bool {
     matches!(got, Got::Msg(b) if Msg::parse(b).unwrap().reply_error_code == Some(ReplyErrorCode::NoError))
 }
@@ -346,11 +355,7 @@ fn certutil_under_the_reference_name() {
         .arg("-i")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     assert!(store.join("qnetd-cacert.crt").is_file());
     // Signing a request as the node tool makes it (here with an ECDSA key).
     let (csr, _) = make_request(CLUSTER);
@@ -364,11 +369,7 @@ fn certutil_under_the_reference_name() {
         .args(["-n", CLUSTER])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let crt = store.join(format!("cluster-{CLUSTER}.crt"));
     assert!(
@@ -384,4 +385,132 @@ fn certutil_under_the_reference_name() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "-s without -c");
+}
+
+/// What `--import-nss` needs: root (a private mount namespace, so the
+/// reference script writes into our directory and never the host's /etc),
+/// the reference tool and the NSS tools. Prints why it skips.
+fn import_nss_tools_available() -> bool {
+    let missing: Vec<&str> = [
+        "/usr/bin/corosync-qnetd-certutil",
+        "/usr/bin/pk12util",
+        "/usr/bin/openssl",
+        "/usr/bin/unshare",
+        "/etc/corosync/qnetd",
+    ]
+    .into_iter()
+    .filter(|p| !std::path::Path::new(p).exists())
+    .collect();
+    let root = rustix::process::geteuid().is_root();
+    if !missing.is_empty() || !root {
+        eprintln!(
+            "SKIPPED: certutil --import-nss against the reference store needs root and \
+             {missing:?} (apt-get install corosync-qnetd libnss3-tools openssl)"
+        );
+        return false;
+    }
+    true
+}
+
+#[test]
+fn import_nss_keeps_the_reference_ca() {
+    if !import_nss_tools_available() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("qnetd-tls-{}-import", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let etc = dir.join("qnetd");
+    std::fs::create_dir_all(&etc).unwrap();
+    // A node's request, signed by the REAL reference tool in its NSS store.
+    let (csr, client_key) = make_request(CLUSTER);
+    let req = dir.join("qdevice-net-node.crq");
+    std::fs::write(&req, &csr).unwrap();
+    let script = format!(
+        "mount --bind '{}' /etc/corosync/qnetd && corosync-qnetd-certutil -i \
+         && corosync-qnetd-certutil -s -c '{}' -n {CLUSTER}",
+        etc.display(),
+        req.display()
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert_succeeded(&out);
+    let store = dir.join("store");
+    std::fs::rename(etc.join("nssdb"), &store).unwrap();
+    let client_cert = std::fs::read(store.join(format!("cluster-{CLUSTER}.crt"))).unwrap();
+    let snapshot = |names: &[&str]| -> Vec<Vec<u8>> {
+        names
+            .iter()
+            .map(|n| std::fs::read(store.join(n)).unwrap())
+            .collect()
+    };
+    let nss_files = [
+        "cert9.db",
+        "key4.db",
+        "pkcs11.txt",
+        "qnetd-cacert.crt",
+        "serial.txt",
+    ];
+    let before = snapshot(&nss_files);
+
+    // The refusal names the command.
+    let certutil = |args: &[&str]| {
+        support::command(BIN, None)
+            .arg("certutil")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let store_s = store.to_str().unwrap();
+    let out = certutil(&["-d", store_s, "-i"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("qnetd certutil --import-nss {store_s}")),
+        "{err}"
+    );
+
+    let out = certutil(&["--import-nss", store_s]);
+    assert_succeeded(&out);
+    assert_eq!(snapshot(&nss_files), before, "the NSS files are untouched");
+    assert!(
+        !certutil(&["--import-nss", store_s]).status.success(),
+        "a second import refuses"
+    );
+
+    // Our daemon on the imported store: the reference-signed client is
+    // accepted, and the server certificate verifies against the CA file the
+    // nodes already have.
+    let server = Server::start_in(dir.clone(), &["-s", "on", "-c", "on"]);
+    let reference_ca = server.ca();
+    for v13 in [true, false] {
+        let cfg = client_config(
+            provider(v13),
+            &reference_ca,
+            Some((
+                vec![CertificateDer::from(client_cert.clone())],
+                client_key.clone_key(),
+            )),
+        );
+        let mut node = Node::connect(&server);
+        assert_eq!(node.preinit(CLUSTER), Some(TlsSupported::Supported));
+        assert!(node.starttls(&cfg), "handshake, TLS 1.3 = {v13}");
+        assert!(init_ok(&node.init()), "TLS 1.3 = {v13}");
+    }
+    // A certificate our store signs now continues the reference's serials
+    // and is accepted too.
+    let reference_serial: u64 = String::from_utf8_lossy(&before[4]).trim().parse().unwrap();
+    let id = server.client_identity(CLUSTER);
+    let (_, cert) = x509_parser::parse_x509_certificate(&id.0[0]).unwrap();
+    assert_eq!(
+        cert.raw_serial_as_string(),
+        format!("{:02x}", reference_serial + 1)
+    );
+    let cfg = client_config(provider(true), &reference_ca, Some(id));
+    let mut node = Node::connect(&server);
+    node.preinit(CLUSTER);
+    assert!(node.starttls(&cfg));
+    assert!(init_ok(&node.init()));
+    assert!(server.stop().success());
 }

@@ -160,8 +160,8 @@ fn connect_errors_use_strerror() {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = {
         let mut io = Io {
-            argv0: "qnetd tool",
-            short: "qnetd tool",
+            argv0: REFERENCE_NAME,
+            short: REFERENCE_NAME,
             out: &mut out,
             err: &mut err,
         };
@@ -176,7 +176,7 @@ fn connect_errors_use_strerror() {
     assert_eq!(code, 3);
     assert_eq!(
         String::from_utf8(err).unwrap(),
-        "qnetd tool: Can't connect to qnetd socket (is QNetd running?): No such file or directory\n"
+        "corosync-qnetd-tool: Can't connect to qnetd socket (is QNetd running?): No such file or directory\n"
     );
     let long = format!("-p/{}", "x".repeat(120));
     let (mut out, mut err) = (Vec::new(), Vec::new());
@@ -194,7 +194,7 @@ fn connect_errors_use_strerror() {
     // from the musl builds (musl says "Filename too long").
     let err = String::from_utf8(err).unwrap();
     assert!(
-        err.ends_with("(is QNetd running?): File name too long\n"),
+        err.contains("(is QNetd running?): File name too long\n"),
         "{err}"
     );
 }
