@@ -403,9 +403,11 @@ fn import_nss_tools_available() -> bool {
     .collect();
     let root = rustix::process::geteuid().is_root();
     if !missing.is_empty() || !root {
-        eprintln!(
-            "SKIPPED: certutil --import-nss against the reference store needs root and \
-             {missing:?} (apt-get install corosync-qnetd libnss3-tools openssl)"
+        crate::support::skip::skip(
+            &format!(
+                "certutil --import-nss against the reference store needs root and {missing:?}"
+            ),
+            "apt-get install -y corosync-qnetd libnss3-tools openssl",
         );
         return false;
     }
@@ -417,8 +419,7 @@ fn import_nss_keeps_the_reference_ca() {
     if !import_nss_tools_available() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("qnetd-tls-{}-import", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = Arc::new(Scratch::new("tls-import"));
     let etc = dir.join("qnetd");
     std::fs::create_dir_all(&etc).unwrap();
     // A node's request, signed by the REAL reference tool in its NSS store.
@@ -431,7 +432,7 @@ fn import_nss_keeps_the_reference_ca() {
         etc.display(),
         req.display()
     );
-    let out = Command::new("unshare")
+    let out = std::process::Command::new("unshare")
         .args(["-m", "--propagation", "private", "sh", "-c", &script])
         .output()
         .unwrap();
@@ -456,7 +457,7 @@ fn import_nss_keeps_the_reference_ca() {
 
     // The refusal names the command.
     let certutil = |args: &[&str]| {
-        support::command(BIN, None)
+        crate::support::command(BIN, None)
             .arg("certutil")
             .args(args)
             .output()

@@ -8,7 +8,7 @@
     reason = "these tests drive real processes and wait on the real clock"
 )]
 
-mod support;
+use crate::support;
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -183,14 +183,16 @@ fn the_tool_reaches_a_server_by_a_relative_socket_path() {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("target/run");
     std::fs::create_dir_all(&run_dir).unwrap();
-    let (mut child, port) = support::start_qnetd(&run_dir, &["-s", "off"], "");
+    let daemon = support::Launch::ours(&run_dir, "qnetd")
+        .args(&["-s", "off"])
+        .start();
+    let port = daemon.port;
     let run = qnetd_in(
         Some(dir.path()),
         Path::new(BIN),
         &["tool", "-s", "-p", "target/run/qnetd.sock"],
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(daemon);
     assert_eq!(run.code, Some(0), "{}", run.err);
     assert!(
         run.out
