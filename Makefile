@@ -133,6 +133,9 @@ export CROSS_CONFIG := cross.toml
 CROSS      ?=
 XCARGO     := $(if $(CROSS),cross,$(CARGO))
 VERSION    := $(shell sed -n 's/^version: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' addon/config.yaml)
+GIT_REF    := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+# Owner, image name, URLs and the reference version (one place for a fork).
+include release.env
 IMAGE      ?= qnetd-addon:$(VERSION)
 # podman (with runc: crun is not installed everywhere) or docker.
 CONTAINER  ?= $(if $(shell command -v podman),podman --runtime runc,docker)
@@ -217,27 +220,26 @@ test-armv7:
 		$(XCARGO) test --locked --no-fail-fast --target $(TRIPLE_armv7) --lib --bins --tests
 
 # The add-on image for this host's architecture. The build context is
-# addon/ (as for the Supervisor); the binary is staged in addon/dist/.
+# dist/ (the release artifacts), as in the release workflow.
 # podman builds need --format docker: OCI images drop HEALTHCHECK.
-image: $(if $(filter x86_64,$(BIN_ARCH)),static,aarch64)
-	@mkdir -p addon/dist
-	cp dist/qnetd-$(BIN_ARCH) addon/dist/qnetd-$(BIN_ARCH)
-	$(CONTAINER) build $(if $(findstring podman,$(CONTAINER)),--format docker) --build-arg BUILD_ARCH=$(HA_ARCH) --build-arg BUILD_VERSION=$(VERSION) \
-		-t $(IMAGE) addon
-	@bytes=$$($(CONTAINER) image inspect --format '{{.Size}}' $(IMAGE)); \
-	echo "image $(IMAGE) ($(HA_ARCH)): $$bytes bytes ($$(( bytes / 1024 )) KiB)"; \
+# $(call addon-image,HA_ARCH,PLATFORM_ARCH,TAG)
+IMAGE_BUILD_ARGS = --build-arg BUILD_VERSION=$(VERSION) --build-arg BUILD_REF=$(GIT_REF) \
+	--build-arg QNETD_URL=$(QNETD_URL) --build-arg QNETD_REFERENCE_VERSION=$(QNETD_REFERENCE_VERSION)
+define addon-image
+	$(CONTAINER) build $(if $(findstring podman,$(CONTAINER)),--format docker) --arch $(2) \
+		--build-arg BUILD_ARCH=$(1) $(IMAGE_BUILD_ARGS) -t $(3) -f addon/Dockerfile dist
+	@bytes=$$($(CONTAINER) image inspect --format '{{.Size}}' $(3)); \
+	echo "image $(3) ($(1)): $$bytes bytes ($$(( bytes / 1024 )) KiB)"; \
 	[ "$$bytes" -le $$((3 * 1024 * 1024)) ] || { echo "image is larger than 3 MiB"; exit 1; }
+endef
+
+image: $(if $(filter x86_64,$(BIN_ARCH)),static,aarch64)
+	$(call addon-image,$(HA_ARCH),$(if $(filter aarch64,$(HA_ARCH)),arm64,amd64),$(IMAGE))
 
 # The aarch64 image (Raspberry Pi 3/4 Home Assistant) built on any host:
 # FROM scratch has no RUN step, so no emulation is needed.
 image-aarch64: aarch64
-	@mkdir -p addon/dist
-	cp dist/qnetd-aarch64 addon/dist/qnetd-aarch64
-	$(CONTAINER) build $(if $(findstring podman,$(CONTAINER)),--format docker) --arch arm64 \
-		--build-arg BUILD_ARCH=aarch64 --build-arg BUILD_VERSION=$(VERSION) -t $(IMAGE)-aarch64 addon
-	@bytes=$$($(CONTAINER) image inspect --format '{{.Size}}' $(IMAGE)-aarch64); \
-	echo "image $(IMAGE)-aarch64 (aarch64): $$bytes bytes ($$(( bytes / 1024 )) KiB)"; \
-	[ "$$bytes" -le $$((3 * 1024 * 1024)) ] || { echo "image is larger than 3 MiB"; exit 1; }
+	$(call addon-image,aarch64,arm64,$(IMAGE)-aarch64)
 
 image-test: image
 	@[ "$$(id -u)" = 0 ] || { echo "make image-test needs root (network namespaces)"; exit 1; }

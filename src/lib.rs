@@ -23,3 +23,8 @@ pub mod mgmt;
 pub mod net;
 pub mod proto;
 pub mod tool;
+
+/// The reference server whose protocol we speak byte for byte
+/// (corosync-qnetd, from corosync-qdevice). Shown by `-v`, in the start-up
+/// log, in the image labels and in DOCS; set in `release.env`.
+pub const REFERENCE_VERSION: &str = "3.0.3";

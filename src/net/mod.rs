@@ -213,6 +213,11 @@ struct Server {
 /// client errors only ever affect that client.
 pub fn run(config: &Config) -> Result<(), Error> {
     config.validate()?;
+    log::info!(
+        "qnetd {} starting (protocol of corosync-qnetd {})",
+        env!("CARGO_PKG_VERSION"),
+        crate::REFERENCE_VERSION
+    );
     // Handlers first: a SIGTERM during start-up (key generation can take a
     // while on a small board) is then served by the loop, not the default
     // action.
