@@ -19,9 +19,11 @@ pub mod core;
 pub mod error;
 pub mod healthcheck;
 pub mod limits;
+pub mod logging;
 pub mod mgmt;
 pub mod net;
 pub mod proto;
+pub mod sys;
 pub mod tool;
 
 /// The reference server whose protocol we speak byte for byte

@@ -21,7 +21,6 @@
 //! in the add-on's Log tab.
 
 use std::ffi::OsString;
-use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -33,32 +32,6 @@ fn program_name(argv0: Option<&OsString>) -> String {
     argv0
         .and_then(|a| Path::new(a).file_name())
         .map_or_else(|| "qnetd".to_string(), |n| n.to_string_lossy().into_owned())
-}
-
-/// Logging: `filter` unless `RUST_LOG` is set.
-fn init_logging(filter: log::LevelFilter, to_stdout: bool) {
-    let default = filter.as_str().to_ascii_lowercase();
-    let mut builder =
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default));
-    builder.format(|buf, record| {
-        let level = match record.level() {
-            log::Level::Error => "error",
-            log::Level::Warn => "warning",
-            log::Level::Info => "info",
-            log::Level::Debug => "debug",
-            log::Level::Trace => "trace",
-        };
-        writeln!(
-            buf,
-            "{} {level:<7} {}",
-            buf.timestamp_seconds(),
-            record.args()
-        )
-    });
-    if to_stdout {
-        builder.target(env_logger::Target::Stdout);
-    }
-    builder.init();
 }
 
 fn fail(program: &str, message: &dyn std::fmt::Display) -> ExitCode {
@@ -137,7 +110,7 @@ fn daemon(program: &str, args: Vec<OsString>) -> ExitCode {
             Err(e) => return fail(program, &e),
         },
     };
-    init_logging(filter, addon_mode);
+    qnetd::logging::init(program, filter, addon_mode);
     for w in &warnings {
         log::warn!("{w}");
     }

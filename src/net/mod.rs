@@ -238,7 +238,10 @@ pub fn run(config: &Config) -> Result<(), Error> {
         tls_name(config),
         config.client_cert_required
     );
-    server.run()
+    crate::sys::notify::ready();
+    let outcome = server.run();
+    crate::sys::notify::stopping();
+    outcome
 }
 
 /// Opens the certificate store (creating it on first start) and builds the
