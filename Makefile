@@ -251,3 +251,26 @@ interop-armv7: armv7
 	QI_RESULTS=$(TARGET_DIR)/interop-results QI_QNETD_CERTUTIL='$(QEMU_armv7) $(CURDIR)/dist/qnetd-armv7 certutil' \
 	$(INTEROP)/scenarios.sh '$(QEMU_armv7) $(CURDIR)/dist/qnetd-armv7 -f -d -s "$$QNETD_TLS" -l "$$QNETD_ADDR" -p "$$QNETD_PORT"' \
 		$(INTEROP_SCENARIOS)
+
+# ===========================================================================
+# Packages and releases (issue 16)
+# ===========================================================================
+#
+#   make deb        dist/qnetd_VERSION-1_{amd64,arm64,armhf}.deb (plain dpkg-deb)
+#   make deb-test   the amd64 .deb in a debootstrap root (cached under
+#                   target/deb-test/), lintian, systemd-analyze verify and
+#                   security, pcs's qnetd-host commands (root)
+#   make release    what the release workflow publishes, into dist/:
+#                   binaries, .debs, SHA256SUMS, SBOM, OCI image archives
+#   make lint       actionlint over .github/workflows, cargo deny (licenses
+#                   bans sources), release.env consistency, shellcheck
+
+.PHONY: deb deb-test release release-images sbom checksums lint
+
+deb: dist
+	scripts/build-deb.sh amd64 dist/qnetd-x86_64
+	scripts/build-deb.sh arm64 dist/qnetd-aarch64
+	scripts/build-deb.sh armhf dist/qnetd-armv7
+
+deb-test: deb
+	scripts/deb-test.sh $(DEB_SUITE)
