@@ -293,9 +293,9 @@ checksums:
 # IMAGE-ARCH:VERSION; then their labels are checked.
 RELEASE_IMAGE := $(QNETD_IMAGE)
 release-images: dist
+	rm -f dist/qnetd-addon-amd64.oci.tar dist/qnetd-addon-aarch64.oci.tar
 	$(call addon-image,amd64,amd64,$(RELEASE_IMAGE)-amd64:$(VERSION))
 	$(call addon-image,aarch64,arm64,$(RELEASE_IMAGE)-aarch64:$(VERSION))
-	rm -f dist/qnetd-addon-amd64.oci.tar dist/qnetd-addon-aarch64.oci.tar
 	$(CONTAINER) save --format oci-archive -o dist/qnetd-addon-amd64.oci.tar $(RELEASE_IMAGE)-amd64:$(VERSION)
 	$(CONTAINER) save --format oci-archive -o dist/qnetd-addon-aarch64.oci.tar $(RELEASE_IMAGE)-aarch64:$(VERSION)
 	CONTAINER='$(CONTAINER)' scripts/check-image-labels.sh $(RELEASE_IMAGE) $(VERSION) $(QNETD_REFERENCE_VERSION)
