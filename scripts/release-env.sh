@@ -53,6 +53,12 @@ check)
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' EXIT
     bad=0
+    url_owner=$(echo "$URL" | cut -d/ -f4)
+    image_owner=$(echo "$IMAGE" | cut -d/ -f2)
+    if [ "$url_owner" != "$image_owner" ]; then
+        echo "release.env: QNETD_URL owner '$url_owner' but QNETD_IMAGE owner '$image_owner'"
+        bad=1
+    fi
     for f in $(printf '%s\n' "${RULES[@]}" | cut -d'|' -f1 | sort -u); do
         apply_rules "$tmp/out" "$f"
         if ! cmp -s "$f" "$tmp/out"; then
