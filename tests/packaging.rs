@@ -92,3 +92,56 @@ fn maintainer_scripts_are_posix_sh_with_set_e() {
         assert!(!text.contains("systemctl start") && !text.contains("systemctl stop"));
     }
 }
+
+/// `--build-arg` names in `text`, sorted.
+fn build_args(text: &str) -> Vec<String> {
+    let mut names: Vec<String> = text
+        .split("--build-arg")
+        .skip(1)
+        .filter_map(|rest| {
+            let rest = rest.trim_start().trim_start_matches('"');
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                .collect();
+            (!name.is_empty()).then_some(name)
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The add-on image is built the same way locally (`make image`, `make
+/// release`) and by the release workflow: same Dockerfile, the release
+/// artifacts in `dist/` as the context, the same build arguments, each of
+/// which the Dockerfile declares.
+#[test]
+fn image_builds_agree_between_make_and_the_workflow() {
+    let make = read("Makefile");
+    let workflow = read(".github/workflows/release.yml");
+    for text in [&make, &workflow] {
+        assert!(text.contains("-f addon/Dockerfile dist"));
+    }
+    let args = build_args(&make);
+    assert_eq!(args, build_args(&workflow));
+    let dockerfile = read("addon/Dockerfile");
+    for a in &args {
+        assert!(
+            dockerfile
+                .lines()
+                .any(|l| l == format!("ARG {a}") || l.starts_with(&format!("ARG {a}="))),
+            "addon/Dockerfile declares ARG {a}"
+        );
+    }
+    assert_eq!(
+        args,
+        [
+            "BUILD_ARCH",
+            "BUILD_REF",
+            "BUILD_VERSION",
+            "QNETD_REFERENCE_VERSION",
+            "QNETD_URL"
+        ]
+    );
+}
