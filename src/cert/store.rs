@@ -13,6 +13,14 @@
 //! | [`CA_KEY_FILE`] `qnetd-ca.key` | the CA key, PKCS#8 PEM | 0600 |
 //! | [`SERVER_CERT_FILE`] `qnetd-server.crt` | the server certificate chain, PEM, leaf first | 0644 |
 //! | [`SERVER_KEY_FILE`] `qnetd-server.key` | the server key, PKCS#8 PEM | 0600 |
+//! | [`NSS_MARKER_FILE`] `pkcs11.txt` | comments only: says the store is set up | 0644 |
+//!
+//! `pcs` counts a QNetd store as set up only if one of NSS's database file
+//! names exists in it (`pcs/lib/corosync/qdevice_net.py`), so `pcs qdevice
+//! setup`, `status`, `destroy` and the signing call of `pcs quorum device add`
+//! would otherwise refuse ours. [`NSS_MARKER_FILE`] is the one name among
+//! them that NSS itself keeps as a text file (its module list); ours holds
+//! only comments saying what the store is, no key or certificate.
 //!
 //! The CA is `CN=QNet CA` (basicConstraints critical, CA, path length 0), the
 //! server certificate `CN=Qnetd Server` with no extensions, both with ECDSA
@@ -74,6 +82,12 @@ pub const CA_KEY_FILE: &str = "qnetd-ca.key";
 pub const SERVER_CERT_FILE: &str = "qnetd-server.crt";
 /// The server private key (PKCS#8 PEM, mode 0600).
 pub const SERVER_KEY_FILE: &str = "qnetd-server.key";
+/// The file `pcs` looks for (see the module documentation).
+pub const NSS_MARKER_FILE: &str = "pkcs11.txt";
+/// The content of [`NSS_MARKER_FILE`].
+const NSS_MARKER: &str = "# qnetd certificate store: PEM files, not an NSS database.\n\
+# This file only tells tools that look for an NSS database here (pcs) that\n\
+# the store is set up. It holds no key and no certificate.\n";
 /// The serial counter: the last serial number used, in decimal.
 pub const SERIAL_FILE: &str = "serial.txt";
 /// Subject CN of the CA (`CA_SUBJECT` of the reference script).
@@ -394,8 +408,9 @@ impl CertStore {
         let serial = format!("{}\n", INITIAL_SERIAL + 2);
         let (ca_key_pem, server_key_pem) = (ca_key.serialize_pem(), server_key.serialize_pem());
         let server_cert_pem = server_cert.pem();
-        let writes: [(&str, &[u8], u32); 4] = [
+        let writes: [(&str, &[u8], u32); 5] = [
             (SERIAL_FILE, serial.as_bytes(), PUBLIC_MODE),
+            (NSS_MARKER_FILE, NSS_MARKER.as_bytes(), PUBLIC_MODE),
             (CA_KEY_FILE, ca_key_pem.as_bytes(), PRIVATE_MODE),
             (SERVER_KEY_FILE, server_key_pem.as_bytes(), PRIVATE_MODE),
             (SERVER_CERT_FILE, server_cert_pem.as_bytes(), PUBLIC_MODE),

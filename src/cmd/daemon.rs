@@ -23,31 +23,6 @@ pub const REFERENCE_NAME: &str = "corosync-qnetd";
 use crate::config::addon;
 use crate::config::cli::{self, Command};
 
-fn init_logging(filter: log::LevelFilter, to_stdout: bool) {
-    let default = filter.as_str().to_ascii_lowercase();
-    let mut builder =
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default));
-    builder.format(|buf, record| {
-        let level = match record.level() {
-            log::Level::Error => "error",
-            log::Level::Warn => "warning",
-            log::Level::Info => "info",
-            log::Level::Debug => "debug",
-            log::Level::Trace => "trace",
-        };
-        writeln!(
-            buf,
-            "{} {level:<7} {}",
-            buf.timestamp_seconds(),
-            record.args()
-        )
-    });
-    if to_stdout {
-        builder.target(env_logger::Target::Stdout);
-    }
-    builder.init();
-}
-
 /// The daemon's usage, then the subcommands (not under the reference
 /// name, whose usage stays the reference's).
 fn usage(program: &str) -> String {
@@ -143,7 +118,7 @@ pub fn run(program: &str, args: Vec<OsString>) -> ExitCode {
             Err(e) => return fail(program, &e),
         },
     };
-    init_logging(filter, addon_mode);
+    crate::logging::init(program, filter, addon_mode);
     for w in &warnings {
         log::warn!("{w}");
     }

@@ -58,8 +58,9 @@ pub fn usage(program: &str) -> String {
 #[must_use]
 pub fn version_text() -> String {
     let mut s = format!(
-        "qnetd version '{}' (Corosync Qdevice Network Daemon protocol 3.0.3)\n\nSupported algorithms: ",
-        env!("CARGO_PKG_VERSION")
+        "qnetd version '{}' (Corosync Qdevice Network Daemon protocol {})\n\nSupported algorithms: ",
+        env!("CARGO_PKG_VERSION"),
+        crate::REFERENCE_VERSION
     );
     for (i, a) in SUPPORTED_DECISION_ALGORITHMS.iter().enumerate() {
         let sep = if i == 0 { "" } else { ", " };

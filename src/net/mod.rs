@@ -274,6 +274,11 @@ struct Server {
 /// client errors only ever affect that client.
 pub fn run(config: &Config) -> Result<(), Error> {
     config.validate()?;
+    log::info!(
+        "qnetd {} starting (protocol of corosync-qnetd {})",
+        env!("CARGO_PKG_VERSION"),
+        crate::REFERENCE_VERSION
+    );
     // Handlers first: a SIGTERM during start-up (key generation can take a
     // while on a small board) is then served by the loop, not the default
     // action.
@@ -294,7 +299,10 @@ pub fn run(config: &Config) -> Result<(), Error> {
         tls_name(config),
         config.client_cert_required
     );
-    server.run()
+    crate::sys::notify::ready();
+    let outcome = server.run();
+    crate::sys::notify::stopping();
+    outcome
 }
 
 /// Opens the certificate store (creating it on first start) and builds the

@@ -183,12 +183,184 @@ fn enums_and_booleans() {
     one_of("backup", &["hot", "cold"]);
     one_of("stage", &["stable", "experimental", "deprecated"]);
     assert_eq!(c["startup"].as_str(), Some("services"));
-    // Hot: a cold backup stops qnetd and the cluster loses its third vote.
-    assert_eq!(c["backup"].as_str(), Some("hot"));
+    // Hot (the default, so left out): a cold backup stops qnetd and the
+    // cluster loses its third vote.
+    assert!(c["backup"].as_str().is_none_or(|b| b == "hot"));
     assert!(c["backup_pre"].is_badvalue() && c["backup_post"].is_badvalue());
     // init: false — our binary is PID 1 and handles SIGTERM itself.
     assert_eq!(c["init"].as_bool(), Some(false));
-    assert_eq!(c["apparmor"].as_bool(), Some(true));
+    // AppArmor on (the default): apparmor.txt is our profile.
+    assert!(c["apparmor"].as_bool().is_none_or(|a| a));
+}
+
+/// The linter's defaults (frenck/action-addon-linter `config.schema.json`,
+/// every property with a `default`): a key set to its default value fails
+/// the lint ("should be removed, it uses a default value").
+const LINTER_DEFAULTS: &[(&str, &str)] = &[
+    ("advanced", "false"),
+    ("apparmor", "true"),
+    ("audio", "false"),
+    ("auth_api", "false"),
+    ("auto_uart", "false"),
+    ("backup", "hot"),
+    ("boot", "auto"),
+    ("devicetree", "false"),
+    ("docker_api", "false"),
+    ("full_access", "false"),
+    ("gpio", "false"),
+    ("hassio_api", "false"),
+    ("hassio_role", "default"),
+    ("homeassistant_api", "false"),
+    ("host_dbus", "false"),
+    ("host_ipc", "false"),
+    ("host_network", "false"),
+    ("host_pid", "false"),
+    ("host_uts", "false"),
+    ("ingress", "false"),
+    ("ingress_port", "8099"),
+    ("ingress_stream", "false"),
+    ("init", "true"),
+    ("journald", "false"),
+    ("kernel_modules", "false"),
+    ("legacy", "false"),
+    ("panel_admin", "true"),
+    ("panel_icon", "mdi:puzzle"),
+    ("realtime", "false"),
+    ("stage", "stable"),
+    ("startup", "application"),
+    ("stdin", "false"),
+    ("timeout", "10"),
+    ("tmpfs", "false"),
+    ("uart", "false"),
+    ("udev", "false"),
+    ("usb", "false"),
+    ("video", "false"),
+];
+
+/// A scalar as the linter compares it (after PyYAML: `true`, `10`, `hot`).
+fn scalar_text(y: &Yaml) -> Option<String> {
+    match y {
+        Yaml::Boolean(b) => Some(b.to_string()),
+        Yaml::Integer(i) => Some(i.to_string()),
+        Yaml::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+#[test]
+fn no_key_at_its_linter_default() {
+    let c = config();
+    for (key, default) in LINTER_DEFAULTS {
+        if let Some(v) = scalar_text(&c[*key]) {
+            assert_ne!(
+                v, *default,
+                "{key}: {v} is the default value; remove the key (the add-on linter rejects it)"
+            );
+        }
+    }
+    // Empty objects are the defaults of options, schema and ulimits.
+    for key in ["options", "schema", "ulimits"] {
+        assert!(
+            c[key].as_hash().is_none_or(|h| !h.is_empty()),
+            "{key}: {{}}"
+        );
+    }
+}
+
+/// The linter's `map` schema: either strings of a fixed set of folders
+/// (`data` is not among them: `/data` is always mounted), or objects with a
+/// required `type`, optional `read_only` (bool) and `path` (string).
+#[test]
+fn map_is_absent_or_in_object_form() {
+    let c = config();
+    let Some(map) = c["map"].as_vec() else {
+        assert!(c["map"].is_badvalue(), "map: a list");
+        return;
+    };
+    for m in map {
+        let h = m
+            .as_hash()
+            .unwrap_or_else(|| panic!("map entry {m:?}: use the object form {{type: ...}}"));
+        let ty = m["type"].as_str().expect("map entry: type");
+        assert!(
+            [
+                "addon_config",
+                "app_config",
+                "addons",
+                "local_apps",
+                "all_addon_configs",
+                "all_app_configs",
+                "backup",
+                "config",
+                "data",
+                "homeassistant_config",
+                "media",
+                "share",
+                "ssl",
+            ]
+            .contains(&ty),
+            "map type {ty}"
+        );
+        for k in h.keys() {
+            assert!(matches!(k.as_str(), Some("type" | "read_only" | "path")));
+        }
+        assert!(m["read_only"].is_badvalue() || m["read_only"].as_bool().is_some());
+    }
+}
+
+/// `release.env` holds the owner, image and URLs (scripts/release-env.sh
+/// writes them into the files); `config.yaml` names the prebuilt image.
+fn release_env(key: &str) -> String {
+    read("release.env")
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("release.env: {key}"))
+        .to_string()
+}
+
+#[test]
+fn prebuilt_image_and_urls_come_from_release_env() {
+    let c = config();
+    let image = c["image"].as_str().expect("config.yaml: image");
+    assert_eq!(image, release_env("QNETD_IMAGE"));
+    // A registry path: host/owner/name, lower case (OCI references).
+    assert_eq!(image.split('/').count(), 3, "{image}");
+    assert!(
+        !image.contains(':'),
+        "{image}: the Supervisor adds the version tag"
+    );
+    assert_eq!(image, image.to_ascii_lowercase());
+    let url = release_env("QNETD_URL");
+    assert_eq!(c["url"].as_str(), Some(url.as_str()));
+    assert!(url.starts_with("https://github.com/") && !url.contains("example"));
+    let r = yaml("repository.yaml");
+    assert_eq!(r["url"].as_str(), Some(url.as_str()));
+    assert_eq!(
+        r["maintainer"].as_str(),
+        Some(release_env("QNETD_MAINTAINER").as_str())
+    );
+    assert_eq!(
+        release_env("QNETD_REFERENCE_VERSION"),
+        qnetd::REFERENCE_VERSION
+    );
+    assert_eq!(env!("CARGO_PKG_REPOSITORY"), url);
+}
+
+/// Width and height from a PNG's IHDR chunk.
+fn png_size(rel: &str) -> (u32, u32) {
+    let b = std::fs::read(root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    assert!(b.len() > 24, "{rel}: too short");
+    assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n", "{rel}: PNG signature");
+    assert_eq!(&b[12..16], b"IHDR", "{rel}: IHDR first");
+    let be = |i: usize| u32::from_be_bytes(b[i..i + 4].try_into().unwrap());
+    (be(16), be(20))
+}
+
+#[test]
+fn icon_and_logo_sizes() {
+    // developers.home-assistant: icon 128x128 (1:1), logo 250x100 (~2.5:1).
+    assert_eq!(png_size("addon/icon.png"), (128, 128));
+    assert_eq!(png_size("addon/logo.png"), (250, 100));
 }
 
 #[test]
@@ -402,7 +574,7 @@ fn dockerfile_is_scratch_with_exec_form_commands() {
     // One stage per arch of config.yaml, mapping the HA arch to our binary.
     for (ha, ours) in [("amd64", "x86_64"), ("aarch64", "aarch64")] {
         assert!(text.contains(&format!(
-            "FROM scratch AS bin-{ha}\nCOPY dist/qnetd-{ours} /qnetd"
+            "FROM scratch AS bin-{ha}\nCOPY qnetd-{ours} /qnetd"
         )));
     }
     assert!(text.contains(r#"CMD ["/qnetd", "healthcheck"]"#));
@@ -414,7 +586,9 @@ fn dockerfile_is_scratch_with_exec_form_commands() {
         "org.opencontainers.image.title=",
         "org.opencontainers.image.version=",
         "org.opencontainers.image.source=",
-        "org.opencontainers.image.licenses=",
+        "org.opencontainers.image.licenses=\"MIT\"",
+        "org.opencontainers.image.revision=",
+        "qnetd.reference-version=\"corosync-qnetd ${QNETD_REFERENCE_VERSION}\"",
     ] {
         assert!(text.contains(label), "label {label}");
     }
@@ -457,14 +631,55 @@ fn apparmor_profile_is_named_after_the_slug_and_tight() {
 fn repository_and_presentation_files() {
     let r = yaml("repository.yaml");
     assert!(r["name"].as_str().is_some_and(|n| !n.is_empty()));
-    let changelog = read("addon/CHANGELOG.md");
-    assert!(changelog.contains(&format!("## {}", env!("CARGO_PKG_VERSION"))));
+    // Keep a Changelog: an Unreleased section, then `## [version] - date`,
+    // each version linked at the bottom.
+    let changelog = read("CHANGELOG.md");
+    assert_eq!(changelog, read("addon/CHANGELOG.md"));
+    assert!(changelog.contains("keepachangelog.com"));
+    assert!(changelog.contains("## [Unreleased]"));
+    let version = env!("CARGO_PKG_VERSION");
+    let heading = changelog
+        .lines()
+        .find(|l| l.starts_with(&format!("## [{version}] - ")))
+        .unwrap_or_else(|| panic!("CHANGELOG: no ## [{version}] - YYYY-MM-DD"));
+    let date = &heading[heading.len() - 10..];
+    assert!(date.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 {
+        b == b'-'
+    } else {
+        b.is_ascii_digit()
+    }));
+    assert!(changelog.contains(&format!("\n[{version}]: ")));
+    for line in changelog.lines().filter(|l| l.starts_with("### ")) {
+        assert!(
+            [
+                "Added",
+                "Changed",
+                "Deprecated",
+                "Removed",
+                "Fixed",
+                "Security"
+            ]
+            .contains(&&line[4..]),
+            "{line}: not a Keep a Changelog section"
+        );
+    }
+    // License: the crate's, with the full text in LICENSE and a DOCS line.
+    assert_eq!(env!("CARGO_PKG_LICENSE"), "MIT");
+    assert!(read("LICENSE").starts_with("MIT License"));
     let docs = read("addon/DOCS.md");
     for needed in [
         "corosync-qdevice-net-certutil",
         "qnetd certutil",
         "quorum {",
         "TCP",
+        "## License\n\nMIT",
+        // The Supervisor rejects a bad enum value before the start.
+        "value must be one of ['off', 'on', 'required']",
+        // The version policy: ours and the reference's.
+        &format!(
+            "qnetd {version} starting (protocol of corosync-qnetd {})",
+            qnetd::REFERENCE_VERSION
+        ),
     ] {
         assert!(docs.contains(needed), "DOCS.md mentions {needed}");
     }
@@ -572,9 +787,20 @@ fn addon_mode_logs_to_stdout_and_stops_on_sigterm() {
         }
         lines
     });
-    let ready = rx
+    let first = rx
         .recv_timeout(Duration::from_secs(20))
         .expect("a first log line on stdout");
+    assert!(
+        first.contains(&format!(
+            "qnetd {} starting (protocol of corosync-qnetd {})",
+            env!("CARGO_PKG_VERSION"),
+            qnetd::REFERENCE_VERSION
+        )),
+        "the first line names both versions: {first}"
+    );
+    let ready = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the ready line on stdout");
     assert!(
         ready.contains(&format!(
             "QNetd ready to provide service: listening on 127.0.0.1:{port} (tls=off"

@@ -11,4 +11,6 @@ mod cli;
 mod loopback;
 mod mgmt_socket;
 mod nss_interop;
+mod packaging;
+mod systemd;
 mod tls_loopback;
