@@ -21,7 +21,7 @@
 //! - `-s` writes `cluster-CLUSTER.crt` (raw DER) and prints
 //!   `Certificate stored in PATH`, the exact line `pcs` parses. As in the
 //!   reference, `-n` names the file. Unlike the reference, `-n` must be a
-//!   possible corosync cluster name (`certname::check_cluster_name`), and a
+//!   possible corosync cluster name (`cert::name::check_cluster_name`), and a
 //!   request whose name would not pass the server's cluster-name check for
 //!   `-n` is refused (exit 1, nothing signed) unless `-f` / `--force` is
 //!   given; then it is signed with a warning.
@@ -266,7 +266,7 @@ fn sign(opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         return EXIT_ERROR;
     };
 
-    if let Err(why) = crate::certname::check_cluster_name(cluster) {
+    if let Err(why) = crate::cert::name::check_cluster_name(cluster) {
         let _ = writeln!(
             err,
             "{program}: invalid cluster name {cluster:?}: {why} (a corosync cluster_name)"
@@ -275,14 +275,14 @@ fn sign(opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     }
     // Refuse now rather than have the server refuse the node at INIT, or
     // worse, sign a certificate for another cluster than the admin named.
-    match PeerNames::from_request_der(&request) {
+    match crate::cert::name::from_request_der(&request) {
         Ok(names) if !cluster_name_matches(cluster.as_bytes(), &names) => {
             let shown = names
                 .dns_names
                 .first()
                 .or(names.common_name.as_ref())
                 .map_or("(no name)", String::as_str);
-            let shown = crate::algo::model::NameDisplay(shown.as_bytes());
+            let shown = qnetd_engine::algo::model::NameDisplay(shown.as_bytes());
             if !opts.force {
                 let _ = writeln!(
                     err,
