@@ -633,3 +633,77 @@ fn shutdown_sends_nothing() {
     assert_eq!(h.inst.cluster_count(), 0);
     assert!(h.inst.poll_transmit().is_none());
 }
+
+/// Intended difference (issue 11, finding 1): a certificate for cluster A
+/// never admits the connection to cluster B. The reference overwrites the
+/// name on a second PREINIT after the certificate was found valid; we
+/// close the connection at a second PREINIT, as for STARTTLS twice.
+#[test]
+fn certificate_for_one_cluster_never_admits_another() {
+    let mut h = Harness::new(cfg(|c| c.tls = TlsSupported::Required));
+    h.connect(1);
+    h.send(1, &build::preinit(1, b"clusterA"));
+    h.expect(1, T::PreinitReply);
+    assert!(
+        h.send_bytes(1, &build::to_bytes(&build::starttls(2)))
+            .start_tls
+    );
+    let id = h.id(1);
+    h.inst.tls_established(
+        id,
+        Some(PeerNames {
+            common_name: Some("clusterA".into()),
+            ..PeerNames::default()
+        }),
+    );
+    // Any message before INIT marks the certificate verified for A.
+    h.send(1, &build::echo_request(3));
+    assert_eq!(h.expect(1, T::ServerError).error(), Some(E::InitRequired));
+    h.send(1, &build::preinit(4, b"clusterB"));
+    assert!(h.is_closed(1), "a second PREINIT must close the connection");
+    h.expect_nothing(1);
+    h.send(
+        1,
+        &build::init(&Init {
+            seq: 5,
+            node_id: 1,
+            algorithm: Alg::Ffsplit,
+            heartbeat_interval: 8000,
+            tie_breaker: lowest(),
+            ring_id: ring(1, 1),
+        }),
+    );
+    h.expect_nothing(1);
+    assert_eq!(h.inst.cluster_count(), 0, "joined a cluster after all");
+    // The same connection with one PREINIT joins cluster A as before.
+    let mut h = Harness::new(cfg(|c| c.tls = TlsSupported::Required));
+    h.connect(1);
+    h.send(1, &build::preinit(1, b"clusterA"));
+    h.expect(1, T::PreinitReply);
+    assert!(
+        h.send_bytes(1, &build::to_bytes(&build::starttls(2)))
+            .start_tls
+    );
+    let id = h.id(1);
+    h.inst.tls_established(
+        id,
+        Some(PeerNames {
+            common_name: Some("clustera".into()),
+            ..PeerNames::default()
+        }),
+    );
+    h.send(1, &build::echo_request(3));
+    h.expect(1, T::ServerError);
+    h.send(
+        1,
+        &build::init(&Init {
+            seq: 4,
+            node_id: 1,
+            algorithm: Alg::Ffsplit,
+            heartbeat_interval: 8000,
+            tie_breaker: lowest(),
+            ring_id: ring(1, 1),
+        }),
+    );
+    assert_eq!(h.expect(1, T::InitReply).error(), Some(E::NoError));
+}

@@ -859,6 +859,10 @@ impl Instance {
         let Some(client) = self.client_mut(id) else {
             return;
         };
+        if client.preinit_received {
+            self.refuse_second_preinit(id);
+            return;
+        }
         let Some(name) = msg.cluster_name else {
             log::error!("Received preinit message without cluster name. Sending error reply.");
             self.send(
@@ -880,6 +884,46 @@ impl Instance {
         reply.tls_supported = Some(tls);
         reply.tls_client_cert_required = Some(u8::from(cert_required));
         self.send(id, &reply);
+    }
+
+    /// Intended difference from the reference, which overwrites the stored
+    /// name: the cluster name is bound to the connection by its first
+    /// PREINIT, so a certificate checked against one cluster can never
+    /// admit the connection to another. A real qdevice reconnects instead
+    /// of sending PREINIT twice; the connection is closed as the reference
+    /// closes one that sends STARTTLS twice.
+    fn refuse_second_preinit(&mut self, id: ClientId) {
+        log::error!("Received second preinit message. Disconnecting client.");
+        self.close(id);
+    }
+
+    /// Intended difference from the reference, which checks the
+    /// certificate only until it was once found valid: at INIT, with client
+    /// certificates required, the certificate must name the cluster of this
+    /// connection, whatever happened before. Returns false (and closes)
+    /// if it does not.
+    fn certificate_names_cluster(&mut self, id: ClientId) -> bool {
+        let must_check = self.cfg.client_cert_required
+            && matches!(
+                self.cfg.tls,
+                TlsSupported::Supported | TlsSupported::Required
+            );
+        let Some(client) = self.client(id) else {
+            return false;
+        };
+        if !must_check || !client.tls_started {
+            return true;
+        }
+        if client
+            .peer_names
+            .as_deref()
+            .is_some_and(|names| cluster_name_matches(&client.cluster_name, names))
+        {
+            return true;
+        }
+        log::error!("Client doesn't sent certificate with valid CN. Disconnecting client");
+        self.close(id);
+        false
     }
 
     fn on_starttls(&mut self, id: ClientId, msg: &Msg<'_>) -> bool {
@@ -914,7 +958,7 @@ impl Instance {
     /// The INIT procedure (`qnetd_client_msg_received_init`), with its
     /// error precedence.
     fn on_init(&mut self, now: Timestamp, id: ClientId, msg: &Msg<'_>) {
-        if !matches!(self.check_tls(id, msg), TlsCheck::Ok) {
+        if !matches!(self.check_tls(id, msg), TlsCheck::Ok) || !self.certificate_names_cluster(id) {
             return;
         }
         let (hb_min, hb_max) = (

@@ -882,3 +882,56 @@ pub(crate) fn check(scn: &Scenario) {
         Err(report) => panic!("{report}"),
     }
 }
+
+/// Runs `scn` as an **intended difference** from the reference: the
+/// scenario's expectations describe *our* server, which must meet them, and
+/// the reference must still behave differently (otherwise the record is
+/// stale and should become a plain [`check`]). `reason` says why we differ;
+/// it is printed with every failure.
+///
+/// Without the reference binary it prints `SKIPPED` like [`check`].
+pub(crate) fn check_intended_difference(scn: &Scenario, reason: &str) {
+    let Some(ref_spec) = reference_or_skip() else {
+        return;
+    };
+    let our_spec = ours_spec(&ref_spec.program);
+    let (r, o) = std::thread::scope(|s| {
+        let r = s.spawn(|| run_one(scn, &ref_spec));
+        let o = s.spawn(|| run_one(scn, &our_spec));
+        (
+            r.join().expect("reference run panicked"),
+            o.join().expect("our run panicked"),
+        )
+    });
+    let r = r.unwrap_or_else(|e| panic!("{}: reference server: {e}", scn.name));
+    let o = o.unwrap_or_else(|e| panic!("{}: {} server: {e}", scn.name, our_spec.name));
+    let cmp = compare(scn, &r, &o);
+    let mut report = String::new();
+    for (step, why) in &o.failed_expectations {
+        let _ = writeln!(
+            report,
+            "  step {step} ({}): {why}",
+            describe_step(scn, &o, *step)
+        );
+    }
+    if !report.is_empty() {
+        panic!(
+            "scenario {} (intended difference: {reason}): {} does not behave as the scenario claims:\n{report}\n{}",
+            scn.name, o.server, cmp.table
+        );
+    }
+    assert!(
+        !cmp.equal,
+        "scenario {} is recorded as an intended difference ({reason}), but the reference now \
+         behaves the same; make it a plain check\n{}",
+        scn.name, cmp.table
+    );
+    if std::env::var_os("QNETD_DIFF_SHOW").is_some() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "{} (intended difference: {reason})\n{}",
+            scn.name,
+            cmp.table
+        );
+    }
+}
