@@ -177,6 +177,8 @@ pub struct Cluster {
     pub ffsplit_state: FfsplitClusterState,
     /// ffsplit: node ids of the partition selected last time.
     pub quorate_partition: Vec<u32>,
+    /// ffsplit: buffers of the stability check and its work counter.
+    pub ffsplit_scratch: super::ffsplit::Scratch,
 }
 
 impl Cluster {
@@ -188,6 +190,7 @@ impl Cluster {
             members: Vec::new(),
             ffsplit_state: FfsplitClusterState::WaitingForChange,
             quorate_partition: Vec::new(),
+            ffsplit_scratch: super::ffsplit::Scratch::default(),
         }
     }
 

@@ -471,18 +471,7 @@ impl Instance {
                 timers.set(id, TimerKind::Dpd, &mut client.dpd, Some(deadline));
             }
         }
-        let parsed = Msg::parse(frame).and_then(|msg| {
-            if msg.nodes.len() > limits::MAX_DECODED_NODES {
-                // Only reachable with a raised max_client_receive_size.
-                Err(crate::proto::DecodeFailure {
-                    error: crate::proto::DecodeError::Capacity("node list"),
-                    seq: msg.seq,
-                })
-            } else {
-                Ok(msg)
-            }
-        });
-        let msg = match parsed {
+        let msg = match Msg::parse(frame) {
             Ok(msg) => msg,
             Err(fail) => {
                 log::warn!("{}", fail.error.reference_text());
@@ -1121,6 +1110,14 @@ impl Instance {
             .find(&client.cluster_name)
             .and_then(|s| self.clusters.get(s))
         {
+            if !again && cluster.members.len() >= limits::MAX_NODES {
+                // Intended difference: the reference has no limit.
+                log::error!(
+                    "Cluster already has the maximum of {} nodes. Sending error reply",
+                    limits::MAX_NODES
+                );
+                return ReplyErrorCode::InternalError;
+            }
             for m in &cluster.members {
                 if !tb.same_as(&m.tie_breaker) {
                     log::error!(
