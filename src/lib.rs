@@ -10,6 +10,7 @@
 
 pub mod addon;
 pub mod algo;
+pub mod cert_policy;
 pub mod certname;
 pub mod certstore;
 pub mod certutil;
