@@ -475,3 +475,35 @@ fn json_document() {
     assert_eq!(only.clusters.len(), 1);
     assert_eq!(only.server.connected_clusters, 2);
 }
+
+/// Issue 11, finding 6: a cluster name from the network never reaches the
+/// admin's terminal raw: a newline or ESC in it is escaped in `list`.
+#[test]
+fn untrusted_cluster_names_are_escaped_in_list() {
+    let mut sim = Sim::new(InstanceConfig {
+        tls: TlsSupported::Unsupported,
+        ..InstanceConfig::default()
+    });
+    let mut n = sim.connect("127.0.0.1:40000");
+    sim.preinit(&mut n, b"evil\nCluster \"x\":\x1b[2J");
+    sim.init(
+        &mut n,
+        1,
+        DecisionAlgorithm::Ffsplit,
+        8000,
+        LOWEST,
+        RingId { node_id: 1, seq: 4 },
+    );
+    let view = ServerView {
+        instance: &sim.inst,
+        listen_addr: None,
+        port: 5403,
+    };
+    let out = report::list(&view, false, None);
+    assert!(
+        out.starts_with(b"Cluster \"evil\\x0aCluster \"x\":\\x1b[2J\":\n    Algorithm:"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    assert!(!out.contains(&0x1b), "ESC reached the report");
+}
