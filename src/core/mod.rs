@@ -848,10 +848,6 @@ impl Instance {
         let Some(client) = self.client_mut(id) else {
             return;
         };
-        if client.preinit_received {
-            self.refuse_second_preinit(id);
-            return;
-        }
         let Some(name) = msg.cluster_name else {
             log::error!("Received preinit message without cluster name. Sending error reply.");
             self.send(
@@ -860,6 +856,10 @@ impl Instance {
             );
             return;
         };
+        if client.preinit_received {
+            self.refuse_second_preinit(id);
+            return;
+        }
         client.cluster_name.clear();
         client.cluster_name.extend_from_slice(name);
         client.preinit_received = true;
