@@ -660,7 +660,7 @@ mod tests {
         if rng.below(8) == 0 {
             return Vec::new();
         }
-        let mut ids = vec![own];
+        let mut ids = Vec::from([own]);
         for id in 1..=6 {
             if rng.below(3) > 0 {
                 ids.push(id);
@@ -711,7 +711,7 @@ mod tests {
             let own = members[client].node_id;
             let new_list = list(&mut rng, own);
             let new_list = if new_list.is_empty() {
-                vec![NodeInfo::new(own)]
+                Vec::from([NodeInfo::new(own)])
             } else {
                 new_list
             };

@@ -292,7 +292,12 @@ mod tests {
 
     #[test]
     fn names_are_escaped_for_logs_and_terminals() {
-        let show = |b: &[u8]| NameDisplay(b).to_string();
+        let show = |b: &[u8]| {
+            use std::fmt::Write as _;
+            let mut s = String::new();
+            write!(s, "{}", NameDisplay(b)).unwrap();
+            s
+        };
         assert_eq!(show(b"testcluster"), "testcluster");
         assert_eq!(
             show("caf\u{e9} \u{1F600}".as_bytes()),
