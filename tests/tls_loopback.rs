@@ -406,3 +406,40 @@ fn certutil_under_the_reference_name() {
     assert_eq!(out.status.code(), Some(2), "-s without -c");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 11, finding 1, through the real binary with real certificates: a
+/// client with a valid certificate for one cluster that sends a message
+/// (marking the certificate verified) and then PREINIT for another cluster
+/// is disconnected instead of joining that cluster (the reference lets it
+/// in).
+#[test]
+fn certificate_for_one_cluster_never_admits_another() {
+    let server = Server::start("cross", &["-s", "req", "-c", "on"]);
+    let id = server.client_identity(CLUSTER);
+    for v13 in [true, false] {
+        let cfg = client_config(
+            provider(v13),
+            &server.ca(),
+            Some((id.0.clone(), id.1.clone_key())),
+        );
+        let mut node = Node::connect(&server);
+        assert_eq!(node.preinit(CLUSTER), Some(TlsSupported::Required));
+        assert!(node.starttls(&cfg), "TLS 1.3 = {v13}");
+        node.send(&build::echo_request(9));
+        let e = node.expect(MsgType::ServerError);
+        assert_eq!(
+            Msg::parse(&e).unwrap().reply_error_code,
+            Some(ReplyErrorCode::InitRequired)
+        );
+        node.send(&build::preinit(4, b"othercluster"));
+        let got = node.recv();
+        assert_eq!(got, Got::Closed, "TLS 1.3 = {v13}: second PREINIT accepted");
+    }
+    // A well-behaved client of the certificate's cluster still joins.
+    let cfg = client_config(provider(true), &server.ca(), Some(id));
+    let mut node = Node::connect(&server);
+    node.preinit(CLUSTER);
+    assert!(node.starttls(&cfg));
+    assert!(init_ok(&node.init()));
+    assert!(server.stop().success());
+}
