@@ -1,6 +1,8 @@
 //! Engine benchmarks: one heartbeat round trip through `Instance` (bytes in,
-//! bytes out), and one decision of ffsplit and lms for clusters of 2, 8 and
-//! 32 nodes (a split of the cluster into halves and back).
+//! bytes out), one decision of ffsplit and lms for clusters of 2, 8 and
+//! 32 nodes (a split of the cluster into halves and back), and the worst
+//! case of one ffsplit membership list: 16 members whose configuration and
+//! membership lists have corosync's maximum of 384 nodes.
 
 #![allow(missing_docs, reason = "criterion_group! generates undocumented items")]
 
@@ -24,12 +26,17 @@ struct Rig {
 
 impl Rig {
     fn new(nodes: u32, algorithm: DecisionAlgorithm) -> Self {
+        Self::with_list(nodes, algorithm, nodes)
+    }
+
+    /// `nodes` members whose configuration lists name nodes 1..=`list`.
+    fn with_list(nodes: u32, algorithm: DecisionAlgorithm, list: u32) -> Self {
         let mut inst = Instance::new(InstanceConfig {
             tls: TlsSupported::Unsupported,
             ..InstanceConfig::default()
         });
         let now = Timestamp::from_millis(1);
-        let all: Vec<u32> = (1..=nodes).collect();
+        let all: Vec<u32> = (1..=list).collect();
         let mut rig = Self {
             inst: Instance::new(InstanceConfig::default()),
             now,
@@ -170,5 +177,30 @@ fn decide(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, roundtrip, decide);
+/// One stable membership list in a cluster of 16 members with maximal
+/// (384-node) lists: the stability check and partition selection see every
+/// member's full lists.
+fn worst_case_list(c: &mut Criterion) {
+    let mut g = c.benchmark_group("worst_case");
+    let (nodes, list) = (16u32, qnetd::proto::types::MAX_NODES as u32);
+    let mut rig = Rig::with_list(nodes, DecisionAlgorithm::Ffsplit, list);
+    let all: Vec<u32> = (1..=list).collect();
+    let m = build::to_bytes(&build::membership_list(
+        10,
+        RingId { node_id: 1, seq: 2 },
+        &all,
+        Heuristics::Undefined,
+    ));
+    for id in rig.ids.clone() {
+        rig.feed(id, &m);
+    }
+    let first = rig.ids[0];
+    g.throughput(Throughput::Elements(u64::from(list)));
+    g.bench_function(BenchmarkId::new("ffsplit_16x384", list), |b| {
+        b.iter(|| rig.feed(first, black_box(&m)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, roundtrip, decide, worst_case_list);
 criterion_main!(benches);

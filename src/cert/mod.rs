@@ -4,6 +4,8 @@
 //! ```text
 //!   name    PeerNames of a DER certificate (x509-parser); the check itself
 //!           is the engine's (qnetd_engine::core::certname)
+//!   policy  NSS-like checks of client chains on top of webpki (pathLen,
+//!           keyUsage)
 //!   store   CertStore: the directory layout, state, init, signing, loading
 //!   lock    exclusive flock(2) on the store directory
 //!   atomic  crash-safe file writes (temp file, fsync, rename, fsync dir)
@@ -18,4 +20,5 @@ pub mod import_nss;
 mod issue;
 mod lock;
 pub mod name;
+pub mod policy;
 pub mod store;

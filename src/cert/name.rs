@@ -37,6 +37,38 @@ impl fmt::Display for CertNameError {
 
 impl std::error::Error for CertNameError {}
 
+/// Longest cluster name `certutil -s -n` accepts, in bytes. Corosync does
+/// not document a limit for `totem.cluster_name`; NSS matches the name as a
+/// host name (at most 253 characters) and cluster tools use far shorter
+/// names (`pvecm` at most 15), so 253 bounds every name that can work.
+pub const MAX_CLUSTER_NAME_LEN: usize = 253;
+
+/// Checks that `name` can be a corosync `cluster_name` that a certificate
+/// can be issued for: 1 to [`MAX_CLUSTER_NAME_LEN`] bytes of ASCII letters,
+/// digits, `-`, `_` and `.`, not starting with `-` or `.` (so it is also a
+/// safe file name, `cluster-NAME.crt`, and a plain NSS host name).
+///
+/// # Errors
+/// Why the name is refused, for one line of the error message.
+pub fn check_cluster_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("it is empty");
+    }
+    if name.len() > MAX_CLUSTER_NAME_LEN {
+        return Err("it is longer than 253 bytes");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err("only ASCII letters, digits, '-', '_' and '.' are allowed");
+    }
+    if name.starts_with(['-', '.']) {
+        return Err("it starts with '-' or '.'");
+    }
+    Ok(())
+}
+
 /// Extracts the names of a DER-encoded X.509 certificate.
 ///
 /// # Errors
@@ -47,38 +79,75 @@ impl std::error::Error for CertNameError {}
 pub fn from_cert_der(der: &[u8]) -> Result<PeerNames, CertNameError> {
     let (_, cert) =
         x509_parser::parse_x509_certificate(der).map_err(|_| CertNameError::BadCertificate)?;
-    let mut names = PeerNames {
-        common_name: cert
-            .subject()
-            .iter_common_name()
-            .last()
-            .and_then(decode_attribute),
-        ..PeerNames::default()
-    };
     let san = cert
         .subject_alternative_name()
         .map_err(|_| CertNameError::BadSubjectAltName)?;
-    if let Some(san) = san {
-        for name in &san.value.general_names {
-            match name {
-                GeneralName::DNSName(s) => names.dns_names.push((*s).to_owned()),
-                GeneralName::IPAddress(raw) => {
-                    if let Some(ip) = ip_from_bytes(raw) {
-                        names.ip_addresses.push(ip);
-                    }
-                }
-                GeneralName::Invalid(Tag(2), raw) => {
-                    // A dNSName that is not valid UTF-8: keep it, so it still
-                    // hides the CN as it does in NSS.
-                    names
-                        .dns_names
-                        .push(String::from_utf8_lossy(raw).into_owned());
+    Ok(from_parts(
+        cert.subject(),
+        san.map(|s| s.value.general_names.as_slice()),
+    ))
+}
+
+/// The names a certificate signed from a PKCS#10 request would carry: the
+/// request's subject CN and the subjectAltName it asks for (as
+/// `certutil -s` copies the subject; a requested subjectAltName is taken
+/// into account so that a request cannot smuggle in a name).
+///
+/// # Errors
+/// [`CertNameError::BadCertificate`] if `der` is not a DER request,
+/// [`CertNameError::BadSubjectAltName`] for malformed extensions.
+pub fn from_request_der(der: &[u8]) -> Result<PeerNames, CertNameError> {
+    use x509_parser::certification_request::X509CertificationRequest;
+    use x509_parser::extensions::ParsedExtension;
+    use x509_parser::prelude::FromDer as _;
+    let (_, req) =
+        X509CertificationRequest::from_der(der).map_err(|_| CertNameError::BadCertificate)?;
+    let mut san = None;
+    if let Some(exts) = req.requested_extensions() {
+        for ext in exts {
+            match ext {
+                ParsedExtension::SubjectAlternativeName(s) => san = Some(s),
+                ParsedExtension::ParseError { .. } => {
+                    return Err(CertNameError::BadSubjectAltName);
                 }
                 _ => {}
             }
         }
     }
-    Ok(names)
+    Ok(from_parts(
+        &req.certification_request_info.subject,
+        san.map(|s| s.general_names.as_slice()),
+    ))
+}
+
+/// The names of a subject and an optional subjectAltName list.
+fn from_parts(
+    subject: &x509_parser::x509::X509Name<'_>,
+    san: Option<&[GeneralName<'_>]>,
+) -> PeerNames {
+    let mut names = PeerNames {
+        common_name: subject.iter_common_name().last().and_then(decode_attribute),
+        ..PeerNames::default()
+    };
+    for name in san.unwrap_or_default() {
+        match name {
+            GeneralName::DNSName(s) => names.dns_names.push((*s).to_owned()),
+            GeneralName::IPAddress(raw) => {
+                if let Some(ip) = ip_from_bytes(raw) {
+                    names.ip_addresses.push(ip);
+                }
+            }
+            GeneralName::Invalid(Tag(2), raw) => {
+                // A dNSName that is not valid UTF-8: keep it, so it still
+                // hides the CN as it does in NSS.
+                names
+                    .dns_names
+                    .push(String::from_utf8_lossy(raw).into_owned());
+            }
+            _ => {}
+        }
+    }
+    names
 }
 
 /// Decodes a directory-string attribute value the way NSS `CERT_DecodeAVAValue`

@@ -26,8 +26,11 @@
 //!   is never overwritten (exit 1 with instructions).
 //! - `-s` writes `cluster-CLUSTER.crt` (raw DER) and prints
 //!   `Certificate stored in PATH`, the exact line `pcs` parses. As in the
-//!   reference, `-n` only names the file; a warning is printed when the
-//!   request's name would not pass the server's cluster-name check.
+//!   reference, `-n` names the file. Unlike the reference, `-n` must be a
+//!   possible corosync cluster name (`cert::name::check_cluster_name`), and a
+//!   request whose name would not pass the server's cluster-name check for
+//!   `-n` is refused (exit 1, nothing signed) unless `-f` / `--force` is
+//!   given; then it is signed with a warning.
 //! - A missing or unreadable `-c` file, or a missing `-n`, exits 2 like the
 //!   reference; any other error exits 1. No operation, or `-h`, prints the
 //!   usage and exits 0, as the reference does.
@@ -82,6 +85,7 @@ struct Options {
     nss_dir: Option<PathBuf>,
     /// Whether `-d` was given (else `--import-nss DIR` is also the store).
     dir_given: bool,
+    force: bool,
 }
 
 /// [`run`] with explicit output streams. Write errors (a closed stdout) are
@@ -138,6 +142,7 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, (Strin
         cluster: None,
         nss_dir: None,
         dir_given: false,
+        force: false,
     };
     let fail = |e: lexopt::Error, opts: &Options| (opts.program.clone(), e.to_string());
     loop {
@@ -150,6 +155,7 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, (Strin
             Short('i') => opts.operation = Some(Operation::Init),
             Short('s') => opts.operation = Some(Operation::Sign),
             Short('G') => {}
+            Short('f') | Long("force") => opts.force = true,
             Short('c') => match parser.value() {
                 Ok(v) => opts.request = Some(PathBuf::from(v)),
                 Err(e) => return Err(fail(e, &opts)),
@@ -199,7 +205,10 @@ fn display_name(bin: Option<&str>) -> String {
 
 fn usage(out: &mut dyn Write, program: &str) -> io::Result<()> {
     writeln!(out, "Usage: {program} [-d DIR] -i [-G]")?;
-    writeln!(out, "       {program} [-d DIR] -s -c REQUEST -n CLUSTER")?;
+    writeln!(
+        out,
+        "       {program} [-d DIR] -s -c REQUEST -n CLUSTER [-f]"
+    )?;
     writeln!(out, "       {program} [-d DIR] --import-nss NSSDB")?;
     writeln!(out)?;
     writeln!(
@@ -213,6 +222,10 @@ fn usage(out: &mut dyn Write, program: &str) -> io::Result<()> {
         "             (corosync-qdevice-net-certutil -r -n CLUSTER writes qdevice-net-node.crq)"
     )?;
     writeln!(out, " -n CLUSTER  Name of the cluster (for -s)")?;
+    writeln!(
+        out,
+        " -f          Sign even if the request names another cluster than -n"
+    )?;
     writeln!(
         out,
         " -d DIR      Certificate store directory (default {DEFAULT_DIR})"
@@ -328,6 +341,41 @@ fn sign(opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         return EXIT_ERROR;
     };
 
+    if let Err(why) = crate::cert::name::check_cluster_name(cluster) {
+        let _ = writeln!(
+            err,
+            "{program}: invalid cluster name {cluster:?}: {why} (a corosync cluster_name)"
+        );
+        return EXIT_ERROR;
+    }
+    // Refuse now rather than have the server refuse the node at INIT, or
+    // worse, sign a certificate for another cluster than the admin named.
+    match crate::cert::name::from_request_der(&request) {
+        Ok(names) if !cluster_name_matches(cluster.as_bytes(), &names) => {
+            let shown = names
+                .dns_names
+                .first()
+                .or(names.common_name.as_ref())
+                .map_or("(no name)", String::as_str);
+            let shown = qnetd_engine::algo::model::NameDisplay(shown.as_bytes());
+            if !opts.force {
+                let _ = writeln!(
+                    err,
+                    "{program}: the request is for \"{shown}\", not for cluster \"{cluster}\"; \
+                     nothing was signed (-f signs it anyway; qnetd would refuse it for \"{cluster}\")"
+                );
+                return EXIT_ERROR;
+            }
+            let _ = writeln!(
+                err,
+                "{program}: warning: the request is for \"{shown}\", which does not match the \
+                 cluster name \"{cluster}\"; qnetd will refuse this certificate for that cluster"
+            );
+        }
+        // Not a request: sign_request says so below.
+        Ok(_) | Err(_) => {}
+    }
+
     let _ = writeln!(out, "Signing cluster certificate");
     let store = CertStore::open(&opts.dir);
     let path = match store.sign_request(&request, cluster) {
@@ -337,24 +385,6 @@ fn sign(opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             return EXIT_ERROR;
         }
     };
-    // Warn now rather than have the server refuse the node at INIT.
-    let names = std::fs::read(&path)
-        .ok()
-        .and_then(|der| crate::cert::name::from_cert_der(&der).ok());
-    if let Some(names) = names
-        && !cluster_name_matches(cluster.as_bytes(), &names)
-    {
-        let shown = names
-            .dns_names
-            .first()
-            .or(names.common_name.as_ref())
-            .map_or("(no name)", String::as_str);
-        let _ = writeln!(
-            err,
-            "{program}: warning: the request is for {shown:?}, which does not match the \
-             cluster name {cluster:?}; qnetd will refuse this certificate for that cluster"
-        );
-    }
     // `pcs` reads the path from exactly this line.
     let _ = writeln!(out, "Certificate stored in {}", path.display());
     0
@@ -422,15 +452,36 @@ mod tests {
         assert!(out.lines().any(|l| l == want), "{out}");
         assert!(dir.join("cluster-testcluster.crt").exists());
 
-        // A name that the server's check would refuse: signed, with a warning.
+        // A request for another cluster than -n: refused, nothing signed
+        // (issue 11, finding 6)...
         let (status, out, err) =
             run_capture(&["certutil", "-d", dir_s, "-s", "-c", csr_s, "-n", "prod"]);
-        assert_eq!(status, 0);
-        assert!(out.contains("cluster-prod.crt"), "{out}");
+        assert_eq!(status, EXIT_ERROR, "{out}");
         assert!(
-            err.contains("warning") && err.contains("\"testcluster\""),
+            err.contains("not for cluster \"prod\"") && err.contains("\"testcluster\""),
             "{err}"
         );
+        assert!(!dir.join("cluster-prod.crt").exists());
+        // ... unless forced: signed, with a warning.
+        for force in ["-f", "--force"] {
+            let (status, out, err) = run_capture(&[
+                "certutil", "-d", dir_s, "-s", "-c", csr_s, "-n", "prod", force,
+            ]);
+            assert_eq!(status, 0, "{err}");
+            assert!(out.contains("cluster-prod.crt"), "{out}");
+            assert!(
+                err.contains("warning") && err.contains("\"testcluster\""),
+                "{err}"
+            );
+        }
+        // Names that cannot be a corosync cluster_name are refused.
+        let long = "c".repeat(254);
+        for bad in ["a/b", "a b", "x\n", "-x", long.as_str(), "caf\u{e9}"] {
+            let (status, _, err) =
+                run_capture(&["certutil", "-d", dir_s, "-s", "-c", csr_s, "-n", bad]);
+            assert_eq!(status, EXIT_ERROR, "{bad:?}");
+            assert!(err.contains("invalid cluster name"), "{err}");
+        }
     }
 
     #[test]
@@ -469,8 +520,16 @@ mod tests {
         );
 
         // A store that does not exist yet: a clear error naming the directory.
-        let (status, out, err) =
-            run_capture(&["certutil", "-d", dir_s, "-s", "-c", missing_s, "-n", "c"]);
+        let (status, out, err) = run_capture(&[
+            "certutil",
+            "-d",
+            dir_s,
+            "-s",
+            "-c",
+            missing_s,
+            "-n",
+            "testcluster",
+        ]);
         assert_eq!(status, 1);
         assert!(!out.contains("Certificate stored in"), "{out}");
         assert!(

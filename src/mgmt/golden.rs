@@ -302,14 +302,15 @@ fn replies_carry_the_reports() {
     );
 }
 
-#[test]
-fn fresh_ipv6_client_without_lists() {
+/// A plain server with node 1 of `cluster` (ffsplit, no lists yet)
+/// connected from `addr`.
+fn one_ffsplit_node(addr: &str, cluster: &[u8]) -> Sim {
     let mut sim = Sim::new(InstanceConfig {
         tls: TlsSupported::Unsupported,
         ..InstanceConfig::default()
     });
-    let mut n = sim.connect("[::1]:55256");
-    sim.preinit(&mut n, b"v6");
+    let mut n = sim.connect(addr);
+    sim.preinit(&mut n, cluster);
     sim.init(
         &mut n,
         1,
@@ -318,6 +319,12 @@ fn fresh_ipv6_client_without_lists() {
         LOWEST,
         RingId { node_id: 1, seq: 4 },
     );
+    sim
+}
+
+#[test]
+fn fresh_ipv6_client_without_lists() {
+    let mut sim = one_ffsplit_node("[::1]:55256", b"v6");
     // A connection that never sent anything counts as a client.
     sim.connect("127.0.0.1:1");
     let view = ServerView {
@@ -474,4 +481,23 @@ fn json_document() {
     let only = Report::new(&view, Some(b"other"));
     assert_eq!(only.clusters.len(), 1);
     assert_eq!(only.server.connected_clusters, 2);
+}
+
+/// Issue 11, finding 6: a cluster name from the network never reaches the
+/// admin's terminal raw: a newline or ESC in it is escaped in `list`.
+#[test]
+fn untrusted_cluster_names_are_escaped_in_list() {
+    let sim = one_ffsplit_node("127.0.0.1:40000", b"evil\nCluster \"x\":\x1b[2J");
+    let view = ServerView {
+        instance: &sim.inst,
+        listen_addr: None,
+        port: 5403,
+    };
+    let out = report::list(&view, false, None);
+    assert!(
+        out.starts_with(b"Cluster \"evil\\x0aCluster \"x\":\\x1b[2J\":\n    Algorithm:"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    assert!(!out.contains(&0x1b), "ESC reached the report");
 }

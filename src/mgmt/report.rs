@@ -214,9 +214,13 @@ pub fn list(view: &ServerView<'_>, verbose: bool, filter: Option<&[u8]>) -> Vec<
         if !cluster_matches(filter, &cluster.name) {
             continue;
         }
-        out.extend_from_slice(b"Cluster \"");
-        out.extend_from_slice(c_str(&cluster.name));
-        out.extend_from_slice(b"\":\n");
+        // Escaped: the name comes from the network and must not reach the
+        // admin's terminal raw (issue 11, finding 6).
+        let _ = writeln!(
+            out,
+            "Cluster \"{}\":",
+            crate::algo::model::NameDisplay(c_str(&cluster.name))
+        );
         for (i, m) in cluster.members.iter().enumerate() {
             if i == 0 {
                 let kap = if kap_tie_breaker_active(cluster) {

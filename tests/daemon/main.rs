@@ -6,7 +6,18 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+/// The TLS client helpers of the unit tests (`src/net/tls/testkit.rs`),
+/// shared by `tls_loopback` and `cert_policy`.
+#[path = "../../src/net/tls/testkit.rs"]
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "shared with the unit tests; not all of it is used here"
+)]
+mod testkit;
+
 mod addon;
+mod cert_policy;
 mod cli;
 mod loopback;
 mod mgmt_socket;

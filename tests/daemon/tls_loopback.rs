@@ -9,14 +9,6 @@
     reason = "tests of the real binary use the wall clock"
 )]
 
-#[path = "../../src/net/tls/testkit.rs"]
-#[allow(
-    dead_code,
-    unreachable_pub,
-    reason = "shared with the unit tests; not all of it is used here"
-)]
-mod testkit;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
@@ -28,11 +20,11 @@ use qnetd::proto::build::{self};
 use qnetd::proto::{Msg, MsgType, ReplyErrorCode, TlsSupported};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use testkit::{Client as TlsClient, client_config, make_request};
 
 use crate::support::server::Scratch;
 use crate::support::wire::{ffsplit_init, take_frame};
 use crate::support::{Daemon, Launch};
+use crate::testkit::{Client as TlsClient, client_config, make_request};
 
 const BIN: &str = env!("CARGO_BIN_EXE_qnetd");
 
@@ -213,6 +205,25 @@ fn init_ok(got: &Got) -> bool {
     matches!(got, Got::Msg(b) if Msg::parse(b).unwrap().reply_error_code == Some(ReplyErrorCode::NoError))
 }
 
+/// A node of `CLUSTER` on `server` that sent PREINIT (answered with `tls`)
+/// and completed STARTTLS presenting `id`, over TLS 1.3 or 1.2.
+fn tls_node(
+    server: &Server,
+    id: &(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
+    v13: bool,
+    tls: TlsSupported,
+) -> Node {
+    let cfg = client_config(
+        provider(v13),
+        &server.ca(),
+        Some((id.0.clone(), id.1.clone_key())),
+    );
+    let mut node = Node::connect(server);
+    assert_eq!(node.preinit(CLUSTER), Some(tls));
+    assert!(node.starttls(&cfg), "handshake, TLS 1.3 = {v13}");
+    node
+}
+
 fn provider(v13: bool) -> CryptoProvider {
     if v13 {
         rustls_ring::DEFAULT_TLS13_PROVIDER
@@ -250,14 +261,7 @@ fn tls_sessions_with_a_client_certificate() {
     let server = Server::start("good", &["-s", "on", "-c", "on"]);
     let id = server.client_identity(CLUSTER);
     for v13 in [true, false] {
-        let cfg = client_config(
-            provider(v13),
-            &server.ca(),
-            Some((id.0.clone(), id.1.clone_key())),
-        );
-        let mut node = Node::connect(&server);
-        assert_eq!(node.preinit(CLUSTER), Some(TlsSupported::Supported));
-        assert!(node.starttls(&cfg), "handshake, TLS 1.3 = {v13}");
+        let mut node = tls_node(&server, &id, v13, TlsSupported::Supported);
         assert!(init_ok(&node.init()), "TLS 1.3 = {v13}");
         node.send(&build::echo_request(9));
         node.expect(MsgType::EchoReply);
@@ -512,6 +516,33 @@ fn import_nss_keeps_the_reference_ca() {
     let mut node = Node::connect(&server);
     node.preinit(CLUSTER);
     assert!(node.starttls(&cfg));
+    assert!(init_ok(&node.init()));
+    assert!(server.stop().success());
+}
+
+/// Issue 11, finding 1, through the real binary with real certificates: a
+/// client with a valid certificate for one cluster that sends a message
+/// (marking the certificate verified) and then PREINIT for another cluster
+/// is disconnected instead of joining that cluster (the reference lets it
+/// in).
+#[test]
+fn certificate_for_one_cluster_never_admits_another() {
+    let server = Server::start("cross", &["-s", "req", "-c", "on"]);
+    let id = server.client_identity(CLUSTER);
+    for v13 in [true, false] {
+        let mut node = tls_node(&server, &id, v13, TlsSupported::Required);
+        node.send(&build::echo_request(9));
+        let e = node.expect(MsgType::ServerError);
+        assert_eq!(
+            Msg::parse(&e).unwrap().reply_error_code,
+            Some(ReplyErrorCode::InitRequired)
+        );
+        node.send(&build::preinit(4, b"othercluster"));
+        let got = node.recv();
+        assert_eq!(got, Got::Closed, "TLS 1.3 = {v13}: second PREINIT accepted");
+    }
+    // A well-behaved client of the certificate's cluster still joins.
+    let mut node = tls_node(&server, &id, true, TlsSupported::Required);
     assert!(init_ok(&node.init()));
     assert!(server.stop().success());
 }

@@ -652,3 +652,57 @@ fn shutdown_sends_nothing() {
     assert_eq!(h.inst.cluster_count(), 0);
     assert!(h.inst.poll_transmit().is_none());
 }
+
+/// A TLS client that sent PREINIT for `clusterA`, STARTTLS, presented a
+/// certificate with CN `cn`, and had its certificate marked verified by a
+/// message before INIT (answered INIT_REQUIRED).
+fn verified_tls_client_of_cluster_a(cn: &str) -> Harness {
+    let mut h = Harness::new(cfg(|c| c.tls = TlsSupported::Required));
+    h.connect(1);
+    h.send(1, &build::preinit(1, b"clusterA"));
+    h.expect(1, T::PreinitReply);
+    assert!(
+        h.send_bytes(1, &build::to_bytes(&build::starttls(2)))
+            .start_tls
+    );
+    let id = h.id(1);
+    h.inst.tls_established(
+        id,
+        Some(PeerNames {
+            common_name: Some(cn.into()),
+            ..PeerNames::default()
+        }),
+    );
+    h.send(1, &build::echo_request(3));
+    assert_eq!(h.expect(1, T::ServerError).error(), Some(E::InitRequired));
+    h
+}
+
+/// Intended difference (issue 11, finding 1): a certificate for cluster A
+/// never admits the connection to cluster B. The reference overwrites the
+/// name on a second PREINIT after the certificate was found valid; we
+/// close the connection at a second PREINIT, as for STARTTLS twice.
+#[test]
+fn certificate_for_one_cluster_never_admits_another() {
+    let init = |seq| {
+        build::to_bytes(&build::init(&Init {
+            seq,
+            node_id: 1,
+            algorithm: Alg::Ffsplit,
+            heartbeat_interval: 8000,
+            tie_breaker: lowest(),
+            ring_id: ring(1, 1),
+        }))
+    };
+    let mut h = verified_tls_client_of_cluster_a("clusterA");
+    h.send(1, &build::preinit(4, b"clusterB"));
+    assert!(h.is_closed(1), "a second PREINIT must close the connection");
+    h.expect_nothing(1);
+    h.send_bytes(1, &init(5));
+    h.expect_nothing(1);
+    assert_eq!(h.inst.cluster_count(), 0, "joined a cluster after all");
+    // The same connection with one PREINIT joins cluster A as before.
+    let mut h = verified_tls_client_of_cluster_a("clustera");
+    h.send_bytes(1, &init(4));
+    assert_eq!(h.expect(1, T::InitReply).error(), Some(E::NoError));
+}

@@ -3,7 +3,7 @@
 use qnetd::proto::{Heuristics, MsgType, ReplyErrorCode as E, Vote};
 
 use crate::support::qclient::{Req, SeqMode};
-use crate::support::runner::check;
+use crate::support::runner::{check, check_intended_difference};
 use crate::support::scenario::{Scenario, Wait, algo, raw, req, ring};
 
 /// The exact flow of a real 3.0.3 client (protocol.md §11.2): handshake,
@@ -101,28 +101,30 @@ fn set_option_heartbeat_and_kap_variants() {
     check(&s);
 }
 
-/// PREINIT is accepted in any state, repeatedly, even after INIT (the
-/// client stays in the cluster it joined).
+/// Intended difference (issue 11, finding 1): the reference accepts PREINIT
+/// in any state, repeatedly, even after INIT (the client stays in the
+/// cluster it joined, under a new name). Ours binds the cluster name at the
+/// first PREINIT and closes the connection at a second one, before or after
+/// INIT; the node's slot is free again at once.
 #[test]
-fn preinit_accepted_again_before_and_after_init() {
-    let mut s = Scenario::new("preinit_accepted_again_before_and_after_init");
-    s.client(1)
-        .preinit()
-        .preinit()
-        .init()
+fn preinit_again_closes_before_and_after_init() {
+    let mut s = Scenario::new("preinit_again_closes_before_and_after_init");
+    s.client(1).preinit().preinit().expect_closed();
+    s.client(2)
+        .hello()
         .expect_error(E::NoError)
         .send(Req::Preinit {
             cluster: Some(b"renamed".to_vec()),
         })
-        .expect_type(MsgType::PreinitReply)
-        .config(&[1, 2])
-        .membership(ring(1, 4), &[1]);
-    // Node 1 still occupies its slot in `testcluster`.
-    s.client_named("n1'", 1)
+        .expect_closed();
+    s.client_named("n2'", 2)
         .hello()
-        .expect_error(E::DuplicateNodeId)
+        .expect_error(E::NoError)
         .disconnect();
-    check(&s);
+    check_intended_difference(
+        &s,
+        "the cluster name is bound to the connection by its first PREINIT (issue 11, finding 1)",
+    );
 }
 
 /// A second INIT on an initialised connection runs the INIT procedure

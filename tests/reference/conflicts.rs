@@ -3,7 +3,7 @@
 
 use qnetd::proto::{MsgType, ReplyErrorCode as E, Vote};
 
-use crate::support::runner::check;
+use crate::support::runner::{check, check_intended_difference};
 use crate::support::scenario::{HIGHEST, LOWEST, Scenario, algo, node_tb, ring};
 
 /// A second connection claiming a node id in use is refused (17) and stays
@@ -210,4 +210,26 @@ fn several_clusters_mixed_algorithms_at_once() {
     s.client_in("tst", 2).expect_vote(Vote::Ack);
     s.ipc("list verbose");
     check(&s);
+}
+
+/// Intended difference (issue 11, finding 1): the first PREINIT binds the
+/// cluster name to the connection. The reference overwrites the name on a
+/// second PREINIT (so a certificate checked for one cluster can admit the
+/// connection to another); ours closes the connection, and the client
+/// joins nothing. A real qdevice never sends PREINIT twice.
+#[test]
+fn second_preinit_closes_the_connection() {
+    let mut s = Scenario::new("second_preinit_closes_the_connection");
+    s.client(1).join(&[1, 2]);
+    s.client_in("other", 2)
+        .preinit()
+        .cluster(b"testcluster")
+        .preinit()
+        .expect_closed();
+    s.client(1).echo().expect_type(MsgType::EchoReply);
+    s.ipc("list verbose");
+    check_intended_difference(
+        &s,
+        "the cluster name is bound to the connection by its first PREINIT (issue 11, finding 1)",
+    );
 }

@@ -4,7 +4,7 @@
 use qnetd::proto::{MsgType, ReplyErrorCode as E, Vote};
 
 use crate::support::qclient::{Req, SeqMode, nodes};
-use crate::support::runner::check;
+use crate::support::runner::{check, check_intended_difference};
 use crate::support::scenario::{Scenario, Wait, algo, raw, ring};
 
 /// `-m 2`: a third connection is accepted and closed at once, without a
@@ -108,8 +108,10 @@ fn heartbeat_interval_bounds_settings() {
     check(&s);
 }
 
-/// Node lists longer than corosync's 384-processor limit still fit in a
-/// message and are accepted by the reference.
+/// Intended difference (issue 11, finding 3): node lists longer than
+/// corosync's 384-processor limit fit in a message and the reference
+/// accepts them; ours refuses them with ERROR_DECODING_MSG (the connection
+/// stays open), which bounds the work per message.
 #[test]
 fn node_lists_beyond_384_entries() {
     let mut s = Scenario::new("node_lists_beyond_384_entries");
@@ -118,9 +120,9 @@ fn node_lists_beyond_384_entries() {
     s.client(1)
         .handshake()
         .config(&big)
-        .expect_type(MsgType::NodeListReply)
+        .expect_error(E::ErrorDecodingMsg)
         .membership(ring(1, 8), &big)
-        .expect_type(MsgType::NodeListReply)
+        .expect_error(E::ErrorDecodingMsg)
         .send(Req::NodeList {
             kind: Some(qnetd::proto::NodeListType::Quorum),
             ring: None,
@@ -129,8 +131,13 @@ fn node_lists_beyond_384_entries() {
             nodes: nodes(&big),
             heuristics: None,
         })
+        .expect_error(E::ErrorDecodingMsg)
+        .config(&[1])
         .expect_type(MsgType::NodeListReply);
-    check(&s);
+    check_intended_difference(
+        &s,
+        "node lists are capped at corosync's 384 nodes (issue 11, finding 3)",
+    );
 }
 
 /// A long cluster name (1000 bytes) is just bytes.

@@ -795,16 +795,11 @@ pub(crate) fn reference_or_skip() -> Option<ServerSpec> {
     }
 }
 
-/// Runs `scn` against the reference and against ours (concurrently) and
-/// panics with the report of [`verdict`] if they differ, or if the
-/// reference does not meet the scenario's own expectations.
-///
-/// Without the reference binary it records the test as skipped and
-/// returns.
-pub(crate) fn check(scn: &Scenario) {
-    let Some(ref_spec) = reference_or_skip() else {
-        return;
-    };
+/// Runs `scn` against the reference and against ours, concurrently: the
+/// reference's run and ours, or `None` after recording the test as skipped
+/// when the reference is not installed. Panics if a server does not start.
+fn run_both(scn: &Scenario) -> Option<(Run, Run)> {
+    let ref_spec = reference_or_skip()?;
     let our_spec = ours_spec(&ref_spec.program);
     let (r, o) = std::thread::scope(|s| {
         let r = s.spawn(|| run_one(scn, &ref_spec));
@@ -816,6 +811,19 @@ pub(crate) fn check(scn: &Scenario) {
     });
     let r = r.unwrap_or_else(|e| panic!("{}: reference server: {e}", scn.name));
     let o = o.unwrap_or_else(|e| panic!("{}: {} server: {e}", scn.name, our_spec.name));
+    Some((r, o))
+}
+
+/// Runs `scn` against the reference and against ours (concurrently) and
+/// panics with the report of [`verdict`] if they differ, or if the
+/// reference does not meet the scenario's own expectations.
+///
+/// Without the reference binary it records the test as skipped and
+/// returns.
+pub(crate) fn check(scn: &Scenario) {
+    let Some((r, o)) = run_both(scn) else {
+        return;
+    };
     match verdict(scn, &r, &o) {
         Ok(cmp) => {
             if std::env::var_os("QNETD_DIFF_SHOW").is_some() {
@@ -823,5 +831,48 @@ pub(crate) fn check(scn: &Scenario) {
             }
         }
         Err(report) => panic!("{report}"),
+    }
+}
+
+/// Runs `scn` as an **intended difference** from the reference: the
+/// scenario's expectations describe *our* server, which must meet them, and
+/// the reference must still behave differently (otherwise the record is
+/// stale and should become a plain [`check`]). `reason` says why we differ;
+/// it is printed with every failure.
+///
+/// Without the reference binary it records the test as skipped, like
+/// [`check`].
+pub(crate) fn check_intended_difference(scn: &Scenario, reason: &str) {
+    let Some((r, o)) = run_both(scn) else {
+        return;
+    };
+    let cmp = compare(scn, &r, &o);
+    let mut report = String::new();
+    for (step, why) in &o.failed_expectations {
+        let _ = writeln!(
+            report,
+            "  step {step} ({}): {why}",
+            describe_step(scn, &o, *step)
+        );
+    }
+    if !report.is_empty() {
+        panic!(
+            "scenario {} (intended difference: {reason}): {} does not behave as the scenario claims:\n{report}\n{}",
+            scn.name, o.server, cmp.table
+        );
+    }
+    assert!(
+        !cmp.equal,
+        "scenario {} is recorded as an intended difference ({reason}), but the reference now \
+         behaves the same; make it a plain check\n{}",
+        scn.name, cmp.table
+    );
+    if std::env::var_os("QNETD_DIFF_SHOW").is_some() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "{} (intended difference: {reason})\n{}",
+            scn.name,
+            cmp.table
+        );
     }
 }

@@ -110,7 +110,10 @@ pub fn server_config(
         let verifier = WebPkiClientVerifier::builder(Arc::new(roots), &provider)
             .build()
             .map_err(TlsConfigError::ClientVerifier)?;
-        builder.with_client_cert_verifier(Arc::new(verifier))
+        builder.with_client_cert_verifier(crate::cert::policy::strict(
+            Arc::new(verifier),
+            store.load_ca_certs()?,
+        ))
     } else {
         builder.with_no_client_auth()
     };

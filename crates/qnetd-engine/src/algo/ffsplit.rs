@@ -66,45 +66,161 @@ fn participants(members: &[Member], input: &Input<'_>) -> impl Iterator<Item = u
     (0..members.len()).filter(move |&i| Some(i) != skip)
 }
 
-/// Mirrors `qnetd_algo_ffsplit_is_membership_stable`.
-fn is_membership_stable(members: &[Member], input: &Input<'_>) -> bool {
-    // (a) All participants share the same configuration (as sets). The
-    // reference checks every ordered pair; comparing each list with the
-    // first one both ways is equivalent and linear in the cluster size.
+/// Reusable buffers of the stability check, kept in the [`Cluster`] so that
+/// a run allocates nothing once they have grown to the cluster's size, and
+/// a count of the work done, for tests and diagnostics.
+#[derive(Debug, Clone, Default)]
+pub struct Scratch {
+    /// Sorted, deduplicated node ids of every participant's membership
+    /// list, one after the other.
+    ids: Vec<u32>,
+    /// `(start, len)` in `ids` per member index.
+    spans: Vec<(usize, usize)>,
+    /// Member indices ordered by (ring id, membership set).
+    order: Vec<usize>,
+    /// Equivalence class of (ring id, membership set) per member index.
+    class: Vec<usize>,
+    /// Sorted, deduplicated configuration of the first participant, and of
+    /// the one being compared with it.
+    config_first: Vec<u32>,
+    config_other: Vec<u32>,
+    /// Work units (element visits and comparisons) done since the cluster
+    /// was created.
+    work: u64,
+}
+
+impl Scratch {
+    /// Work units (list elements visited, comparisons made) spent by the
+    /// ffsplit runs of this cluster so far. A diagnostic that lets tests
+    /// bound the cost of a message by counting rather than timing.
+    #[must_use]
+    pub const fn work(&self) -> u64 {
+        self.work
+    }
+}
+
+/// Writes the sorted, deduplicated node ids of `list` to the end of `out`,
+/// counting the work.
+fn push_sorted_ids(out: &mut Vec<u32>, list: &[NodeInfo], work: &mut u64) -> (usize, usize) {
+    let start = out.len();
+    out.extend(list.iter().map(|n| n.node_id));
+    let tail = out.get_mut(start..).unwrap_or_default();
+    let mut comparisons = 0u64;
+    tail.sort_unstable_by(|a, b| {
+        comparisons += 1;
+        a.cmp(b)
+    });
+    *work += comparisons + list.len() as u64;
+    let mut len = 0;
+    for k in 0..tail.len() {
+        if len == 0 || tail.get(k) != tail.get(len - 1) {
+            tail.swap(len, k);
+            len += 1;
+        }
+    }
+    out.truncate(start + len);
+    (start, len)
+}
+
+/// Mirrors `qnetd_algo_ffsplit_is_membership_stable`, in
+/// O(m·l·log(m·l)) for m members with lists of l nodes instead of the
+/// reference's O(m²·l²).
+///
+/// (a) Every participant has the same configuration, as a set.
+///
+/// (b) The reference requires, for every participant `a` and every
+/// connected participant `b` named in `a`'s membership list, equal ring ids
+/// and `a`'s list ⊆ `b`'s list. A stored or incoming membership list always
+/// holds the member's own node id (the handlers refuse any other), so `a ∈ a
+/// ⊆ b` names `a` in `b`'s list, and the same check from `b`'s side gives
+/// `b ⊆ a`: the condition is that both have the same (ring id, membership
+/// set). Participants are therefore sorted once into classes of equal
+/// (ring id, set) and each pair costs one comparison of class numbers.
+/// `tests` below compare this with the reference's pairwise check.
+fn is_membership_stable(members: &[Member], input: &Input<'_>, scratch: &mut Scratch) -> bool {
+    let Scratch {
+        ids,
+        spans,
+        order,
+        class,
+        config_first,
+        config_other,
+        work,
+    } = scratch;
+    // (a)
     let mut parts = participants(members, input);
     if let Some(first) = parts.next().and_then(|i| view(members, i, input)) {
+        config_first.clear();
+        push_sorted_ids(config_first, first.config, work);
         for j in parts {
             let Some(b) = view(members, j, input) else {
                 return false;
             };
-            let subset = |x: &[NodeInfo], y: &[NodeInfo]| x.iter().all(|n| in_list(y, n.node_id));
-            if !subset(first.config, b.config) || !subset(b.config, first.config) {
+            config_other.clear();
+            push_sorted_ids(config_other, b.config, work);
+            *work += config_first.len().min(config_other.len()) as u64 + 1;
+            if config_first != config_other {
                 return false;
             }
         }
     }
-    // (b) Connected members of one membership agree on ring id and members.
-    for i in participants(members, input) {
-        let Some(a) = view(members, i, input) else {
+    // (b) Classes of equal (ring id, membership set).
+    ids.clear();
+    spans.clear();
+    order.clear();
+    class.clear();
+    for i in 0..members.len() {
+        let span = match view(members, i, input) {
+            Some(v) if !(input.leaving && i == input.client) => {
+                order.push(i);
+                push_sorted_ids(ids, v.membership, work)
+            }
+            _ => (0, 0),
+        };
+        spans.push(span);
+        class.push(usize::MAX);
+    }
+    let ring = |i: usize| view(members, i, input).map(|v| (v.ring_id.node_id, v.ring_id.seq));
+    let set = |i: usize| {
+        let (start, len) = spans.get(i).copied().unwrap_or_default();
+        ids.get(start..start + len).unwrap_or_default()
+    };
+    let mut comparisons = 0u64;
+    order.sort_unstable_by(|&x, &y| {
+        comparisons += 1 + set(x).len().min(set(y).len()) as u64;
+        ring(x).cmp(&ring(y)).then_with(|| set(x).cmp(set(y)))
+    });
+    *work += comparisons;
+    let mut next_class = 0;
+    for k in 0..order.len() {
+        let (Some(&i), prev) = (order.get(k), k.checked_sub(1).and_then(|p| order.get(p))) else {
+            continue;
+        };
+        if let Some(&p) = prev {
+            *work += 1 + set(i).len() as u64;
+            if ring(i) != ring(p) || set(i) != set(p) {
+                next_class += 1;
+            }
+        }
+        if let Some(c) = class.get_mut(i) {
+            *c = next_class;
+        }
+    }
+    // Every connected participant named in a participant's list must be
+    // in its class.
+    for &i in order.iter() {
+        let (Some(a), Some(&ca)) = (view(members, i, input), class.get(i)) else {
             return false;
         };
         for n in a.membership {
-            let Some(j) = members.iter().position(|m| m.node_id == n.node_id) else {
+            *work += 1 + u64::from(members.len().max(1).ilog2());
+            let Ok(j) = members.binary_search_by_key(&n.node_id, |m| m.node_id) else {
                 continue;
             };
             if input.leaving && j == input.client {
                 continue;
             }
-            let Some(b) = view(members, j, input) else {
-                return false;
-            };
-            if a.ring_id != b.ring_id {
-                return false;
-            }
-            if a.membership
-                .iter()
-                .any(|x| !in_list(b.membership, x.node_id))
-            {
+            if class.get(j) != Some(&ca) {
                 return false;
             }
         }
@@ -128,7 +244,10 @@ impl Stats {
         let mut s = Self::default();
         let Some(owner) = owner else { return s };
         for n in owner.membership {
-            let Some(m) = members.iter().find(|m| m.node_id == n.node_id) else {
+            let Ok(idx) = members.binary_search_by_key(&n.node_id, |m| m.node_id) else {
+                continue;
+            };
+            let Some(m) = members.get(idx) else {
                 continue;
             };
             s.active += 1;
@@ -205,18 +324,27 @@ fn is_better(
 
 /// Index of the member whose membership list becomes the quorate partition
 /// (`qnetd_algo_ffsplit_select_partition`).
+///
+/// Linear in the cluster's state: per participant, two partition
+/// statistics (a binary search per listed node), the tie-breaker (one pass
+/// over its lists) and, with KAP, two scans of the previous partition.
 fn select_partition(
     members: &[Member],
     input: &Input<'_>,
     quorate_partition: &[u32],
+    work: &mut u64,
 ) -> Option<usize> {
     let keep_active_partition = members.iter().all(|m| m.keep_active_partition_tie_breaker);
+    let search = 1 + u64::from(members.len().max(1).ilog2());
     let mut best: Option<(usize, View<'_>)> = None;
     for i in participants(members, input) {
         let (Some(x), Some(x_member)) = (view(members, i, input), members.get(i)) else {
             continue;
         };
         let best_view = best.as_ref().map(|(_, v)| v);
+        *work += 1
+            + (x.membership.len() + best_view.map_or(0, |b| b.membership.len())) as u64 * search
+            + (x.config.len() + x.membership.len() + 2 * quorate_partition.len()) as u64;
         if is_better(
             members,
             x_member,
@@ -280,7 +408,7 @@ fn sending_count(cluster: &Cluster, state: FfsplitClientState) -> usize {
 /// One decision round (`qnetd_algo_ffsplit_do`).
 fn run(cluster: &mut Cluster, input: &Input<'_>, actions: &mut Vec<Action>) -> Vote {
     cluster.ffsplit_state = FfsplitClusterState::WaitingForStableMembership;
-    if !is_membership_stable(&cluster.members, input) {
+    if !is_membership_stable(&cluster.members, input, &mut cluster.ffsplit_scratch) {
         log::debug!(
             "ffsplit: Membership for cluster {} is not yet stable",
             cluster.display_name()
@@ -292,11 +420,17 @@ fn run(cluster: &mut Cluster, input: &Input<'_>, actions: &mut Vec<Action>) -> V
         cluster.display_name()
     );
 
-    let best = select_partition(&cluster.members, input, &cluster.quorate_partition);
+    let best = select_partition(
+        &cluster.members,
+        input,
+        &cluster.quorate_partition,
+        &mut cluster.ffsplit_scratch.work,
+    );
     {
         let Cluster {
             members,
             quorate_partition,
+            ffsplit_scratch,
             ..
         } = &mut *cluster;
         quorate_partition.clear();
@@ -308,6 +442,7 @@ fn run(cluster: &mut Cluster, input: &Input<'_>, actions: &mut Vec<Action>) -> V
             None => log::debug!("ffsplit: No quorate partition was selected"),
         }
         // qnetd_algo_ffsplit_update_nodes_state
+        ffsplit_scratch.work += (members.len() * (1 + quorate_partition.len())) as u64;
         for (i, m) in members.iter_mut().enumerate() {
             m.ffsplit_state = if input.leaving && i == input.client {
                 FfsplitClientState::WaitingForChange
@@ -469,5 +604,141 @@ fn vote_info_reply(cluster: &mut Cluster, idx: usize, seq: u32, actions: &mut Ve
         }
         FfsplitClusterState::WaitingForChange | FfsplitClusterState::WaitingForStableMembership => {
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::ClientId;
+    use crate::proto::{DecisionAlgorithm, TieBreaker};
+
+    /// The reference's pairwise check, as it was written before the
+    /// classes: every ordered pair, subset by linear search.
+    fn reference_is_stable(members: &[Member], input: &Input<'_>) -> bool {
+        let subset = |x: &[NodeInfo], y: &[NodeInfo]| x.iter().all(|n| in_list(y, n.node_id));
+        let mut parts = participants(members, input);
+        if let Some(first) = parts.next().and_then(|i| view(members, i, input)) {
+            for j in parts {
+                let b = view(members, j, input).unwrap();
+                if !subset(first.config, b.config) || !subset(b.config, first.config) {
+                    return false;
+                }
+            }
+        }
+        for i in participants(members, input) {
+            let a = view(members, i, input).unwrap();
+            for n in a.membership {
+                let Some(j) = members.iter().position(|m| m.node_id == n.node_id) else {
+                    continue;
+                };
+                if input.leaving && j == input.client {
+                    continue;
+                }
+                let b = view(members, j, input).unwrap();
+                if a.ring_id != b.ring_id || !subset(a.membership, b.membership) {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+    }
+
+    /// A membership list as the handlers store it: empty (none yet), or
+    /// holding the member's own node id, with other nodes and duplicates.
+    fn list(rng: &mut Rng, own: u32) -> Vec<NodeInfo> {
+        if rng.below(8) == 0 {
+            return Vec::new();
+        }
+        let mut ids = Vec::from([own]);
+        for id in 1..=6 {
+            if rng.below(3) > 0 {
+                ids.push(id);
+            }
+        }
+        let len = ids.len();
+        ids.rotate_left(rng.below(len as u64) as usize);
+        ids.into_iter().map(NodeInfo::new).collect()
+    }
+
+    #[test]
+    fn classes_agree_with_the_pairwise_check() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let (mut stable, mut unstable) = (0, 0);
+        for _ in 0..20_000 {
+            let count = 1 + rng.below(4) as u32;
+            let mut ids: Vec<u32> = (1..=6).collect();
+            ids.rotate_left(rng.below(6) as usize);
+            let mut ids: Vec<u32> = ids.into_iter().take(count as usize).collect();
+            ids.sort_unstable();
+            let configs = [
+                (1..=6).map(NodeInfo::new).collect::<Vec<_>>(),
+                (1..=5).map(NodeInfo::new).collect(),
+            ];
+            let members: Vec<Member> = ids
+                .iter()
+                .map(|&id| {
+                    let mut m = Member::new(
+                        ClientId::new(id, 0),
+                        id,
+                        DecisionAlgorithm::Ffsplit,
+                        TieBreaker {
+                            mode: TieBreakerMode::Lowest,
+                            node_id: 0,
+                        },
+                        RingId {
+                            node_id: 1,
+                            seq: rng.below(2),
+                        },
+                        true,
+                    );
+                    m.config_list = configs[usize::from(rng.below(6) == 0)].clone();
+                    m.membership_list = list(&mut rng, id);
+                    m
+                })
+                .collect();
+            let client = rng.below(u64::from(count)) as usize;
+            let own = members[client].node_id;
+            let new_list = list(&mut rng, own);
+            let new_list = if new_list.is_empty() {
+                Vec::from([NodeInfo::new(own)])
+            } else {
+                new_list
+            };
+            let input = Input {
+                client,
+                leaving: rng.below(4) == 0,
+                ring_id: RingId {
+                    node_id: 1,
+                    seq: rng.below(2),
+                },
+                config: None,
+                membership: (rng.below(2) == 0).then_some(&new_list[..]),
+                heuristics: Heuristics::Undefined,
+            };
+            let want = reference_is_stable(&members, &input);
+            let mut scratch = Scratch::default();
+            assert_eq!(
+                is_membership_stable(&members, &input, &mut scratch),
+                want,
+                "{members:#?} {input:?}"
+            );
+            if want {
+                stable += 1;
+            } else {
+                unstable += 1;
+            }
+        }
+        assert!(stable > 1000 && unstable > 1000, "{stable} / {unstable}");
     }
 }

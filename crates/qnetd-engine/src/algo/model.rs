@@ -150,6 +150,8 @@ pub struct Cluster {
     pub ffsplit_state: FfsplitClusterState,
     /// ffsplit: node ids of the partition selected last time.
     pub quorate_partition: Vec<u32>,
+    /// ffsplit: buffers of the stability check and its work counter.
+    pub ffsplit_scratch: super::ffsplit::Scratch,
 }
 
 impl Cluster {
@@ -161,6 +163,7 @@ impl Cluster {
             members: Vec::new(),
             ffsplit_state: FfsplitClusterState::WaitingForChange,
             quorate_partition: Vec::new(),
+            ffsplit_scratch: super::ffsplit::Scratch::default(),
         }
     }
 
@@ -228,18 +231,59 @@ pub fn in_list(list: &[NodeInfo], node_id: u32) -> bool {
     list_contains(list, node_id)
 }
 
-/// Displays raw name bytes as lossy UTF-8 without allocating.
+/// Displays a name received from the network (a cluster name) without
+/// allocating, safe for a log line or a terminal: printable UTF-8 is shown
+/// as is, a backslash as `\\`, a control character (newline, ESC, C1
+/// controls) as `\xNN` or `\u{NNNN}`, and a byte that is not UTF-8 as
+/// `\xNN`. A plain name is shown byte for byte.
 #[derive(Debug, Clone, Copy)]
 pub struct NameDisplay<'a>(pub &'a [u8]);
 
 impl std::fmt::Display for NameDisplay<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
         for chunk in self.0.utf8_chunks() {
-            f.write_str(chunk.valid())?;
-            if !chunk.invalid().is_empty() {
-                f.write_str("\u{FFFD}")?;
+            for c in chunk.valid().chars() {
+                match c {
+                    '\\' => f.write_str("\\\\")?,
+                    c if c.is_control() && c.is_ascii() => write!(f, "\\x{:02x}", u32::from(c))?,
+                    c if c.is_control() => write!(f, "\\u{{{:04x}}}", u32::from(c))?,
+                    c => f.write_char(c)?,
+                }
+            }
+            for b in chunk.invalid() {
+                write!(f, "\\x{b:02x}")?;
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NameDisplay;
+
+    #[test]
+    fn names_are_escaped_for_logs_and_terminals() {
+        let show = |b: &[u8]| {
+            use std::fmt::Write as _;
+            let mut s = String::new();
+            write!(s, "{}", NameDisplay(b)).unwrap();
+            s
+        };
+        assert_eq!(show(b"testcluster"), "testcluster");
+        assert_eq!(
+            show("caf\u{e9} \u{1F600}".as_bytes()),
+            "caf\u{e9} \u{1F600}"
+        );
+        assert_eq!(
+            show(b"a\nclient connected cluster=b"),
+            "a\\x0aclient connected cluster=b"
+        );
+        assert_eq!(show(b"\x1b[2J\x07"), "\\x1b[2J\\x07");
+        assert_eq!(show(b"a\\b"), "a\\\\b");
+        assert_eq!(show("\u{9b}31m".as_bytes()), "\\u{009b}31m");
+        assert_eq!(show(b"\xff\xfe"), "\\xff\\xfe");
+        assert_eq!(show(b"x\0y"), "x\\x00y");
     }
 }

@@ -11,9 +11,9 @@ use super::msgio::server_error;
 use super::time::Timestamp;
 use crate::algo::{self, store_list};
 use crate::proto::{
-    DecodeError, DecodeFailure, Frame, Heuristics, Msg, MsgType, NodeInfo, NodeListType,
-    ReplyErrorCode, SUPPORTED_DECISION_ALGORITHMS, SUPPORTED_MESSAGES, SUPPORTED_OPTIONS,
-    TlsSupported, types::MAX_DECODED_NODES, types::u16_array_bytes,
+    Frame, Heuristics, Msg, MsgType, NodeInfo, NodeListType, ReplyErrorCode,
+    SUPPORTED_DECISION_ALGORITHMS, SUPPORTED_MESSAGES, SUPPORTED_OPTIONS, TlsSupported,
+    types::u16_array_bytes,
 };
 
 mod init;
@@ -38,18 +38,7 @@ impl Instance {
     /// Returns whether TLS must start now.
     pub(super) fn process(&mut self, now: Timestamp, id: ClientId, frame: Frame<&[u8]>) -> bool {
         let bytes = frame.into_bytes();
-        let parsed = Msg::from_frame(frame).and_then(|msg| {
-            if msg.nodes.len() > MAX_DECODED_NODES {
-                // Only reachable with a raised max_client_receive_size.
-                Err(DecodeFailure {
-                    error: DecodeError::Capacity("node list"),
-                    seq: msg.seq,
-                })
-            } else {
-                Ok(msg)
-            }
-        });
-        let msg = match parsed {
+        let msg = match Msg::from_frame(frame) {
             Ok(msg) => msg,
             Err(fail) => {
                 log::warn!("{}", fail.error.reference_text());
@@ -169,6 +158,10 @@ impl Instance {
             );
             return;
         };
+        if client.preinit_received {
+            self.refuse_second_preinit(id);
+            return;
+        }
         client.cluster_name.clear();
         client.cluster_name.extend_from_slice(name);
         client.preinit_received = true;
@@ -182,6 +175,17 @@ impl Instance {
         reply.tls_supported = Some(tls);
         reply.tls_client_cert_required = Some(u8::from(cert_required));
         self.send(id, &reply);
+    }
+
+    /// Intended difference from the reference, which overwrites the stored
+    /// name: the cluster name is bound to the connection by its first
+    /// PREINIT, so a certificate checked against one cluster can never
+    /// admit the connection to another. A real qdevice reconnects instead
+    /// of sending PREINIT twice; the connection is closed as the reference
+    /// closes one that sends STARTTLS twice.
+    fn refuse_second_preinit(&mut self, id: ClientId) {
+        log::error!("Received second preinit message. Disconnecting client.");
+        self.close(id);
     }
 
     fn on_starttls(&mut self, id: ClientId, msg: &Msg<'_>) -> bool {

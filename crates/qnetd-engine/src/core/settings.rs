@@ -46,11 +46,6 @@ pub const DEFAULT_DPD_INTERVAL_COEFFICIENT: f64 = 1.5;
 pub const TIMER_MAX_INTERVAL_MS: u64 = 18_000_000;
 
 const _: () = assert!(DEFAULT_MAX_CLIENT_RECEIVE_SIZE <= u32::MAX as usize);
-// Every node list of a default-sized message fits the decode buffer.
-const _: () = assert!(
-    (DEFAULT_MAX_CLIENT_RECEIVE_SIZE - crate::proto::HEADER_LEN) / 12
-        <= crate::proto::types::MAX_DECODED_NODES
-);
 
 /// The settings the protocol engine needs.
 #[derive(Debug, Clone, PartialEq)]

@@ -338,6 +338,11 @@ impl<'a> Msg<'a> {
             TlvType::NodeState => self.node_state = Some(node_state(tlv)?),
             TlvType::NodeInfo => {
                 decode_node_info(tlv.value)?;
+                if *node_count >= super::types::MAX_NODES {
+                    // More nodes than corosync can have (intended
+                    // difference: the reference accepts them).
+                    return Err(DecodeError::Capacity("node list"));
+                }
                 *node_count = node_count.saturating_add(1);
             }
             TlvType::NodeListType => {

@@ -97,18 +97,20 @@ impl NodeInfo {
     }
 }
 
-/// Largest number of nodes decoded from one node list: as many NODE_INFOs
-/// (12 bytes each at least) as fit in a message of the reference's default
-/// maximum size (`QNETD_DEFAULT_MAX_CLIENT_RECEIVE_SIZE`, 1 << 15). Corosync
-/// itself has at most 384 processors.
-pub const MAX_DECODED_NODES: usize = ((1 << 15) - super::frame::HEADER_LEN) / 12;
+/// Largest number of nodes in a corosync cluster (`PROCESSOR_COUNT_MAX` in
+/// corosync's `totem.h`): the most NODE_INFOs a message may carry, and the
+/// most members a cluster may have. The reference accepts longer lists (as
+/// many as fit in a message, 2,730 by default); refusing them bounds the
+/// work per message (issue 11, finding 3; an intended difference).
+pub const MAX_NODES: usize = 384;
 
-const _: () = assert!(MAX_DECODED_NODES >= 384);
+/// Largest number of nodes decoded from one node list: [`MAX_NODES`]; a
+/// message with more NODE_INFOs is refused while it is decoded.
+pub const MAX_DECODED_NODES: usize = MAX_NODES;
 
 /// A decoded node list in a fixed-capacity buffer: every NODE_INFO of one
-/// message, in order, with duplicates kept. [`MAX_DECODED_NODES`] is the
-/// number of NODE_INFOs that fit in the largest message accepted by
-/// default, so every list the reference accepts by default fits.
+/// message, in order, with duplicates kept. [`MAX_DECODED_NODES`] bounds
+/// every list the decoder accepts, so every decoded list fits.
 pub type NodeList = heapless::Vec<NodeInfo, MAX_DECODED_NODES>;
 
 /// The NODE_INFO options of a message: a validated view over the received

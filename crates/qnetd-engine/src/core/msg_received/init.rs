@@ -2,6 +2,7 @@
 //! `qnetd_client_msg_received_init_check_new_client`): its checks in the
 //! reference's error precedence, joining the cluster, and the reply.
 
+use super::super::certname::cluster_name_matches;
 use super::super::client::ClientId;
 use super::super::instance::Instance;
 use super::super::time::Timestamp;
@@ -10,13 +11,18 @@ use super::{
     SUPPORTED_ALGORITHMS_BYTES, SUPPORTED_MESSAGES_BYTES, SUPPORTED_OPTIONS_BYTES, TlsCheck,
 };
 use crate::algo::{self, Member};
-use crate::proto::{DecisionAlgorithm, Msg, MsgType, ReplyErrorCode, TieBreaker, U16Array};
+use crate::proto::types::MAX_NODES;
+use crate::proto::{
+    DecisionAlgorithm, Msg, MsgType, ReplyErrorCode, TieBreaker, TlsSupported, U16Array,
+};
 
 impl Instance {
     /// The INIT procedure (`qnetd_client_msg_received_init`), with its
     /// error precedence.
     pub(super) fn on_init(&mut self, now: Timestamp, id: ClientId, msg: &Msg<'_>) {
-        if !matches!(self.check_tls(id, msg), TlsCheck::Ok { .. }) {
+        if !matches!(self.check_tls(id, msg), TlsCheck::Ok { .. })
+            || !self.certificate_names_cluster(id)
+        {
             return;
         }
         let (hb_min, hb_max) = (
@@ -158,6 +164,35 @@ impl Instance {
         true
     }
 
+    /// Intended difference from the reference, which checks the
+    /// certificate only until it was once found valid: at INIT, with client
+    /// certificates required, the certificate must name the cluster of this
+    /// connection, whatever happened before. Returns false (and closes)
+    /// if it does not.
+    fn certificate_names_cluster(&mut self, id: ClientId) -> bool {
+        let must_check = self.cfg.client_cert_required
+            && matches!(
+                self.cfg.tls,
+                TlsSupported::Supported | TlsSupported::Required
+            );
+        let Some(client) = self.client(id) else {
+            return false;
+        };
+        if !must_check || !client.tls_started {
+            return true;
+        }
+        if client
+            .peer_names
+            .as_deref()
+            .is_some_and(|names| cluster_name_matches(&client.cluster_name, names))
+        {
+            return true;
+        }
+        log::error!("Client doesn't sent certificate with valid CN. Disconnecting client");
+        self.close(id);
+        false
+    }
+
     /// Checks against the clients already in the cluster
     /// (`qnetd_client_msg_received_init_check_new_client`).
     fn check_new_client(
@@ -179,6 +214,13 @@ impl Instance {
             .find(&client.cluster_name)
             .and_then(|s| self.clusters.get(s))
         {
+            if !again && cluster.members.len() >= MAX_NODES {
+                // Intended difference: the reference has no limit.
+                log::error!(
+                    "Cluster already has the maximum of {MAX_NODES} nodes. Sending error reply"
+                );
+                return ReplyErrorCode::InternalError;
+            }
             for m in &cluster.members {
                 if !tb.same_as(&m.tie_breaker) {
                     log::error!(
