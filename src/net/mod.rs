@@ -140,13 +140,25 @@ impl Conn {
         let Some(tls) = self.tls.as_deref_mut() else {
             return write_out(&mut self.stream, &mut Plain(instance, self.id));
         };
-        let out = instance.outgoing(self.id);
-        if !out.is_empty() {
-            tls.send_plaintext(out).map_err(io::Error::other)?;
-            let n = out.len();
-            instance.consume_outgoing(self.id, n);
+        // Plaintext goes into the session only while its buffered output
+        // is below the cap; the rest waits in the instance's bounded send
+        // queue, whose overflow drops a client that never reads.
+        loop {
+            let out = instance.outgoing(self.id);
+            let n = out.len().min(tls.output_room());
+            if let Some(chunk) = out.get(..n).filter(|c| !c.is_empty()) {
+                tls.send_plaintext(chunk).map_err(io::Error::other)?;
+                instance.consume_outgoing(self.id, n);
+            }
+            write_out(&mut self.stream, tls)?;
+            // On while the socket took everything and more plaintext waits.
+            if n == 0
+                || !tls.pending_ciphertext().is_empty()
+                || instance.outgoing(self.id).is_empty()
+            {
+                return Ok(());
+            }
         }
-        write_out(&mut self.stream, tls)
     }
 }
 
