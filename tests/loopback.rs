@@ -46,10 +46,15 @@ struct Server {
 
 impl Server {
     fn start(name: &str, extra: &[&str]) -> Self {
+        Self::start_with(name, extra, "")
+    }
+
+    /// [`Self::start`] with `-S` settings.
+    fn start_with(name: &str, extra: &[&str], settings: &str) -> Self {
         let dir = scratch(name);
         let mut args = vec!["-s", "off"];
         args.extend_from_slice(extra);
-        let (child, port) = support::start_qnetd(&dir, &args, "");
+        let (child, port) = support::start_qnetd(&dir, &args, settings);
         Self { child, port, dir }
     }
 
@@ -383,4 +388,79 @@ fn connections_wait_out_a_descriptor_shortage() {
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn idle_socket_flood_does_not_push_out_real_clients() {
+    let server = Server::start_with("flood", &["-m", "6"], "max_preinit_clients_per_addr=0");
+    let mut real = [server.connect(), server.connect()];
+    real[0].join(1);
+    real[1].join(2);
+    // Ten idle sockets for four free slots: each one past the limit closes
+    // the oldest connection that has not finished INIT.
+    let mut idle: Vec<Client> = (0..10).map(|_| server.connect()).collect();
+    // A real client still gets in (closing another idle socket)...
+    let mut late = server.connect();
+    late.join(3);
+    // ...the oldest idle sockets were closed, the clients past INIT never.
+    for (i, s) in idle.iter_mut().enumerate().take(7) {
+        assert!(s.recv().is_none(), "idle socket {i} must be closed");
+    }
+    real[0].echo(1);
+    real[1].echo(2);
+    late.echo(3);
+    // The three idle sockets left finish INIT: six clients past INIT, and
+    // no connection before INIT left to close...
+    for (node_id, s) in (10..).zip(&mut idle[7..]) {
+        s.join(node_id);
+    }
+    // ...a new connection is refused, as by the reference.
+    let mut extra = server.connect();
+    assert!(
+        extra.recv().is_none(),
+        "a connection past -m must be closed"
+    );
+    real[0].echo(4);
+}
+
+#[test]
+fn connections_before_init_are_limited_per_address() {
+    let server = Server::start_with("peraddr", &[], "max_preinit_clients_per_addr=2");
+    let mut a = server.connect();
+    let _b = server.connect();
+    let mut c = server.connect();
+    assert!(
+        c.recv().is_none(),
+        "a third connection before INIT must be closed"
+    );
+    // A connection past INIT no longer counts.
+    a.join(1);
+    let mut d = server.connect();
+    d.join(2);
+    let _e = server.connect();
+    let mut f = server.connect();
+    assert!(
+        f.recv().is_none(),
+        "b and e are before INIT: f must be closed"
+    );
+    a.echo(1);
+    d.echo(2);
+}
+
+#[test]
+fn a_silent_socket_is_closed_at_the_init_deadline() {
+    let server = Server::start_with("deadline", &[], "init_timeout=300");
+    let mut real = server.connect();
+    real.join(1);
+    let mut silent = server.connect();
+    assert!(silent.recv().is_none(), "a silent socket must be closed");
+    // The same deadline passed for the client past INIT: it stays.
+    real.echo(1);
+    // A client that sent part of PREINIT and then nothing is closed too.
+    let mut slow = server.connect();
+    slow.s
+        .write_all(&build::to_bytes(&build::preinit(1, b"slow"))[..7])
+        .unwrap();
+    assert!(slow.recv().is_none(), "a stalled PREINIT must be closed");
+    real.echo(2);
 }

@@ -48,14 +48,27 @@ struct Server {
 
 impl Server {
     fn start(name: &str, args: &[&str]) -> Self {
+        Self::start_with(name, args, "")
+    }
+
+    fn start_with(name: &str, args: &[&str], settings: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("qnetd-tls-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        Self::start_in(dir, args)
+        Self::start_in_with(dir, args, settings)
     }
 
     fn start_in(dir: PathBuf, args: &[&str]) -> Self {
-        let store = format!("nss_db_dir={}/store", dir.display());
+        Self::start_in_with(dir, args, "")
+    }
+
+    /// [`Self::start_in`] with more `-S` settings.
+    fn start_in_with(dir: PathBuf, args: &[&str], settings: &str) -> Self {
+        let mut store = format!("nss_db_dir={}/store", dir.display());
+        if !settings.is_empty() {
+            store.push(',');
+            store.push_str(settings);
+        }
         let (child, port) = support::start_qnetd(&dir, args, &store);
         Self { child, port, dir }
     }
@@ -482,6 +495,31 @@ fn tls_client_that_never_reads_is_dropped_and_memory_stays_flat() {
         "a client that never reads must be dropped ({sent} bytes sent)"
     );
     // The other cluster is still served.
+    good.send(&build::echo_request(9));
+    good.expect(MsgType::EchoReply);
+    assert!(server.stop().success());
+}
+
+#[test]
+fn a_tls_handshake_that_never_completes_is_closed_at_the_init_deadline() {
+    let server = Server::start_with("halfopen", &["-s", "on", "-c", "off"], "init_timeout=300");
+    let cfg = client_config(provider(true), &server.ca(), None);
+    let mut good = Node::connect(&server);
+    good.preinit(CLUSTER);
+    assert!(good.starttls(&cfg));
+    assert!(init_ok(&good.init()));
+    // STARTTLS, then half a ClientHello, then nothing.
+    let mut half = Node::connect(&server);
+    half.preinit(CLUSTER);
+    half.send(&build::starttls(2));
+    let hello = TlsClient::new(&cfg).take_output();
+    half.s.write_all(&hello[..hello.len() / 2]).unwrap();
+    assert_eq!(
+        half.recv(),
+        Got::Closed,
+        "a stalled handshake must be closed"
+    );
+    // The client past INIT is still served.
     good.send(&build::echo_request(9));
     good.expect(MsgType::EchoReply);
     assert!(server.stop().success());

@@ -8,6 +8,7 @@
 //! ([`READ_BUDGET`]); a client cut off by the budget goes on a ready list
 //! served before the next blocking poll.
 
+mod admission;
 mod ipc;
 mod listen;
 mod lock;
@@ -23,6 +24,7 @@ use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
+use self::admission::{Admission, Refusal};
 use self::tls::TlsSession;
 use crate::cert::store::{CertStore, InitOutcome};
 use crate::config::Config;
@@ -55,6 +57,17 @@ struct Conn {
     tls: Option<Box<TlsSession>>,
     /// The instance was told the handshake finished.
     tls_announced: bool,
+    /// INIT has not succeeded yet ([`admission`] counts the connection).
+    pre_init: bool,
+}
+
+/// Whether `id` is a live connection that has not finished INIT.
+fn is_pre_init(conns: &[Option<Conn>], id: ClientId) -> bool {
+    usize::try_from(id.index())
+        .ok()
+        .and_then(|i| conns.get(i))
+        .and_then(Option::as_ref)
+        .is_some_and(|c| c.id == id && c.pre_init)
 }
 
 /// Bytes waiting for a socket: the instance's output for a client in clear,
@@ -269,6 +282,7 @@ struct Server {
     instance: Instance,
     conns: Vec<Option<Conn>>,
     ready: VecDeque<ClientId>,
+    admission: Admission,
     clock: Clock,
     buf: Box<[u8]>,
     /// Set when TLS is on or required.
@@ -365,6 +379,7 @@ impl Server {
             instance: Instance::new(InstanceConfig::from(config)),
             conns: Vec::new(),
             ready: VecDeque::new(),
+            admission: Admission::new(config),
             clock: Clock::new(),
             buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
             tls_config,
@@ -377,10 +392,11 @@ impl Server {
         log::debug!("Running QNetd main loop");
         loop {
             let timeout = if self.ready.is_empty() {
-                let next = self
-                    .instance
-                    .poll_timeout()
-                    .map(|t| Duration::from_millis(t.millis_since(self.clock.now())));
+                let next = match (self.instance.poll_timeout(), self.admission.next_deadline()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+                .map(|t| Duration::from_millis(t.millis_since(self.clock.now())));
                 if self.accept_failed {
                     Some(next.map_or(ACCEPT_RETRY, |t| t.min(ACCEPT_RETRY)))
                 } else {
@@ -439,7 +455,60 @@ impl Server {
                 }
             }
             self.instance.handle_timeout(now);
+            self.expire_pre_init(now);
             self.process_outputs(now);
+        }
+    }
+
+    /// Closes the connections that did not finish INIT in `init_timeout`.
+    fn expire_pre_init(&mut self, now: Timestamp) {
+        loop {
+            let conns = &self.conns;
+            let Some(id) = self.admission.pop_expired(now, |id| is_pre_init(conns, id)) else {
+                return;
+            };
+            if let Some(conn) = self.conn(id) {
+                log::warn!(
+                    "Client {} did not finish INIT in time. Disconnecting",
+                    conn.addr
+                );
+            }
+            self.close(now, id);
+        }
+    }
+
+    /// Makes room under `-m` by closing the oldest connection that has not
+    /// finished INIT. Returns false if there is none.
+    fn evict_pre_init(&mut self, now: Timestamp) -> bool {
+        let conns = &self.conns;
+        let Some(id) = self.admission.evict_oldest(|id| is_pre_init(conns, id)) else {
+            return false;
+        };
+        if let Some(conn) = self.conn(id) {
+            log::warn!(
+                "Maximum clients reached. Disconnecting client {} that has not finished INIT",
+                conn.addr
+            );
+        }
+        self.close(now, id);
+        true
+    }
+
+    /// After input: a connection that just finished INIT leaves admission.
+    fn note_init(&mut self, id: ClientId) {
+        let initialised = self
+            .instance
+            .client_info(id)
+            .is_some_and(|info| info.init_received);
+        if !initialised {
+            return;
+        }
+        if let Some(conn) = self.conn(id)
+            && conn.pre_init
+        {
+            conn.pre_init = false;
+            let ip = conn.addr.0.ip();
+            self.admission.left(ip);
         }
     }
 
@@ -472,6 +541,16 @@ impl Server {
                     return;
                 }
             };
+            if self.admission.admit(addr.ip()) == Err(Refusal::PerAddress) {
+                log::warn!(
+                    "Too many connections from {} that have not finished INIT. Not accepting connection",
+                    addr.ip()
+                );
+                continue;
+            }
+            if self.admission.full(self.instance.client_count()) {
+                self.evict_pre_init(now);
+            }
             let Ok(id) = self.instance.accept(now, addr) else {
                 continue; // max clients: dropping the stream closes it
             };
@@ -501,15 +580,20 @@ impl Server {
                     addr: PeerAddr(addr),
                     tls: None,
                     tls_announced: false,
+                    pre_init: true,
                 });
+                self.admission.accepted(now, id, addr.ip());
             }
         }
     }
 
     fn on_readable(&mut self, now: Timestamp, id: ClientId) {
         match self.read(now, id) {
-            ReadOutcome::Drained => {}
-            ReadOutcome::More => self.ready.push_back(id),
+            ReadOutcome::Drained => self.note_init(id),
+            ReadOutcome::More => {
+                self.note_init(id);
+                self.ready.push_back(id);
+            }
             ReadOutcome::Closed => self.close(now, id),
         }
         self.process_outputs(now);
@@ -619,6 +703,9 @@ impl Server {
             let index = usize::try_from(id.index()).unwrap_or(usize::MAX);
             if let Some(mut conn) = self.conns.get_mut(index).and_then(Option::take) {
                 let _ = self.poll.registry().deregister(&mut conn.stream);
+                if conn.pre_init {
+                    self.admission.left(conn.addr.0.ip());
+                }
             }
         }
         self.instance.disconnect(now, id);

@@ -146,6 +146,11 @@ impl Server {
             .map(|a| (*a).to_string())
             .collect();
         args.push(port.to_string());
+        // Our `-m` default differs from the reference's 0 (an intended
+        // difference, see the README): both get ours unless a scenario
+        // sets its own.
+        args.push("-m".into());
+        args.push(qnetd::config::DEFAULT_MAX_CLIENTS.to_string());
         args.extend(extra.iter().cloned());
         args.push("-S".into());
         args.push(s);

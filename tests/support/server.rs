@@ -163,6 +163,9 @@ impl Server {
         let child = super::command(kind.exe(), None)
             .args(["-f", "-d", "-s", "off", "-l", "127.0.0.1", "-p"])
             .arg(port.to_string())
+            // The reference's `-m` default (unlimited) for both: ours
+            // differs, and the tool samples were captured with it.
+            .args(["-m", "0"])
             .arg("-S")
             .arg(s)
             .stdin(Stdio::null())
