@@ -464,3 +464,119 @@ fn a_silent_socket_is_closed_at_the_init_deadline() {
     assert!(slow.recv().is_none(), "a stalled PREINIT must be closed");
     real.echo(2);
 }
+
+/// The state letter of `/proc/PID/stat` (`T` when stopped).
+fn proc_state(pid: u32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    after.chars().next().unwrap()
+}
+
+fn signal(pid: u32, sig: &str) {
+    assert!(
+        Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+/// Work budget per wake-up, by counting in the server's log: one client's
+/// burst of messages waits in the socket while the server is stopped, a
+/// second client connects behind it; once resumed, the server serves the
+/// second client after at most one budget of the first client's bytes.
+#[test]
+fn a_burst_from_one_client_is_served_in_budgeted_rounds() {
+    use support::server::{Kind, Scratch, Server as LogServer, free_ports};
+    const MSG: usize = 4096;
+    const BURST: &str = "unsupported msg type 32752";
+    let dir = Scratch::new("budget");
+    let server = LogServer::start(
+        Kind::Ours,
+        &dir,
+        "budget",
+        free_ports(1)[0],
+        "max_client_send_buffers=10000",
+    );
+    let pid = server.child.id();
+    let mut flood = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    // Messages of an unknown type: each one is logged, skipped without
+    // being stored, and answered with a short SERVER_ERROR.
+    let mut msg = vec![0x7f, 0xf0];
+    msg.extend_from_slice(&u32::try_from(MSG - 6).unwrap().to_be_bytes());
+    msg.resize(MSG, 0);
+    // A warm-up burst of another unknown type, fully handled before the
+    // test: the server has accepted this client, and the kernel has grown
+    // the socket buffers beyond one budget.
+    let mut warm = msg.clone();
+    warm[1] = 0xf1;
+    const WARM: usize = 2048;
+    for _ in 0..WARM {
+        flood.write_all(&warm).unwrap();
+    }
+    let start = Instant::now();
+    while server
+        .log_text()
+        .matches("unsupported msg type 32753")
+        .count()
+        < WARM
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "warm-up not handled"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(pid, "-STOP");
+    while proc_state(pid) != 'T' {
+        std::thread::yield_now();
+    }
+    // Fill the socket buffers while the server sleeps.
+    flood.set_nonblocking(true).unwrap();
+    let mut sent = 0;
+    let mut rest: &[u8] = &[];
+    loop {
+        match flood.write(&msg) {
+            Ok(n) if n == MSG => sent += 1,
+            Ok(n) => {
+                rest = &msg[n..];
+                sent += 1;
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+    let budget_msgs = qnetd::net::READ_BUDGET / MSG + 1;
+    assert!(
+        sent > budget_msgs + 16,
+        "only {sent} messages fit in the socket buffers: the test cannot tell"
+    );
+    let other = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let other_line = format!("Client {} connected", other.local_addr().unwrap());
+    signal(pid, "-CONT");
+    flood.set_nonblocking(false).unwrap();
+    flood.write_all(rest).unwrap();
+    // Wait until the server logged every message of the burst.
+    let start = Instant::now();
+    let text = loop {
+        let text = server.log_text();
+        let skipped = text.matches(BURST).count();
+        if skipped >= sent && text.contains(&other_line) {
+            break text;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let before = text[..text.find(&other_line).unwrap()]
+        .matches(BURST)
+        .count();
+    eprintln!("budget test: sent {sent}, before {before}");
+    assert!(
+        before <= budget_msgs,
+        "{before} of {sent} messages of one client were handled before another client's connection (budget: {budget_msgs})"
+    );
+    drop(flood);
+    drop(other);
+}

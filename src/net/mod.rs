@@ -46,8 +46,11 @@ const FIRST_CLIENT: usize = 16;
 /// How soon a failed `accept` is retried.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
-/// Bytes read from one client per wake-up before others get their turn.
-pub const READ_BUDGET: usize = 256 * 1024;
+/// Bytes read from one client per wake-up before others get their turn
+/// (four reads). Below the receive buffer Linux grows for a fast sender
+/// (about 256 KiB on loopback), so a client that keeps its socket full is
+/// served in rounds with everyone else; a heartbeat is a few dozen bytes.
+pub const READ_BUDGET: usize = 64 * 1024;
 
 /// One client connection: the socket, and TLS once STARTTLS switched it.
 struct Conn {
