@@ -215,6 +215,19 @@ impl Node {
         true
     }
 
+    /// A client of `cluster` past PREINIT, STARTTLS and a successful INIT.
+    fn joined(
+        server: &Server,
+        config: &std::sync::Arc<rustls::ClientConfig>,
+        cluster: &str,
+    ) -> Self {
+        let mut node = Self::connect(server);
+        node.preinit(cluster);
+        assert!(node.starttls(config), "handshake");
+        assert!(init_ok(&node.init()), "INIT");
+        node
+    }
+
     fn init(&mut self) -> Got {
         self.send(&build::init(&Init {
             seq: 3,
@@ -449,14 +462,8 @@ fn tls_client_that_never_reads_is_dropped_and_memory_stays_flat() {
     const RSS_MARGIN_KIB: u64 = 32 << 10;
     let server = Server::start("deaf", &["-s", "req", "-c", "off"]);
     let cfg = client_config(provider(true), &server.ca(), None);
-    let mut good = Node::connect(&server);
-    good.preinit(CLUSTER);
-    assert!(good.starttls(&cfg));
-    assert!(init_ok(&good.init()));
-    let mut deaf = Node::connect(&server);
-    deaf.preinit("deafcluster");
-    assert!(deaf.starttls(&cfg));
-    assert!(init_ok(&deaf.init()));
+    let mut good = Node::joined(&server, &cfg, CLUSTER);
+    let mut deaf = Node::joined(&server, &cfg, "deafcluster");
     let pid = server.child.id();
     let before = vm_rss_kib(pid);
     let mut peak = before;
@@ -486,6 +493,7 @@ fn tls_client_that_never_reads_is_dropped_and_memory_stays_flat() {
         }
     }
     peak = peak.max(vm_rss_kib(pid));
+    eprintln!("server RSS {before} KiB before, {peak} KiB at most; {sent} bytes sent");
     assert!(
         peak < before + RSS_MARGIN_KIB,
         "server RSS grew from {before} KiB to {peak} KiB after {sent} bytes"
@@ -504,10 +512,7 @@ fn tls_client_that_never_reads_is_dropped_and_memory_stays_flat() {
 fn a_tls_handshake_that_never_completes_is_closed_at_the_init_deadline() {
     let server = Server::start_with("halfopen", &["-s", "on", "-c", "off"], "init_timeout=300");
     let cfg = client_config(provider(true), &server.ca(), None);
-    let mut good = Node::connect(&server);
-    good.preinit(CLUSTER);
-    assert!(good.starttls(&cfg));
-    assert!(init_ok(&good.init()));
+    let mut good = Node::joined(&server, &cfg, CLUSTER);
     // STARTTLS, then half a ClientHello, then nothing.
     let mut half = Node::connect(&server);
     half.preinit(CLUSTER);

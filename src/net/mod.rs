@@ -6,7 +6,8 @@
 //! event as a hint. Client sockets are registered once for both readable
 //! and writable edges. Work per client per wake-up is bounded
 //! ([`READ_BUDGET`]); a client cut off by the budget goes on a ready list
-//! served before the next blocking poll.
+//! served before the next blocking poll. Connections that have not finished
+//! INIT are admitted, timed out and pushed out first by `admission`.
 
 mod admission;
 mod ipc;
