@@ -508,17 +508,42 @@ fn tls_client_that_never_reads_is_dropped_and_memory_stays_flat() {
     assert!(server.stop().success());
 }
 
+/// A client that sent STARTTLS and half a ClientHello, then nothing.
+fn half_open(server: &Server, config: &std::sync::Arc<rustls::ClientConfig>) -> Node {
+    let mut node = Node::connect(server);
+    node.preinit(CLUSTER);
+    node.send(&build::starttls(2));
+    let hello = TlsClient::new(config).take_output();
+    node.s.write_all(&hello[..hello.len() / 2]).unwrap();
+    node
+}
+
+#[test]
+fn half_open_handshakes_do_not_push_out_real_clients() {
+    let server = Server::start_with(
+        "halfflood",
+        &["-s", "req", "-c", "off", "-m", "4"],
+        "max_preinit_clients_per_addr=0",
+    );
+    let cfg = client_config(provider(true), &server.ca(), None);
+    let mut good = Node::joined(&server, &cfg, CLUSTER);
+    let mut flood: Vec<Node> = (0..8).map(|_| half_open(&server, &cfg)).collect();
+    let mut late = Node::joined(&server, &cfg, "latecluster");
+    for (i, node) in flood.iter_mut().enumerate().take(6) {
+        assert_eq!(node.recv(), Got::Closed, "half-open handshake {i}");
+    }
+    for (seq, node) in [&mut good, &mut late].into_iter().enumerate() {
+        node.send(&build::echo_request(u32::try_from(seq).unwrap()));
+        node.expect(MsgType::EchoReply);
+    }
+}
+
 #[test]
 fn a_tls_handshake_that_never_completes_is_closed_at_the_init_deadline() {
     let server = Server::start_with("halfopen", &["-s", "on", "-c", "off"], "init_timeout=300");
     let cfg = client_config(provider(true), &server.ca(), None);
     let mut good = Node::joined(&server, &cfg, CLUSTER);
-    // STARTTLS, then half a ClientHello, then nothing.
-    let mut half = Node::connect(&server);
-    half.preinit(CLUSTER);
-    half.send(&build::starttls(2));
-    let hello = TlsClient::new(&cfg).take_output();
-    half.s.write_all(&hello[..hello.len() / 2]).unwrap();
+    let mut half = half_open(&server, &cfg);
     assert_eq!(
         half.recv(),
         Got::Closed,
