@@ -185,7 +185,8 @@ mod tests {
         assert_eq!(c.port, 5403);
         assert_eq!(c.tls, TlsSupported::Supported);
         assert!(c.client_cert_required);
-        assert_eq!(c.max_clients, 0);
+        // An intended difference: the reference has no limit.
+        assert_eq!(c.max_clients, crate::config::DEFAULT_MAX_CLIENTS);
         assert_eq!(c.ip_version, IpVersion::Any);
         assert_eq!(c.advanced.max_client_send_buffers, 32);
     }

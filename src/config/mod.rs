@@ -45,6 +45,20 @@ pub const DEFAULT_IPC_MAX_RECEIVE_SIZE: usize = 4 * 1024;
 pub const DEFAULT_IPC_MAX_SEND_SIZE: usize = 10 * 1024 * 1024;
 /// Smallest accepted `ipc_max_receive_size` / `ipc_max_send_size`.
 pub const MIN_IPC_RECEIVE_SEND_SIZE: usize = 1024;
+/// Default `-m`. The reference's 0 (unlimited) lets a flood of connections
+/// take every file descriptor and as much memory as the clients like; 1000
+/// stays below the common soft limit of 1024 descriptors with room for the
+/// listener, the poll, the signals, the lock file and the management
+/// connections. `-m 0` still means unlimited.
+pub const DEFAULT_MAX_CLIENTS: usize = 1000;
+/// Default `max_preinit_clients_per_addr`: connections from one source
+/// address that have not finished INIT (a node has one connection; a few
+/// nodes behind one NAT address reconnect at once after a restart).
+pub const DEFAULT_MAX_PREINIT_CLIENTS_PER_ADDR: usize = 16;
+/// Default `init_timeout` in ms: time from accept to a successful INIT. A
+/// real qdevice needs well under a second (PREINIT, STARTTLS, handshake,
+/// INIT); the reference waits the pre-INIT dead-peer timeout (180 s).
+pub const DEFAULT_INIT_TIMEOUT: u32 = 30_000;
 /// Allowed range of `dpd_interval_coefficient`.
 pub const DPD_INTERVAL_COEFFICIENT_RANGE: (f64, f64) = (1.0, 1000.0);
 
@@ -122,6 +136,12 @@ pub struct AdvancedSettings {
     pub ipc_max_send_size: usize,
     /// Server default for the ffsplit keep-active-partition tie-breaker.
     pub keep_active_partition_tie_breaker: bool,
+    /// Connections from one address that have not finished INIT (0 =
+    /// unlimited); more are closed at once. Not in the reference.
+    pub max_preinit_clients_per_addr: usize,
+    /// Milliseconds from accept to a successful INIT before the connection
+    /// is closed. Not in the reference.
+    pub init_timeout: u32,
 }
 
 impl Default for AdvancedSettings {
@@ -145,6 +165,8 @@ impl Default for AdvancedSettings {
             ipc_max_receive_size: DEFAULT_IPC_MAX_RECEIVE_SIZE,
             ipc_max_send_size: DEFAULT_IPC_MAX_SEND_SIZE,
             keep_active_partition_tie_breaker: engine.keep_active_partition_tie_breaker,
+            max_preinit_clients_per_addr: DEFAULT_MAX_PREINIT_CLIENTS_PER_ADDR,
+            init_timeout: DEFAULT_INIT_TIMEOUT,
         }
     }
 }
@@ -262,6 +284,12 @@ impl AdvancedSettings {
                 self.keep_active_partition_tie_breaker =
                     parse_bool(value).ok_or_else(|| invalid_value(key, value))?;
             }
+            "max_preinit_clients_per_addr" => {
+                self.max_preinit_clients_per_addr = int_in(key, value, 0, size_max)?;
+            }
+            "init_timeout" => {
+                self.init_timeout = int_in(key, value, 1, i128::from(u32::MAX))?;
+            }
             _ => return Err(ConfigError::new(format!("Unknown option '{key}'"))),
         }
         Ok(SetOutcome::Stored)
@@ -301,7 +329,8 @@ pub struct Config {
     pub tls: TlsSupported,
     /// Whether TLS clients must present a certificate (`-c`).
     pub client_cert_required: bool,
-    /// Maximum number of clients, 0 = unlimited (`-m`).
+    /// Maximum number of clients, 0 = unlimited (`-m`); at the limit a new
+    /// connection closes the oldest one that has not finished INIT.
     pub max_clients: usize,
     /// Debug logging (`-d`, counted).
     pub debug: u8,
@@ -318,7 +347,7 @@ impl Default for Config {
             ip_version: IpVersion::Any,
             tls: engine.tls,
             client_cert_required: engine.client_cert_required,
-            max_clients: engine.max_clients,
+            max_clients: DEFAULT_MAX_CLIENTS,
             debug: 0,
             advanced: AdvancedSettings::default(),
         }
@@ -435,6 +464,31 @@ mod tests {
         // Parsing stops at an empty key.
         a.apply_list(",listen_backlog=7").unwrap();
         assert_eq!(a.listen_backlog, 50);
+    }
+
+    #[test]
+    fn admission_settings() {
+        let mut a = AdvancedSettings::default();
+        assert_eq!(a.max_preinit_clients_per_addr, 16);
+        assert_eq!(a.init_timeout, 30_000);
+        a.apply_list("max_preinit_clients_per_addr=0,init_timeout=250")
+            .unwrap();
+        assert_eq!((a.max_preinit_clients_per_addr, a.init_timeout), (0, 250));
+        for (list, key) in [
+            ("init_timeout=0", "init_timeout"),
+            ("init_timeout=5s", "init_timeout"),
+            (
+                "max_preinit_clients_per_addr=-1",
+                "max_preinit_clients_per_addr",
+            ),
+        ] {
+            let value = list.split_once('=').unwrap().1;
+            assert_eq!(
+                a.apply_list(list).unwrap_err().to_string(),
+                format!("Invalid value '{value}' for option '{key}'")
+            );
+        }
+        assert_eq!(Config::default().max_clients, DEFAULT_MAX_CLIENTS);
     }
 
     #[test]

@@ -6,8 +6,10 @@
 //! event as a hint. Client sockets are registered once for both readable
 //! and writable edges. Work per client per wake-up is bounded
 //! ([`READ_BUDGET`]); a client cut off by the budget goes on a ready list
-//! served before the next blocking poll.
+//! served before the next blocking poll. Connections that have not finished
+//! INIT are admitted, timed out and pushed out first by `admission`.
 
+mod admission;
 mod ipc;
 mod listen;
 mod lock;
@@ -23,6 +25,7 @@ use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
+use self::admission::{Admission, Refusal};
 use self::tls::TlsSession;
 use crate::cert::store::{CertStore, InitOutcome};
 use crate::config::Config;
@@ -44,8 +47,11 @@ const FIRST_CLIENT: usize = 16;
 /// How soon a failed `accept` is retried.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
-/// Bytes read from one client per wake-up before others get their turn.
-pub const READ_BUDGET: usize = 256 * 1024;
+/// Bytes read from one client per wake-up before others get their turn
+/// (four reads). Below the receive buffer Linux grows for a fast sender
+/// (about 256 KiB on loopback), so a client that keeps its socket full is
+/// served in rounds with everyone else; a heartbeat is a few dozen bytes.
+pub const READ_BUDGET: usize = 64 * 1024;
 
 /// One client connection: the socket, and TLS once STARTTLS switched it.
 struct Conn {
@@ -55,6 +61,17 @@ struct Conn {
     tls: Option<Box<TlsSession>>,
     /// The instance was told the handshake finished.
     tls_announced: bool,
+    /// INIT has not succeeded yet ([`admission`] counts the connection).
+    pre_init: bool,
+}
+
+/// Whether `id` is a live connection that has not finished INIT.
+fn is_pre_init(conns: &[Option<Conn>], id: ClientId) -> bool {
+    usize::try_from(id.index())
+        .ok()
+        .and_then(|i| conns.get(i))
+        .and_then(Option::as_ref)
+        .is_some_and(|c| c.id == id && c.pre_init)
 }
 
 /// Bytes waiting for a socket: the instance's output for a client in clear,
@@ -140,13 +157,25 @@ impl Conn {
         let Some(tls) = self.tls.as_deref_mut() else {
             return write_out(&mut self.stream, &mut Plain(instance, self.id));
         };
-        let out = instance.outgoing(self.id);
-        if !out.is_empty() {
-            tls.send_plaintext(out).map_err(io::Error::other)?;
-            let n = out.len();
-            instance.consume_outgoing(self.id, n);
+        // Plaintext goes into the session only while its buffered output
+        // is below the cap; the rest waits in the instance's bounded send
+        // queue, whose overflow drops a client that never reads.
+        loop {
+            let out = instance.outgoing(self.id);
+            let n = out.len().min(tls.output_room());
+            if let Some(chunk) = out.get(..n).filter(|c| !c.is_empty()) {
+                tls.send_plaintext(chunk).map_err(io::Error::other)?;
+                instance.consume_outgoing(self.id, n);
+            }
+            write_out(&mut self.stream, tls)?;
+            // On while the socket took everything and more plaintext waits.
+            if n == 0
+                || !tls.pending_ciphertext().is_empty()
+                || instance.outgoing(self.id).is_empty()
+            {
+                return Ok(());
+            }
         }
-        write_out(&mut self.stream, tls)
     }
 }
 
@@ -257,6 +286,7 @@ struct Server {
     instance: Instance,
     conns: Vec<Option<Conn>>,
     ready: VecDeque<ClientId>,
+    admission: Admission,
     clock: Clock,
     buf: Box<[u8]>,
     /// Set when TLS is on or required.
@@ -361,6 +391,7 @@ impl Server {
             instance: Instance::new(InstanceConfig::from(config)),
             conns: Vec::new(),
             ready: VecDeque::new(),
+            admission: Admission::new(config),
             clock: Clock::new(),
             buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
             tls_config,
@@ -373,10 +404,11 @@ impl Server {
         log::debug!("Running QNetd main loop");
         loop {
             let timeout = if self.ready.is_empty() {
-                let next = self
-                    .instance
-                    .poll_timeout()
-                    .map(|t| Duration::from_millis(t.millis_since(self.clock.now())));
+                let next = match (self.instance.poll_timeout(), self.admission.next_deadline()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+                .map(|t| Duration::from_millis(t.millis_since(self.clock.now())));
                 if self.accept_failed {
                     Some(next.map_or(ACCEPT_RETRY, |t| t.min(ACCEPT_RETRY)))
                 } else {
@@ -435,7 +467,60 @@ impl Server {
                 }
             }
             self.instance.handle_timeout(now);
+            self.expire_pre_init(now);
             self.process_outputs(now);
+        }
+    }
+
+    /// Closes the connections that did not finish INIT in `init_timeout`.
+    fn expire_pre_init(&mut self, now: Timestamp) {
+        loop {
+            let conns = &self.conns;
+            let Some(id) = self.admission.pop_expired(now, |id| is_pre_init(conns, id)) else {
+                return;
+            };
+            if let Some(conn) = self.conn(id) {
+                log::warn!(
+                    "Client {} did not finish INIT in time. Disconnecting",
+                    conn.addr
+                );
+            }
+            self.close(now, id);
+        }
+    }
+
+    /// Makes room under `-m` by closing the oldest connection that has not
+    /// finished INIT. Returns false if there is none.
+    fn evict_pre_init(&mut self, now: Timestamp) -> bool {
+        let conns = &self.conns;
+        let Some(id) = self.admission.evict_oldest(|id| is_pre_init(conns, id)) else {
+            return false;
+        };
+        if let Some(conn) = self.conn(id) {
+            log::warn!(
+                "Maximum clients reached. Disconnecting client {} that has not finished INIT",
+                conn.addr
+            );
+        }
+        self.close(now, id);
+        true
+    }
+
+    /// After input: a connection that just finished INIT leaves admission.
+    fn note_init(&mut self, id: ClientId) {
+        let initialised = self
+            .instance
+            .client_info(id)
+            .is_some_and(|info| info.init_received);
+        if !initialised {
+            return;
+        }
+        if let Some(conn) = self.conn(id)
+            && conn.pre_init
+        {
+            conn.pre_init = false;
+            let ip = conn.addr.0.ip();
+            self.admission.left(ip);
         }
     }
 
@@ -468,6 +553,16 @@ impl Server {
                     return;
                 }
             };
+            if self.admission.admit(addr.ip()) == Err(Refusal::PerAddress) {
+                log::warn!(
+                    "Too many connections from {} that have not finished INIT. Not accepting connection",
+                    addr.ip()
+                );
+                continue;
+            }
+            if self.admission.full(self.instance.client_count()) {
+                self.evict_pre_init(now);
+            }
             let Ok(id) = self.instance.accept(now, addr) else {
                 continue; // max clients: dropping the stream closes it
             };
@@ -497,15 +592,20 @@ impl Server {
                     addr: PeerAddr(addr),
                     tls: None,
                     tls_announced: false,
+                    pre_init: true,
                 });
+                self.admission.accepted(now, id, addr.ip());
             }
         }
     }
 
     fn on_readable(&mut self, now: Timestamp, id: ClientId) {
         match self.read(now, id) {
-            ReadOutcome::Drained => {}
-            ReadOutcome::More => self.ready.push_back(id),
+            ReadOutcome::Drained => self.note_init(id),
+            ReadOutcome::More => {
+                self.note_init(id);
+                self.ready.push_back(id);
+            }
             ReadOutcome::Closed => self.close(now, id),
         }
         self.process_outputs(now);
@@ -615,6 +715,9 @@ impl Server {
             let index = usize::try_from(id.index()).unwrap_or(usize::MAX);
             if let Some(mut conn) = self.conns.get_mut(index).and_then(Option::take) {
                 let _ = self.poll.registry().deregister(&mut conn.stream);
+                if conn.pre_init {
+                    self.admission.left(conn.addr.0.ip());
+                }
             }
         }
         self.instance.disconnect(now, id);

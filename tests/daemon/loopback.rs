@@ -28,10 +28,18 @@ struct Server {
 
 impl Server {
     fn start(name: &str, extra: &[&str]) -> Self {
+        Self::start_with(name, extra, "")
+    }
+
+    /// [`Self::start`] with `-S` settings.
+    fn start_with(name: &str, extra: &[&str], settings: &str) -> Self {
         let dir = Scratch::new(name);
         let mut args = vec!["-s", "off"];
         args.extend_from_slice(extra);
-        let daemon = Launch::ours(&dir, "qnetd").args(&args).start();
+        let daemon = Launch::ours(&dir, "qnetd")
+            .args(&args)
+            .settings(settings)
+            .start();
         Self {
             port: daemon.port,
             daemon,
@@ -320,4 +328,197 @@ fn connections_wait_out_a_descriptor_shortage() {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[test]
+fn idle_socket_flood_does_not_push_out_real_clients() {
+    let server = Server::start_with("flood", &["-m", "6"], "max_preinit_clients_per_addr=0");
+    let mut real = [server.connect(), server.connect()];
+    real[0].join(1);
+    real[1].join(2);
+    // Ten idle sockets for four free slots: each one past the limit closes
+    // the oldest connection that has not finished INIT.
+    let mut idle: Vec<Client> = (0..10).map(|_| server.connect()).collect();
+    // A real client still gets in (closing another idle socket)...
+    let mut late = server.connect();
+    late.join(3);
+    // ...the oldest idle sockets were closed, the clients past INIT never.
+    for (i, s) in idle.iter_mut().enumerate().take(7) {
+        assert!(s.recv().is_none(), "idle socket {i} must be closed");
+    }
+    real[0].echo(1);
+    real[1].echo(2);
+    late.echo(3);
+    // The three idle sockets left finish INIT: six clients past INIT, and
+    // no connection before INIT left to close...
+    for (node_id, s) in (10..).zip(&mut idle[7..]) {
+        s.join(node_id);
+    }
+    // ...a new connection is refused, as by the reference.
+    let mut extra = server.connect();
+    assert!(
+        extra.recv().is_none(),
+        "a connection past -m must be closed"
+    );
+    real[0].echo(4);
+}
+
+#[test]
+fn connections_before_init_are_limited_per_address() {
+    let server = Server::start_with("peraddr", &[], "max_preinit_clients_per_addr=2");
+    let mut a = server.connect();
+    let _b = server.connect();
+    let mut c = server.connect();
+    assert!(
+        c.recv().is_none(),
+        "a third connection before INIT must be closed"
+    );
+    // A connection past INIT no longer counts.
+    a.join(1);
+    let mut d = server.connect();
+    d.join(2);
+    let _e = server.connect();
+    let mut f = server.connect();
+    assert!(
+        f.recv().is_none(),
+        "b and e are before INIT: f must be closed"
+    );
+    a.echo(1);
+    d.echo(2);
+}
+
+#[test]
+fn a_silent_socket_is_closed_at_the_init_deadline() {
+    let server = Server::start_with("deadline", &[], "init_timeout=300");
+    let mut real = server.connect();
+    real.join(1);
+    let mut silent = server.connect();
+    assert!(silent.recv().is_none(), "a silent socket must be closed");
+    // The same deadline passed for the client past INIT: it stays.
+    real.echo(1);
+    // A client that sent part of PREINIT and then nothing is closed too.
+    let mut slow = server.connect();
+    slow.w
+        .stream
+        .write_all(&build::to_bytes(&build::preinit(1, b"slow"))[..7])
+        .unwrap();
+    assert!(slow.recv().is_none(), "a stalled PREINIT must be closed");
+    real.echo(2);
+}
+
+/// The state letter of `/proc/PID/stat` (`T` when stopped).
+fn proc_state(pid: u32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    after.chars().next().unwrap()
+}
+
+fn signal(pid: u32, sig: &str) {
+    assert!(
+        Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+/// Work budget per wake-up, by counting in the server's log: one client's
+/// burst of messages waits in the socket while the server is stopped, a
+/// second client connects behind it; once resumed, the server serves the
+/// second client after at most one budget of the first client's bytes.
+#[test]
+fn a_burst_from_one_client_is_served_in_budgeted_rounds() {
+    use crate::support::server::{Kind, Server as LogServer};
+    use std::net::TcpStream;
+    const MSG: usize = 4096;
+    const BURST: &str = "unsupported msg type 32752";
+    let dir = Scratch::new("budget");
+    let server = LogServer::start(
+        Kind::Ours,
+        &dir,
+        "budget",
+        free_ports(1)[0],
+        "max_client_send_buffers=10000",
+    );
+    let pid = server.child.id();
+    let mut flood = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    // Messages of an unknown type: each one is logged, skipped without
+    // being stored, and answered with a short SERVER_ERROR.
+    let mut msg = vec![0x7f, 0xf0];
+    msg.extend_from_slice(&u32::try_from(MSG - 6).unwrap().to_be_bytes());
+    msg.resize(MSG, 0);
+    // A warm-up burst of another unknown type, fully handled before the
+    // test: the server has accepted this client, and the kernel has grown
+    // the socket buffers beyond one budget.
+    let mut warm = msg.clone();
+    warm[1] = 0xf1;
+    const WARM: usize = 2048;
+    for _ in 0..WARM {
+        flood.write_all(&warm).unwrap();
+    }
+    let start = Instant::now();
+    while server
+        .log_text()
+        .matches("unsupported msg type 32753")
+        .count()
+        < WARM
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "warm-up not handled"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(pid, "-STOP");
+    while proc_state(pid) != 'T' {
+        std::thread::yield_now();
+    }
+    // Fill the socket buffers while the server sleeps.
+    flood.set_nonblocking(true).unwrap();
+    let mut sent = 0;
+    let mut rest: &[u8] = &[];
+    loop {
+        match flood.write(&msg) {
+            Ok(n) if n == MSG => sent += 1,
+            Ok(n) => {
+                rest = &msg[n..];
+                sent += 1;
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+    let budget_msgs = qnetd::net::READ_BUDGET / MSG + 1;
+    assert!(
+        sent > budget_msgs + 16,
+        "only {sent} messages fit in the socket buffers: the test cannot tell"
+    );
+    let other = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let other_line = format!("Client {} connected", other.local_addr().unwrap());
+    signal(pid, "-CONT");
+    flood.set_nonblocking(false).unwrap();
+    flood.write_all(rest).unwrap();
+    // Wait until the server logged every message of the burst.
+    let start = Instant::now();
+    let text = loop {
+        let text = server.log_text();
+        let skipped = text.matches(BURST).count();
+        if skipped >= sent && text.contains(&other_line) {
+            break text;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let before = text[..text.find(&other_line).unwrap()]
+        .matches(BURST)
+        .count();
+    eprintln!("budget test: sent {sent}, before {before}");
+    assert!(
+        before <= budget_msgs,
+        "{before} of {sent} messages of one client were handled before another client's connection (budget: {budget_msgs})"
+    );
+    drop(flood);
+    drop(other);
 }

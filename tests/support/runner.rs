@@ -125,8 +125,12 @@ impl Server {
             let port = super::server::free_ports(1)[0];
             let log = File::create(dir.join("server.log")).map_err(|e| e.to_string())?;
             let log2 = log.try_clone().map_err(|e| e.to_string())?;
+            // Our `-m` default differs from the reference's 0 (an intended
+            // difference, see the README): both get ours unless a scenario
+            // sets its own.
+            let max_clients = qnetd::config::DEFAULT_MAX_CLIENTS.to_string();
             let mut child = super::Launch::program(&spec.program, &dir, "qnetd")
-                .args(&["-d", "-s", "off"])
+                .args(&["-d", "-s", "off", "-m", &max_clients])
                 .args(&extra.iter().map(String::as_str).collect::<Vec<_>>())
                 .settings(&settings.join(","))
                 .command(port)

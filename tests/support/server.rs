@@ -198,7 +198,9 @@ impl Server {
         let log = dir.path(&format!("{name}.log"));
         let child = super::Launch::program(&kind.exe(), dir, name)
             .files(lock, socket)
-            .args(&["-d", "-s", "off"])
+            // The reference's `-m` default (unlimited) for both: ours
+            // differs, and the tool samples were captured with it.
+            .args(&["-d", "-s", "off", "-m", "0"])
             .settings(settings)
             .command(port)
             .stdout(Stdio::null())

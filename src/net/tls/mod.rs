@@ -61,7 +61,10 @@
 //! qdevice reconnects rarely, and a full handshake verifies its certificate
 //! again. The session's own buffers are released when they drain, so an idle
 //! established session holds only rustls's connection state. Buffered input
-//! is bounded by [`MAX_BUFFERED_INPUT`].
+//! is bounded by [`MAX_BUFFERED_INPUT`]; the loop hands a session plaintext
+//! only while [`TlsSession::output_room`] allows, so buffered output is
+//! bounded by [`MAX_BUFFERED_OUTPUT`] plus one call's worth of record
+//! overhead, and the rest stays in the instance's bounded send queue.
 
 mod config;
 mod input;
@@ -72,4 +75,4 @@ mod testkit;
 mod tests;
 
 pub use config::{TlsConfigError, server_config};
-pub use session::{MAX_BUFFERED_INPUT, StartError, TlsError, TlsSession};
+pub use session::{MAX_BUFFERED_INPUT, MAX_BUFFERED_OUTPUT, StartError, TlsError, TlsSession};

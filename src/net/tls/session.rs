@@ -20,6 +20,13 @@ use crate::cert::name::{CertNameError, PeerNames};
 /// record is at most 16 KiB plus overhead; rustls's own reader allows 64 KiB.)
 pub const MAX_BUFFERED_INPUT: usize = 0x1_0000 + 0x4000;
 
+/// Most TLS output buffered for the socket before the loop stops handing
+/// the session plaintext. The rest of a client's output then waits in the
+/// instance's send queue, which `max_client_send_buffers` and
+/// `max_client_send_size` bound: a TLS client that never reads overflows it
+/// and is dropped, as a clear-text one is. Four full records.
+pub const MAX_BUFFERED_OUTPUT: usize = 4 * 0x4000;
+
 /// Above this much undelivered plaintext the session stops asking for input
 /// (backpressure; see the tests' `wants_read`).
 #[cfg(test)]
@@ -262,6 +269,14 @@ impl TlsSession {
     #[must_use]
     pub fn pending_ciphertext(&self) -> &[u8] {
         &self.tls_out
+    }
+
+    /// Room for more plaintext before the output buffered in the session
+    /// (TLS bytes not yet written, plaintext queued during the handshake)
+    /// reaches [`MAX_BUFFERED_OUTPUT`].
+    #[must_use]
+    pub fn output_room(&self) -> usize {
+        MAX_BUFFERED_OUTPUT.saturating_sub(self.tls_out.len() + self.queued.len())
     }
 
     /// Marks the first `n` bytes of [`Self::pending_ciphertext`] as written.
