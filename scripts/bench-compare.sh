@@ -91,6 +91,12 @@ else
 fi
 
 server_bin() { if [ "$1" = reference ]; then echo "$REF_BIN"; else echo "$OURS_BIN"; fi; }
+# Both servers run without a connection limit (-m 0, the reference's
+# default). All simulated nodes share one source address (loopback), so ours
+# also lifts its per-address limit on connections before INIT, which a real
+# cluster (one address per node) never reaches; the reference has no such
+# setting.
+ours_only() { if [ "$1" = ours ]; then echo ",max_preinit_clients_per_addr=0"; fi; }
 
 failed_ours=0
 declare -A missing=()
@@ -117,8 +123,8 @@ run() {
   # shellcheck disable=SC2086 # $args is a list of options
   "$LOAD" $args --port "$PORT" --label "$srv" --scenario "$sc" --rep "$rep" \
     --json-out "$JSONL" --server-log "$log.server.log" \
-    -- "$bin" -f -s "$tls" -l 127.0.0.1 -p "$PORT" \
-    -S "lock_file=$WORK/$srv.lock,local_socket_file=$WORK/$srv.sock$extra" \
+    -- "$bin" -f -s "$tls" -l 127.0.0.1 -p "$PORT" -m 0 \
+    -S "lock_file=$WORK/$srv.lock,local_socket_file=$WORK/$srv.sock$extra$(ours_only "$srv")" \
     >"$log.txt" 2>&1
   rc=$?
   set -e

@@ -72,7 +72,7 @@ run_one() {
       --setup-timeout 600 --start-timeout 180 --settle-ms 0 \
       --label "$srv" --scenario callgrind --server-log "$WORK/$srv.$k.log" \
       -- valgrind --tool=callgrind --callgrind-out-file="$out" \
-      "$bin" -f -s off -l 127.0.0.1 -p "$PORT" \
+      "$bin" -f -s off -l 127.0.0.1 -p "$PORT" -m 0 \
       -S "lock_file=$WORK/$srv.lock,local_socket_file=$WORK/$srv.sock" \
       >"$WORK/$srv.$k.txt" 2>&1; then
     echo "callgrind.sh: $srv with $k rounds failed:" >&2
