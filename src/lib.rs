@@ -20,6 +20,7 @@ pub mod error;
 pub mod healthcheck;
 pub mod limits;
 pub mod mgmt;
+pub mod mqtt;
 pub mod net;
 pub mod proto;
 pub mod tool;
