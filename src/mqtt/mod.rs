@@ -31,5 +31,5 @@
 //! PUBLISH, PUBACK, PINGREQ/PINGRESP and DISCONNECT. Size of the release
 //! binary with the client linked in: see the README.
 
-
+pub mod session;
 pub mod url;
