@@ -31,5 +31,6 @@
 //! PUBLISH, PUBACK, PINGREQ/PINGRESP and DISCONNECT. Size of the release
 //! binary with the client linked in: see the README.
 
+pub mod discovery;
 pub mod session;
 pub mod url;
