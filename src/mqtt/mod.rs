@@ -11,6 +11,16 @@
 //! - [`session`]: the MQTT 3.1.1 client state machine (CONNECT with a last
 //!   will, keepalive, QoS 0/1 publishing, retained state republished after
 //!   every reconnect, bounded queue, backoff with jitter).
+//! - [`discovery`]: Home Assistant entities derived from the `--json`
+//!   status document ([`crate::mgmt::json::Report`]): what to publish when
+//!   the status changed, and what to delete when a cluster or node is gone.
+//!
+//! The shell's loop, in short: feed every [`discovery::Message`] of
+//! [`discovery::Discovery::update`] to [`session::Session::publish`]; act on
+//! [`session::Session::poll_event`]; write what
+//! [`session::Session::poll_transmit`] gives (register the socket for
+//! writing only then); call [`session::Session::handle_timeout`] at
+//! `min(session.poll_timeout(), discovery.poll_timeout())`.
 //!
 //! ## Codec choice
 //!
@@ -28,8 +38,13 @@
 //!
 //! `mqttbytes-ng` is the only candidate that is maintained, correct on the
 //! wire and safe on hostile input; the session needs only its CONNECT,
-//! PUBLISH, PUBACK, PINGREQ/PINGRESP and DISCONNECT. Size of the release
-//! binary with the client linked in: see the README.
+//! PUBLISH, PUBACK, PINGREQ/PINGRESP and DISCONNECT.
+//!
+//! Size (x86_64 release, LTO, `opt-level = "s"`, stripped), with every
+//! public function of this folder reachable from `main`: 1,949,232 →
+//! 2,099,616 bytes, +147 KiB, of which the codec, [`session`] and [`url`]
+//! are 86 KiB and [`discovery`] (JSON configs through `serde_json::Value`)
+//! 61 KiB. The static add-on image stays far below 3 MiB.
 
 pub mod discovery;
 pub mod session;

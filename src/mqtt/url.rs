@@ -285,15 +285,18 @@ struct Envelope {
     result: String,
     #[serde(default)]
     message: Option<String>,
-    /// Only read when `result` is `ok` (an error answer may carry `{}`).
     #[serde(default)]
-    data: Option<serde_json::Value>,
+    data: Option<ServiceData>,
 }
 
+/// Everything optional: an error answer may carry `"data": {}`; `host`
+/// and `port` are checked only when `result` is `ok`.
 #[derive(Deserialize)]
 struct ServiceData {
-    host: String,
-    port: u16,
+    #[serde(default)]
+    host: Option<String>,
+    #[serde(default)]
+    port: Option<u16>,
     #[serde(default)]
     ssl: bool,
     #[serde(default)]
@@ -325,11 +328,6 @@ pub fn from_supervisor(body: &[u8]) -> Result<SupervisorMqtt, UrlError> {
     let data = envelope
         .data
         .ok_or_else(|| err("supervisor services/mqtt: result ok without data"))?;
-    let data: ServiceData = serde_json::from_value(data).map_err(|e| {
-        err(format!(
-            "supervisor services/mqtt: not the expected JSON ({e})"
-        ))
-    })?;
     let field = |name: &str, e: UrlError| err(format!("supervisor services/mqtt: {name}: {e}"));
     if let Some(p) = data.protocol.as_deref()
         && p != "3.1.1"
@@ -340,13 +338,12 @@ pub fn from_supervisor(body: &[u8]) -> Result<SupervisorMqtt, UrlError> {
             printable(p)
         )));
     }
-    let host = match data
-        .host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-    {
+    let (Some(host), Some(port)) = (data.host.as_deref(), data.port) else {
+        return Err(err("supervisor services/mqtt: host and port are required"));
+    };
+    let host = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         Some(v6) => v6,
-        None => &data.host,
+        None => host,
     };
     let host = if let Ok(v6) = host.parse::<Ipv6Addr>() {
         v6.to_string()
@@ -354,7 +351,7 @@ pub fn from_supervisor(body: &[u8]) -> Result<SupervisorMqtt, UrlError> {
         validate_host(host).map_err(|e| field("host", e))?;
         host.to_ascii_lowercase()
     };
-    if data.port == 0 {
+    if port == 0 {
         return Err(err("supervisor services/mqtt: port: 0 is not in 1..65535"));
     }
     let check = |name: &str, v: &Option<String>| match v {
@@ -369,7 +366,7 @@ pub fn from_supervisor(body: &[u8]) -> Result<SupervisorMqtt, UrlError> {
     let password = username.as_ref().and(data.password);
     Ok(SupervisorMqtt::Available(BrokerSettings {
         host,
-        port: data.port,
+        port,
         tls: data.ssl,
         username,
         password,
@@ -522,7 +519,8 @@ mod tests {
         for (body, part) in [
             (&b"not json"[..], "JSON"),
             (br#"{"result":"ok"}"#, "without data"),
-            (br#"{"result":"ok","data":{"port":1883}}"#, "JSON"),
+            (br#"{"result":"ok","data":{"port":1883}}"#, "required"),
+            (br#"{"result":"ok","data":{"host":"h"}}"#, "required"),
             (
                 br#"{"result":"ok","data":{"host":"h","port":70000}}"#,
                 "JSON",
