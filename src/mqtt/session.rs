@@ -72,13 +72,13 @@ pub struct SessionConfig {
     pub client_id: String,
     /// User name and password, if the broker wants a login.
     pub login: Option<(String, String)>,
-    /// Keepalive; whole seconds, 1..=65535.
+    /// Keepalive; whole seconds, 1..=65535 (clamped).
     pub keep_alive: Duration,
     /// The availability topic (`PREFIX/status`), the last will's topic.
     pub availability_topic: String,
     /// Cap of the output queue, bytes.
     pub max_queued_bytes: usize,
-    /// QoS 1 messages awaiting their PUBACK, at most.
+    /// QoS 1 messages awaiting their PUBACK, at most (at least 1).
     pub max_inflight: usize,
     /// Time to open the connection and get the CONNACK.
     pub connect_timeout: Duration,
@@ -515,7 +515,7 @@ impl Session {
             State::Online {
                 last_tx, ping_sent, ..
             } => {
-                let ka = self.cfg.keep_alive;
+                let ka = self.keep_alive();
                 let ping = match ping_sent {
                     Some(sent) => sent + ka,
                     None => last_tx + ka,
@@ -544,7 +544,7 @@ impl Session {
                 last_tx,
                 ping_sent,
             } => {
-                let ka = self.cfg.keep_alive;
+                let ka = self.keep_alive();
                 let ack_late = self.inflight.values().any(|(_, sent)| now >= *sent + ka);
                 if ack_late || ping_sent.is_some_and(|sent| now >= sent + ka) {
                     self.close_connection(CloseReason::BrokerTimeout, now);
@@ -585,8 +585,14 @@ impl Session {
         self.state = State::Shutdown;
     }
 
+    /// The keepalive in whole seconds, 1..=65535 (what CONNECT carries).
     fn keep_alive_secs(&self) -> u16 {
         u16::try_from(self.cfg.keep_alive.as_secs().max(1)).unwrap_or(u16::MAX)
+    }
+
+    /// The keepalive the timers use: the one the broker was told.
+    fn keep_alive(&self) -> Duration {
+        Duration::from_secs(u64::from(self.keep_alive_secs()))
     }
 
     /// Queues the availability message (retained, QoS 0: the will takes
@@ -616,7 +622,7 @@ impl Session {
         if !self.is_online() {
             return;
         }
-        while self.inflight.len() < self.cfg.max_inflight {
+        while self.inflight.len() < self.cfg.max_inflight.max(1) {
             let Some(topic) = self.pending.front() else {
                 return;
             };
@@ -1079,6 +1085,16 @@ mod tests {
         assert!(s.is_online());
         s.handle_timeout(t2 + KA);
         assert_eq!(closed(&mut s).0, CloseReason::BrokerTimeout);
+    }
+
+    #[test]
+    fn keepalive_is_whole_seconds_of_at_least_one() {
+        let t0 = origin();
+        let mut c = cfg();
+        c.keep_alive = Duration::from_millis(10);
+        let mut s = session(c, t0);
+        bring_online(&mut s, t0);
+        assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(1)));
     }
 
     #[test]
