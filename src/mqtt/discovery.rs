@@ -436,15 +436,17 @@ struct Builder<'a> {
     node: &'a str,
 }
 
-/// The parts of an entity config that vary.
-struct Entity<'a> {
-    component: &'static str,
-    /// After `<node>_`.
-    object: String,
-    name: String,
-    state_topic: String,
+/// One entity of a group: component, what (the last part of its object id
+/// and state topic), name, retained state (`None` for events), and the
+/// component-specific keys.
+type Spec = (&'static str, &'static str, String, Option<String>, Value);
+
+/// Where a group of entities lives: their device, the object id prefix
+/// (after `<node>_`) and the state topic prefix.
+struct Group<'a> {
     device: &'a Value,
-    extra: Value,
+    object: String,
+    topic: String,
 }
 
 impl Builder<'_> {
@@ -452,33 +454,37 @@ impl Builder<'_> {
         format!("{}_server", self.node)
     }
 
-    fn add(&self, d: &mut Desired, e: Entity<'_>, state: Option<String>) {
-        let object_id = format!("{}_{}", self.node, e.object);
-        let mut config = json!({
-            "name": e.name,
-            "unique_id": object_id,
-            "default_entity_id": format!("{}.{object_id}", e.component),
-            "state_topic": e.state_topic,
-            "availability_topic": self.cfg.availability_topic(),
-            "payload_available": ONLINE,
-            "payload_not_available": OFFLINE,
-            "device": e.device,
-            "origin": {
-                "name": "qnetd",
-                "sw_version": env!("CARGO_PKG_VERSION"),
-            },
-        });
-        if let (Some(obj), Value::Object(extra)) = (config.as_object_mut(), e.extra) {
-            obj.extend(extra);
-        }
-        let topic = format!(
-            "{}/{}/{}/{object_id}/config",
-            self.cfg.discovery_prefix, e.component, self.node
-        );
-        d.configs
-            .insert(topic, serde_json::to_vec(&config).unwrap_or_default());
-        if let Some(s) = state {
-            d.states.insert(e.state_topic, s.into_bytes());
+    /// Adds the configs (and states) of `specs`, all of one device.
+    fn add_group<const N: usize>(&self, d: &mut Desired, g: &Group<'_>, specs: [Spec; N]) {
+        for (component, what, name, state, extra) in specs {
+            let object_id = format!("{}_{}_{what}", self.node, g.object);
+            let state_topic = format!("{}/{what}", g.topic);
+            let mut config = json!({
+                "name": name,
+                "unique_id": object_id,
+                "default_entity_id": format!("{component}.{object_id}"),
+                "state_topic": state_topic,
+                "availability_topic": self.cfg.availability_topic(),
+                "payload_available": ONLINE,
+                "payload_not_available": OFFLINE,
+                "device": g.device,
+                "origin": {
+                    "name": "qnetd",
+                    "sw_version": env!("CARGO_PKG_VERSION"),
+                },
+            });
+            if let (Some(obj), Value::Object(extra)) = (config.as_object_mut(), extra) {
+                obj.extend(extra);
+            }
+            let topic = format!(
+                "{}/{component}/{}/{object_id}/config",
+                self.cfg.discovery_prefix, self.node
+            );
+            d.configs
+                .insert(topic, serde_json::to_vec(&config).unwrap_or_default());
+            if let Some(s) = state {
+                d.states.insert(state_topic, s.into_bytes());
+            }
         }
     }
 
@@ -490,58 +496,55 @@ impl Builder<'_> {
             "model": "Corosync QNetd server",
             "sw_version": s.version,
         });
-        let p = &self.cfg.topic_prefix;
         let tls = serde_json::to_value(s.tls)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
-        let entities = [
-            (
-                "connected_clients",
-                "Connected clients",
-                s.connected_clients.to_string(),
-                json!({"state_class": "measurement", "icon": "mdi:lan-connect"}),
-            ),
-            (
-                "connected_clusters",
-                "Connected clusters",
-                s.connected_clusters.to_string(),
-                json!({"state_class": "measurement", "icon": "mdi:server-network"}),
-            ),
-            (
-                "tls",
-                "TLS mode",
-                tls,
-                json!({"device_class": "enum",
-                       "options": ["unsupported", "supported", "required", "unknown"],
-                       "entity_category": "diagnostic"}),
-            ),
-            (
-                "version",
-                "Version",
-                s.version.clone(),
-                json!({"entity_category": "diagnostic", "icon": "mdi:tag"}),
-            ),
-        ];
-        for (what, name, state, extra) in entities {
-            self.add(
-                d,
-                Entity {
-                    component: "sensor",
-                    object: format!("server_{what}"),
-                    name: name.into(),
-                    state_topic: format!("{p}/server/{what}"),
-                    device: &device,
-                    extra,
-                },
-                Some(state),
-            );
-        }
+        let group = Group {
+            device: &device,
+            object: "server".into(),
+            topic: format!("{}/server", self.cfg.topic_prefix),
+        };
+        self.add_group(
+            d,
+            &group,
+            [
+                (
+                    "sensor",
+                    "connected_clients",
+                    "Connected clients".into(),
+                    Some(s.connected_clients.to_string()),
+                    json!({"state_class": "measurement", "icon": "mdi:lan-connect"}),
+                ),
+                (
+                    "sensor",
+                    "connected_clusters",
+                    "Connected clusters".into(),
+                    Some(s.connected_clusters.to_string()),
+                    json!({"state_class": "measurement", "icon": "mdi:server-network"}),
+                ),
+                (
+                    "sensor",
+                    "tls",
+                    "TLS mode".into(),
+                    Some(tls),
+                    json!({"device_class": "enum",
+                           "options": ["unsupported", "supported", "required", "unknown"],
+                           "entity_category": "diagnostic"}),
+                ),
+                (
+                    "sensor",
+                    "version",
+                    "Version".into(),
+                    Some(s.version.clone()),
+                    json!({"entity_category": "diagnostic", "icon": "mdi:tag"}),
+                ),
+            ],
+        );
     }
 
     fn cluster(&self, d: &mut Desired, c: &KnownCluster) {
         let cid = cluster_id(&c.report.name);
-        let base = format!("{}/{cid}", self.cfg.topic_prefix);
         let device = json!({
             "identifiers": [format!("{}_cluster_{cid}", self.node)],
             "name": format!("Cluster {}", display(&c.report.name)),
@@ -549,13 +552,18 @@ impl Builder<'_> {
             "model": "Corosync cluster",
             "via_device": self.server_identifier(),
         });
+        let group = Group {
+            device: &device,
+            object: cid.clone(),
+            topic: format!("{}/{cid}", self.cfg.topic_prefix),
+        };
         let holding: Vec<u32> = c
             .nodes
             .values()
             .filter(|n| vote_state(connected(c, n)) == "ACK")
             .map(|n| n.report.node_id)
             .collect();
-        let attributes_topic = format!("{base}/attributes");
+        let attributes_topic = format!("{}/attributes", group.topic);
         d.states.insert(
             attributes_topic.clone(),
             serde_json::to_vec(&json!({
@@ -569,111 +577,91 @@ impl Builder<'_> {
             }))
             .unwrap_or_default(),
         );
-        self.add(
+        let event_types: Vec<String> = VOTE_STATES.iter().map(|v| v.to_ascii_lowercase()).collect();
+        self.add_group(
             d,
-            Entity {
-                component: "binary_sensor",
-                object: format!("{cid}_has_vote"),
-                name: "Has voting partition".into(),
-                state_topic: format!("{base}/has_vote"),
-                device: &device,
-                extra: json!({"payload_on": "ON", "payload_off": "OFF",
-                              "json_attributes_topic": attributes_topic,
-                              "icon": "mdi:vote"}),
-            },
-            Some(on_off(!holding.is_empty()).into()),
-        );
-        self.add(
-            d,
-            Entity {
-                component: "sensor",
-                object: format!("{cid}_votes"),
-                name: "Nodes holding the vote".into(),
-                state_topic: format!("{base}/votes"),
-                device: &device,
-                extra: json!({"state_class": "measurement",
-                              "json_attributes_topic": attributes_topic,
-                              "icon": "mdi:account-check"}),
-            },
-            Some(holding.len().to_string()),
-        );
-        self.add(
-            d,
-            Entity {
-                component: "event",
-                object: format!("{cid}_vote_event"),
-                name: "Vote change".into(),
-                state_topic: format!("{base}/vote_event"),
-                device: &device,
-                extra: json!({"event_types":
-                    VOTE_STATES.iter().map(|v| v.to_ascii_lowercase()).collect::<Vec<_>>()}),
-            },
-            None,
+            &group,
+            [
+                (
+                    "binary_sensor",
+                    "has_vote",
+                    "Has voting partition".into(),
+                    Some(on_off(!holding.is_empty()).into()),
+                    json!({"payload_on": "ON", "payload_off": "OFF",
+                           "json_attributes_topic": attributes_topic, "icon": "mdi:vote"}),
+                ),
+                (
+                    "sensor",
+                    "votes",
+                    "Nodes holding the vote".into(),
+                    Some(holding.len().to_string()),
+                    json!({"state_class": "measurement",
+                           "json_attributes_topic": attributes_topic,
+                           "icon": "mdi:account-check"}),
+                ),
+                (
+                    "event",
+                    "vote_event",
+                    "Vote change".into(),
+                    None,
+                    json!({"event_types": event_types}),
+                ),
+            ],
         );
         for n in c.nodes.values() {
-            self.node(d, &device, &cid, &base, n.report.node_id, connected(c, n));
+            let id = n.report.node_id;
+            let node_group = Group {
+                device: &device,
+                object: format!("{cid}_node{id}"),
+                topic: format!("{}/node{id}", group.topic),
+            };
+            d.votes
+                .insert(format!("{}/vote", node_group.topic), (cid.clone(), id));
+            self.node(d, &node_group, id, connected(c, n));
         }
     }
 
-    fn node(
-        &self,
-        d: &mut Desired,
-        device: &Value,
-        cid: &str,
-        base: &str,
-        id: u32,
-        report: Option<&NodeReport>,
-    ) {
-        let nbase = format!("{base}/node{id}");
-        let vote_topic = format!("{nbase}/vote");
-        d.votes.insert(vote_topic.clone(), (cid.to_string(), id));
-        let entities = [
-            (
-                "binary_sensor",
-                "connected",
-                format!("Node {id} connected"),
-                Some(on_off(report.is_some()).to_string()),
-                json!({"device_class": "connectivity", "payload_on": "ON", "payload_off": "OFF"}),
-            ),
-            (
-                "sensor",
-                "vote",
-                format!("Node {id} vote"),
-                Some(vote_state(report).to_string()),
-                json!({"device_class": "enum", "options": VOTE_STATES, "icon": "mdi:vote"}),
-            ),
-            (
-                "sensor",
-                "heartbeat_interval",
-                format!("Node {id} heartbeat interval"),
-                // Not connected: no interval; HA shows "unknown" for "None".
-                Some(report.map_or_else(|| "None".into(), |r| r.heartbeat_interval_ms.to_string())),
-                json!({"device_class": "duration", "unit_of_measurement": "ms",
-                       "state_class": "measurement", "entity_category": "diagnostic"}),
-            ),
-            (
-                "binary_sensor",
-                "tls_verified",
-                format!("Node {id} TLS verified"),
-                Some(on_off(report.is_some_and(|r| r.tls.client_certificate_verified)).into()),
-                json!({"payload_on": "ON", "payload_off": "OFF",
-                       "entity_category": "diagnostic", "icon": "mdi:certificate"}),
-            ),
-        ];
-        for (component, what, name, state, extra) in entities {
-            self.add(
-                d,
-                Entity {
-                    component,
-                    object: format!("{cid}_node{id}_{what}"),
-                    name,
-                    state_topic: format!("{nbase}/{what}"),
-                    device,
-                    extra,
-                },
-                state,
-            );
-        }
+    fn node(&self, d: &mut Desired, g: &Group<'_>, id: u32, report: Option<&NodeReport>) {
+        self.add_group(
+            d,
+            g,
+            [
+                (
+                    "binary_sensor",
+                    "connected",
+                    format!("Node {id} connected"),
+                    Some(on_off(report.is_some()).into()),
+                    json!({"device_class": "connectivity", "payload_on": "ON", "payload_off": "OFF"}),
+                ),
+                (
+                    "sensor",
+                    "vote",
+                    format!("Node {id} vote"),
+                    Some(vote_state(report).into()),
+                    json!({"device_class": "enum", "options": VOTE_STATES, "icon": "mdi:vote"}),
+                ),
+                (
+                    "sensor",
+                    "heartbeat_interval",
+                    format!("Node {id} heartbeat interval"),
+                    // Not connected: no interval; HA shows "unknown" for "None".
+                    Some(report.map_or_else(
+                        || "None".into(),
+                        |r| r.heartbeat_interval_ms.to_string(),
+                    )),
+                    json!({"device_class": "duration", "unit_of_measurement": "ms",
+                           "state_class": "measurement", "entity_category": "diagnostic"}),
+                ),
+                (
+                    "binary_sensor",
+                    "tls_verified",
+                    format!("Node {id} TLS verified"),
+                    Some(on_off(report.is_some_and(|r| r.tls.client_certificate_verified)).into()),
+                    json!({"payload_on": "ON", "payload_off": "OFF",
+                           "entity_category": "diagnostic", "icon": "mdi:certificate"}),
+                ),
+            ],
+        );
     }
 }
 
