@@ -455,7 +455,7 @@ impl Builder<'_> {
     }
 
     /// Adds the configs (and states) of `specs`, all of one device.
-    fn add_group<const N: usize>(&self, d: &mut Desired, g: &Group<'_>, specs: [Spec; N]) {
+    fn add_group(&self, d: &mut Desired, g: &Group<'_>, specs: Vec<Spec>) {
         for (component, what, name, state, extra) in specs {
             let object_id = format!("{}_{}_{what}", self.node, g.object);
             let state_topic = format!("{}/{what}", g.topic);
@@ -508,7 +508,7 @@ impl Builder<'_> {
         self.add_group(
             d,
             &group,
-            [
+            vec![
                 (
                     "sensor",
                     "connected_clients",
@@ -581,7 +581,7 @@ impl Builder<'_> {
         self.add_group(
             d,
             &group,
-            [
+            vec![
                 (
                     "binary_sensor",
                     "has_vote",
@@ -625,7 +625,7 @@ impl Builder<'_> {
         self.add_group(
             d,
             g,
-            [
+            vec![
                 (
                     "binary_sensor",
                     "connected",
