@@ -38,4 +38,5 @@ pub mod cmd;
 pub mod config;
 pub mod error;
 pub mod mgmt;
+pub mod mqtt;
 pub mod net;
