@@ -9,5 +9,6 @@ mod support;
 mod addon;
 mod loopback;
 mod mgmt_socket;
+mod mqtt_broker;
 mod nss_interop;
 mod tls_loopback;

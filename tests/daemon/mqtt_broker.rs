@@ -7,7 +7,9 @@
 //! (without persistence, so it forgot everything) the session reconnects
 //! and publishes everything again.
 //!
-//! Skipped, with the reason printed, when `mosquitto` is not installed.
+//! Skipped honestly ([`crate::support::skip`]) when `mosquitto` is not
+//! installed. [`Broker`] is shared with the daemon's MQTT tests
+//! (`mqtt_daemon`).
 
 #![allow(
     clippy::disallowed_methods,
@@ -15,35 +17,32 @@
 )]
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::TcpStream;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::support::server::{Scratch, free_ports};
+use crate::support::skip;
 
 use qnetd::mgmt::json::Report;
 use qnetd::mqtt::discovery::{Discovery, DiscoveryConfig};
 use qnetd::mqtt::session::{CloseReason, Event, Session, SessionConfig, client_id};
 
-const MOSQUITTO: &str = "/usr/sbin/mosquitto";
-const USER: &str = "qnetd";
-const PASSWORD: &str = "s3cret:@/%";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+/// The broker's login of the tests.
+pub(crate) const USER: &str = "qnetd";
+/// Its password (with characters a URL must escape).
+pub(crate) const PASSWORD: &str = "s3cret:@/%";
 
 /// A Mosquitto process on 127.0.0.1:`port`, killed on drop.
-struct Broker {
+pub(crate) struct Broker {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Broker {
-    fn start(dir: &Path, port: u16) -> Self {
+    /// Starts `mosquitto` with the password file of [`setup`] in `dir`.
+    pub(crate) fn start(dir: &Path, port: u16) -> Self {
         let conf = dir.join("mosquitto.conf");
         std::fs::write(
             &conf,
@@ -53,7 +52,7 @@ impl Broker {
             ),
         )
         .unwrap();
-        let child = Command::new(MOSQUITTO)
+        let child = Command::new(skip::program("mosquitto").expect("checked by setup"))
             .arg("-c")
             .arg(&conf)
             .stdout(Stdio::null())
@@ -72,12 +71,12 @@ impl Broker {
     }
 
     /// SIGKILL, as a crash: no clean shutdown.
-    fn kill(self) {
+    pub(crate) fn kill(self) {
         drop(self);
     }
 
     /// Retained messages under `filter` as `topic payload` lines.
-    fn retained(&self, filter: &str) -> Vec<String> {
+    pub(crate) fn retained(&self, filter: &str) -> Vec<String> {
         let out = Command::new("mosquitto_sub")
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
             .args(["-u", USER, "-P", PASSWORD])
@@ -230,15 +229,18 @@ fn report() -> Report {
     .unwrap()
 }
 
-fn setup() -> Option<(tempfile::TempDir, PathBuf)> {
-    if !Path::new(MOSQUITTO).exists() {
-        eprintln!(
-            "skipped: {MOSQUITTO} is not installed (apt-get install mosquitto mosquitto-clients)"
-        );
+/// A scratch directory with the broker's password file, or `None` (the
+/// skip recorded) when Mosquitto is not installed.
+pub(crate) fn setup() -> Option<Scratch> {
+    if !skip::require_programs(&[
+        ("mosquitto", "mosquitto"),
+        ("mosquitto_passwd", "mosquitto"),
+        ("mosquitto_sub", "mosquitto-clients"),
+    ]) {
         return None;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let passwd = dir.path().join("passwd");
+    let dir = Scratch::new("mqtt");
+    let passwd = dir.path("passwd");
     let status = Command::new("mosquitto_passwd")
         .args(["-b", "-c"])
         .arg(&passwd)
@@ -246,14 +248,13 @@ fn setup() -> Option<(tempfile::TempDir, PathBuf)> {
         .status()
         .expect("run mosquitto_passwd");
     assert!(status.success());
-    let path = dir.path().to_path_buf();
-    Some((dir, path))
+    Some(dir)
 }
 
 #[test]
 fn discovery_reaches_a_real_broker_and_survives_its_restart() {
-    let Some((_tmp, dir)) = setup() else { return };
-    let port = free_port();
+    let Some(dir) = setup() else { return };
+    let port = free_ports(1)[0];
     let broker = Broker::start(&dir, port);
 
     let mut discovery = Discovery::new(DiscoveryConfig::default());
@@ -343,8 +344,8 @@ fn discovery_reaches_a_real_broker_and_survives_its_restart() {
 
 #[test]
 fn wrong_password_is_refused_and_retried() {
-    let Some((_tmp, dir)) = setup() else { return };
-    let port = free_port();
+    let Some(dir) = setup() else { return };
+    let port = free_ports(1)[0];
     let _broker = Broker::start(&dir, port);
     let mut shell = Shell::new(session_config("wrong"), port);
     shell.run_until(10, "two refusals", |s| s.closes.len() >= 2);
