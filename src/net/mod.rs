@@ -11,6 +11,7 @@
 mod ipc;
 mod listen;
 mod lock;
+mod mqtt;
 pub mod tls;
 
 use std::collections::VecDeque;
@@ -265,6 +266,8 @@ struct Server {
     /// waiting in the backlog without a new edge to announce them, so the
     /// loop retries on a short timer.
     accept_failed: bool,
+    /// Home Assistant over MQTT, when configured ([`mqtt`]).
+    mqtt: Option<mqtt::Mqtt>,
 }
 
 /// Runs the server until SIGTERM/SIGINT.
@@ -294,6 +297,7 @@ pub fn run(config: &Config) -> Result<(), Error> {
         tls_name(config),
         config.client_cert_required
     );
+    server.mqtt = mqtt::Mqtt::setup(&config.mqtt, config.listen_addr.as_deref(), config.port);
     server.run()
 }
 
@@ -357,6 +361,7 @@ impl Server {
             buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
             tls_config,
             accept_failed: false,
+            mqtt: None,
         })
     }
 
@@ -369,11 +374,9 @@ impl Server {
                     .instance
                     .poll_timeout()
                     .map(|t| Duration::from_millis(t.millis_since(self.clock.now())));
-                if self.accept_failed {
-                    Some(next.map_or(ACCEPT_RETRY, |t| t.min(ACCEPT_RETRY)))
-                } else {
-                    next
-                }
+                let retry = self.accept_failed.then_some(ACCEPT_RETRY);
+                let mqtt = self.mqtt.as_ref().and_then(mqtt::Mqtt::poll_timeout);
+                [next, retry, mqtt].into_iter().flatten().min()
             } else {
                 Some(Duration::ZERO)
             };
@@ -387,6 +390,11 @@ impl Server {
             for event in &events {
                 match event.token() {
                     LISTENER => self.accept(now),
+                    mqtt::TOKEN => {
+                        if let Some(m) = &mut self.mqtt {
+                            m.handle_event(event);
+                        }
+                    }
                     SIGNALS => {
                         if self.signals.pending().next().is_some() {
                             log::info!("Signal received - shutting down");
@@ -428,6 +436,9 @@ impl Server {
             }
             self.instance.handle_timeout(now);
             self.process_outputs(now);
+            if let Some(m) = &mut self.mqtt {
+                m.after_events(self.poll.registry(), &self.instance);
+            }
         }
     }
 
@@ -614,6 +625,9 @@ impl Server {
 
     fn shutdown(&mut self, now: Timestamp) {
         self.ipc.close(self.poll.registry());
+        if let Some(m) = &mut self.mqtt {
+            m.shutdown(self.poll.registry());
+        }
         for id in self.instance.shutdown(now) {
             if let Some(slot) = usize::try_from(id.index())
                 .ok()
