@@ -129,6 +129,9 @@ impl Mqtt {
 
     /// When [`Mqtt::after_events`] must run next.
     pub(super) fn poll_timeout(&self) -> Option<Duration> {
+        if self.published.is_none() {
+            return Some(Duration::ZERO); // the first run: the session's first Connect
+        }
         let at = match (self.session.poll_timeout(), self.discovery.poll_timeout()) {
             (Some(a), Some(b)) => a.min(b),
             (a, b) => a.or(b)?,
