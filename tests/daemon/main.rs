@@ -10,5 +10,6 @@ mod addon;
 mod loopback;
 mod mgmt_socket;
 mod mqtt_broker;
+mod mqtt_daemon;
 mod nss_interop;
 mod tls_loopback;

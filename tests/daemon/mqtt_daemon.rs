@@ -1,0 +1,313 @@
+//! The real `qnetd` binary publishing to a real Mosquitto (issue 15):
+//! `--mqtt` with a login, qdevice clients over the wire, discovery configs
+//! and states checked with `mosquitto_sub`; a vote change reaches the state
+//! topic; the broker killed and restarted: the daemon reconnects and
+//! republishes while every echo of a qdevice client keeps being answered.
+//! And add-on mode: the broker found through a fake Supervisor.
+//!
+//! Skipped honestly when Mosquitto is not installed.
+
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests of the real binary use the wall clock for deadlines"
+)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use qnetd::proto::build;
+use qnetd::proto::{Heuristics, Msg, MsgType, RingId};
+
+use crate::loopback::Client;
+use crate::mqtt_broker::{Broker, PASSWORD, USER, setup};
+use crate::support::server::free_ports;
+use crate::support::{Daemon, Launch, wait_ready};
+
+/// [`PASSWORD`] inside a URL.
+const PASSWORD_IN_URL: &str = "s3cret%3A%40%2F%25";
+
+/// Polls `f` until it returns `Some`, for up to `secs`.
+fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The state topic named by the retained config whose topic contains `key`.
+fn state_topic(broker: &Broker, key: &str) -> Option<String> {
+    let configs = broker.retained("homeassistant/#");
+    let line = configs.iter().find(|l| l.contains(key))?;
+    let (_, json) = line.split_once(' ')?;
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    Some(v["state_topic"].as_str()?.to_string())
+}
+
+/// The retained payload of `topic`.
+fn state(broker: &Broker, topic: &str) -> Option<String> {
+    broker
+        .retained(topic)
+        .iter()
+        .find_map(|l| l.strip_prefix(&format!("{topic} ")).map(str::to_string))
+}
+
+/// Reads until a message of type `ty`, answering VOTE_INFOs as qdevice
+/// does; returns its seq.
+fn reply(c: &mut Client, ty: MsgType) -> Option<u32> {
+    loop {
+        let bytes = c
+            .recv()
+            .unwrap_or_else(|| panic!("EOF while waiting for {ty}"));
+        let m = Msg::parse(&bytes).unwrap();
+        match m.msg_type {
+            t if t == ty => return m.seq,
+            MsgType::VoteInfo => c.send(&build::vote_info_reply(m.seq.unwrap())),
+            other => panic!("unexpected {other} while waiting for {ty}"),
+        }
+    }
+}
+
+fn node_list_reply(c: &mut Client) {
+    reply(c, MsgType::NodeListReply);
+}
+
+/// One heartbeat, answered.
+fn echo(c: &mut Client, seq: u32) {
+    c.send(&build::echo_request(seq));
+    assert_eq!(reply(c, MsgType::EchoReply), Some(seq));
+}
+
+/// Node `id` joins cluster `mq` and sends its config and membership lists.
+fn join(port: u16, id: u32, members: &[u32], ring_seq: u64, seq: &mut u32) -> Client {
+    let mut c = Client::connect(port);
+    c.join_cluster(b"mq", id);
+    c.send(&build::config_list(3, true, None, &[1, 2]));
+    node_list_reply(&mut c);
+    *seq = 4;
+    membership(&mut c, members, ring_seq, seq);
+    c
+}
+
+fn membership(c: &mut Client, members: &[u32], ring_seq: u64, seq: &mut u32) {
+    c.send(&build::membership_list(
+        *seq,
+        RingId {
+            node_id: members[0],
+            seq: ring_seq,
+        },
+        members,
+        Heuristics::Undefined,
+    ));
+    *seq += 1;
+    node_list_reply(c);
+}
+
+fn start_daemon(dir: &std::path::Path, broker_port: u16) -> Daemon {
+    let url = format!("mqtt://{USER}:{PASSWORD_IN_URL}@127.0.0.1:{broker_port}");
+    Launch::ours(dir, "qnetd")
+        .args(&["-s", "off", "--mqtt", &url, "--mqtt-topic-prefix", "qt"])
+        .start()
+}
+
+#[test]
+fn daemon_publishes_votes_and_survives_a_broker_restart() {
+    let Some(dir) = setup() else { return };
+    let broker_port = free_ports(1)[0];
+    let broker = Broker::start(&dir, broker_port);
+    let daemon = start_daemon(&dir, broker_port);
+
+    // Two nodes in one partition: both get ACK.
+    let (mut s1, mut s2) = (0, 0);
+    let mut a = join(daemon.port, 1, &[1, 2], 5, &mut s1);
+    let mut b = join(daemon.port, 2, &[1, 2], 5, &mut s2);
+    let vote2 = eventually(10, "node 2's vote config", || {
+        state_topic(&broker, "_node2_vote/config")
+    });
+    let clients = eventually(10, "the client count", || {
+        state_topic(&broker, "_server_connected_clients/config")
+    });
+    eventually(10, "node 2 ACK", || {
+        (state(&broker, &vote2).as_deref() == Some("ACK")).then_some(())
+    });
+    assert_eq!(state(&broker, &clients).as_deref(), Some("2"));
+    assert_eq!(state(&broker, "qt/status").as_deref(), Some("online"));
+    let configs = broker.retained("homeassistant/#");
+    // Server 4, cluster 3, 4 per node.
+    assert_eq!(configs.len(), 4 + 3 + 2 * 4, "{configs:#?}");
+
+    // A 50:50 split: the lowest node id keeps the vote, node 2 loses it.
+    membership(&mut a, &[1], 6, &mut s1);
+    membership(&mut b, &[2], 6, &mut s2);
+    eventually(10, "node 2 NACK", || {
+        (state(&broker, &vote2).as_deref() == Some("NACK")).then_some(())
+    });
+
+    // The broker dies (SIGKILL, no persistence) and comes back while node
+    // 1 keeps sending echoes: every one is answered.
+    let mut echoes = 0u32;
+    let mut echo = |a: &mut Client, b: &mut Client| {
+        echoes += 1;
+        echo(a, echoes);
+        echo(b, echoes);
+    };
+    broker.kill();
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        echo(&mut a, &mut b);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let broker = Broker::start(&dir, broker_port);
+    let republished = eventually(30, "the republished configs", || {
+        echo(&mut a, &mut b);
+        let now = broker.retained("homeassistant/#");
+        (now.len() == configs.len()).then_some(now)
+    });
+    assert_eq!(republished, configs);
+    eventually(10, "the republished vote", || {
+        echo(&mut a, &mut b);
+        (state(&broker, &vote2).as_deref() == Some("NACK")).then_some(())
+    });
+    assert!(echoes > 10, "{echoes} echoes only");
+
+    // A disconnect is a state change too.
+    drop(b);
+    eventually(10, "one client left", || {
+        (state(&broker, &clients).as_deref() == Some("1")).then_some(())
+    });
+    drop(a);
+    drop(daemon);
+    eventually(10, "the last will", || {
+        (state(&broker, "qt/status").as_deref() == Some("offline")).then_some(())
+    });
+}
+
+/// A one-request HTTP server: answers `body` to a GET of `/services/mqtt`
+/// with the right bearer token, 401 otherwise; returns the request line
+/// and headers it got.
+fn fake_supervisor(body: String) -> (u16, std::thread::JoinHandle<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                break;
+            }
+            head.push_str(&line);
+        }
+        let ok = head.starts_with("GET /services/mqtt HTTP/1.1\r\n")
+            && head.contains("Authorization: Bearer t0ken\r\n");
+        let (status, body) = if ok {
+            ("200 OK", body)
+        } else {
+            (
+                "401 Unauthorized",
+                r#"{"result":"error","message":"no"}"#.into(),
+            )
+        };
+        let mut stream = reader.into_inner();
+        write!(
+            stream,
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        head
+    });
+    (port, handle)
+}
+
+#[test]
+fn addon_mode_finds_the_broker_through_the_supervisor() {
+    let Some(dir) = setup() else { return };
+    let broker_port = free_ports(1)[0];
+    let broker = Broker::start(&dir, broker_port);
+    let body = serde_json::json!({
+        "result": "ok",
+        "data": {"host": "127.0.0.1", "port": broker_port, "ssl": false,
+                 "username": USER, "password": PASSWORD, "protocol": "3.1.1"}
+    })
+    .to_string();
+    let (sup_port, sup) = fake_supervisor(body);
+    let options = dir.path("options.json");
+    std::fs::write(&options, r#"{"tls":"off","mqtt_discovery_prefix":"hass"}"#).unwrap();
+    let launch = Launch::ours(&dir, "addon").args(&["--options", options.to_str().unwrap()]);
+    let mut child = launch
+        .command(free_ports(1)[0])
+        .env("SUPERVISOR_TOKEN", "t0ken")
+        .env(
+            "QNETD_SUPERVISOR_URL",
+            format!("http://127.0.0.1:{sup_port}"),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_ready(&mut child, launch.socket(), Duration::from_secs(30)).expect("add-on started");
+    let daemon = Daemon { child, port: 0 };
+    let head = sup.join().unwrap();
+    assert!(head.contains("Authorization: Bearer t0ken"), "{head}");
+    let configs = eventually(10, "discovery under hass/", || {
+        let c = broker.retained("hass/#");
+        (c.len() == 4).then_some(c)
+    });
+    assert!(
+        configs
+            .iter()
+            .all(|l| l.contains("\"availability_topic\":\"qnetd/status\""))
+    );
+    drop(daemon);
+}
+
+#[test]
+fn addon_mode_without_a_broker_stays_off_with_one_line() {
+    let dir = crate::support::server::Scratch::new("addon-nobroker");
+    let body = r#"{"result":"error","message":"Service not enabled","data":{}}"#.to_string();
+    let (sup_port, sup) = fake_supervisor(body);
+    let options = dir.path("options.json");
+    std::fs::write(&options, r#"{"tls":"off"}"#).unwrap();
+    let launch = Launch::ours(&dir, "addon").args(&["--options", options.to_str().unwrap()]);
+    let mut child = launch
+        .command(free_ports(1)[0])
+        .env("SUPERVISOR_TOKEN", "t0ken")
+        .env(
+            "QNETD_SUPERVISOR_URL",
+            format!("http://127.0.0.1:{sup_port}"),
+        )
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    wait_ready(&mut child, launch.socket(), Duration::from_secs(30)).expect("add-on started");
+    sup.join().unwrap();
+    crate::support::sigterm(&child);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let mut out = String::new();
+    stdout.read_to_string(&mut out).unwrap();
+    let mqtt: Vec<_> = out.lines().filter(|l| l.contains("MQTT")).collect();
+    assert_eq!(mqtt.len(), 1, "{out}");
+    assert!(
+        mqtt[0].contains("MQTT off: no MQTT broker add-on (Service not enabled)"),
+        "{out}"
+    );
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(err, "");
+}
