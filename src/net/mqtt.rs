@@ -17,20 +17,29 @@
 //!   only when [`Instance::status_generation`] moved (connects,
 //!   disconnects, votes, node lists; never a heartbeat), or when a removal
 //!   delay of [`Discovery`] expires.
-//! - `mqtts://` is refused with one log line: TLS to the broker is not
-//!   built yet (see README).
+//! - `mqtts://`: TLS with rustls (the same `rustls-ring` provider as the
+//!   server side), the broker's certificate checked against the CA file
+//!   of `--mqtt-ca-file`, else the system bundle [`DEFAULT_CA_FILE`] (no
+//!   compiled-in roots: the binary stays small). MQTT starts once the
+//!   handshake is done. Without a usable CA file MQTT stays off, logged.
 //! - Add-on mode: [`supervisor_broker`] asks the Supervisor's services API
 //!   once, at start-up, with a blocking HTTP/1.1 GET bounded by short
 //!   timeouts. Without a broker MQTT stays off with one log line.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientSide, Connection, RootCertStore, Tcp, VecInput};
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use crate::config::{MqttBroker, MqttConfig};
+use crate::config::{DEFAULT_CA_FILE, MqttBroker, MqttConfig};
 use crate::core::Instance;
 use crate::mgmt::ServerView;
 use crate::mgmt::json::Report;
@@ -57,9 +66,13 @@ pub(super) struct Mqtt {
     session: Session,
     discovery: Discovery,
     broker: BrokerSettings,
+    /// Set for `mqtts://`.
+    tls_config: Option<Arc<ClientConfig>>,
     stream: Option<TcpStream>,
     /// The non-blocking connect is still in progress.
     connecting: bool,
+    /// TLS of the current connection (`mqtts://`).
+    tls: Option<Box<BrokerTls>>,
     /// The [`Instance::status_generation`] last published.
     published: Option<u64>,
     listen_addr: Option<String>,
@@ -96,13 +109,21 @@ impl Mqtt {
             MqttBroker::Url(b) => b.clone(),
             MqttBroker::Supervisor => supervisor_broker()?,
         };
-        if broker.tls {
-            log::error!(
-                "MQTT off: TLS to the broker (mqtts://{}) is not supported yet",
-                broker.authority()
-            );
-            return None;
-        }
+        let tls_config = if broker.tls {
+            let ca = config
+                .ca_file
+                .as_deref()
+                .unwrap_or_else(|| Path::new(DEFAULT_CA_FILE));
+            match client_config(ca) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    log::error!("MQTT off: TLS to {}: {e}", broker.authority());
+                    return None;
+                }
+            }
+        } else {
+            None
+        };
         let d = &config.discovery;
         let mut cfg = SessionConfig::new(client_id(&d.topic_prefix), d.availability_topic());
         cfg.login = broker
@@ -119,8 +140,10 @@ impl Mqtt {
             session: Session::new(cfg, jitter_source(), now()),
             discovery: Discovery::new(d.clone()),
             broker,
+            tls_config,
             stream: None,
             connecting: false,
+            tls: None,
             published: None,
             listen_addr: listen_addr.map(str::to_string),
             port,
@@ -245,7 +268,16 @@ impl Mqtt {
         match stream.peer_addr() {
             Ok(_) => {
                 self.connecting = false;
-                self.session.connected(t);
+                match &self.tls_config {
+                    None => self.session.connected(t),
+                    Some(config) => match BrokerTls::new(config, &self.broker.host) {
+                        Ok(tls) => self.tls = Some(Box::new(tls)),
+                        Err(e) => {
+                            log::warn!("MQTT: TLS: {e}");
+                            self.session.connection_lost(t);
+                        }
+                    },
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::NotConnected => {} // not yet
             Err(e) => {
@@ -259,6 +291,25 @@ impl Mqtt {
         let Some(stream) = &mut self.stream else {
             return;
         };
+        if let Some(tls) = self.tls.as_deref_mut() {
+            if let Err(e) = tls.receive(stream) {
+                log::debug!("MQTT: {e}");
+                self.session.connection_lost(t);
+                return;
+            }
+            if !tls.announced && !tls.conn.is_handshaking() {
+                tls.announced = true;
+                self.session.connected(t);
+            }
+            if !tls.plaintext.is_empty() {
+                self.session.handle_input(&tls.plaintext, t);
+                tls.plaintext.clear();
+            }
+            if tls.peer_closed {
+                self.session.connection_lost(t);
+            }
+            return;
+        }
         let mut buf = [0u8; 2048];
         let mut budget = READ_BUDGET;
         while budget > 0 {
@@ -292,6 +343,14 @@ impl Mqtt {
         let Some(stream) = &mut self.stream else {
             return;
         };
+        if let Some(tls) = self.tls.as_deref_mut() {
+            let result = tls.send(stream, &mut self.session, t);
+            if let Err(e) = result {
+                log::debug!("MQTT: {e}");
+                self.session.connection_lost(t);
+            }
+            return;
+        }
         while let Some(out) = self.session.poll_transmit(t) {
             match stream.write(out) {
                 Ok(0) => {
@@ -315,6 +374,130 @@ impl Mqtt {
             let _ = registry.deregister(&mut s);
         }
         self.connecting = false;
+        self.tls = None;
+    }
+}
+
+/// The client configuration of `mqtts://`: the CA certificates of `ca`
+/// (PEM), the ring provider, no client certificate.
+fn client_config(ca: &Path) -> Result<Arc<ClientConfig>, String> {
+    let pem = std::fs::read(ca).map_err(|e| format!("can't read CA file {}: {e}", ca.display()))?;
+    let mut roots = RootCertStore::empty();
+    let mut bad = 0usize;
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        if cert
+            .map_err(|_| ())
+            .and_then(|c| roots.add(c).map_err(|_| ()))
+            .is_err()
+        {
+            bad += 1;
+        }
+    }
+    if roots.is_empty() {
+        return Err(format!("no CA certificate in {}", ca.display()));
+    }
+    if bad > 0 {
+        log::debug!("MQTT: {bad} unusable certificates in {}", ca.display());
+    }
+    ClientConfig::builder(Arc::new(rustls_ring::DEFAULT_PROVIDER))
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+        .map(Arc::new)
+        .map_err(|e| format!("TLS configuration: {e}"))
+}
+
+/// The TLS layer of one broker connection.
+struct BrokerTls {
+    conn: Connection<ClientSide, Tcp>,
+    input: VecInput,
+    /// TLS bytes for the broker; plaintext enters only when it is empty,
+    /// so it holds at most one flight.
+    out: Vec<u8>,
+    /// Decrypted bytes for the session.
+    plaintext: Vec<u8>,
+    /// The session was told the connection is up.
+    announced: bool,
+    peer_closed: bool,
+}
+
+impl BrokerTls {
+    fn new(config: &Arc<ClientConfig>, host: &str) -> Result<Self, String> {
+        let name = ServerName::try_from(host.to_string())
+            .map_err(|e| format!("{host}: not a TLS server name ({e})"))?;
+        let mut out = Vec::new();
+        let conn = config
+            .connect(name)
+            .build(&mut out)
+            .map_err(|e| format!("TLS start: {e}"))?;
+        Ok(Self {
+            conn,
+            input: VecInput::default(),
+            out,
+            plaintext: Vec::new(),
+            announced: false,
+            peer_closed: false,
+        })
+    }
+
+    /// Reads and decrypts what the socket has (bounded by [`READ_BUDGET`]).
+    fn receive(&mut self, stream: &mut TcpStream) -> Result<(), String> {
+        let mut budget = READ_BUDGET;
+        while budget > 0 {
+            match self.input.read(stream) {
+                Ok(0) => {
+                    self.peer_closed = true;
+                    return Ok(());
+                }
+                Ok(n) => budget = budget.saturating_sub(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(format!("read: {e}")),
+            }
+            let state = self
+                .conn
+                .read_tls(&mut self.input, &mut self.out)
+                .handle_all(&mut self.plaintext)
+                .map_err(|e| format!("TLS: {e}"))?;
+            self.peer_closed |= state.peer_has_closed();
+            if self.plaintext.len() > READ_BUDGET {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Encrypts the session's output (once the handshake is done) and
+    /// writes until done or `WouldBlock`.
+    fn send(
+        &mut self,
+        stream: &mut TcpStream,
+        session: &mut Session,
+        t: Instant,
+    ) -> Result<(), String> {
+        loop {
+            while !self.out.is_empty() {
+                match stream.write(&self.out) {
+                    Ok(0) => return Err("write: connection closed".into()),
+                    Ok(n) => {
+                        self.out.drain(..n);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(format!("write: {e}")),
+                }
+            }
+            if !self.announced {
+                return Ok(());
+            }
+            let Some(plain) = session.poll_transmit(t) else {
+                return Ok(());
+            };
+            let n = plain.len();
+            self.conn
+                .write(plain.into(), &mut self.out)
+                .map_err(|e| format!("TLS: {e}"))?;
+            session.advance_transmit(n);
+        }
     }
 }
 

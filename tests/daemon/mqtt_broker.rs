@@ -43,11 +43,17 @@ pub(crate) struct Broker {
 impl Broker {
     /// Starts `mosquitto` with the password file of [`setup`] in `dir`.
     pub(crate) fn start(dir: &Path, port: u16) -> Self {
+        Self::start_with(dir, port, "")
+    }
+
+    /// [`Broker::start`] with more configuration lines (e.g. a second,
+    /// TLS listener).
+    pub(crate) fn start_with(dir: &Path, port: u16, extra: &str) -> Self {
         let conf = dir.join("mosquitto.conf");
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\npersistence false\nlog_dest stderr\n",
+                "allow_anonymous false\npassword_file {}\npersistence false\nlog_dest stderr\nlistener {port} 127.0.0.1\n{extra}",
                 dir.join("passwd").display()
             ),
         )

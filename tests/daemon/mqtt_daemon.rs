@@ -311,3 +311,59 @@ fn addon_mode_without_a_broker_stays_off_with_one_line() {
         .unwrap();
     assert_eq!(err, "");
 }
+
+/// A CA and a certificate for 127.0.0.1 signed by it, as PEM files in
+/// `dir`: `ca.pem`, `server.pem`, `server.key`.
+fn tls_files(dir: &std::path::Path) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &Issuer::from_params(&ca, &ca_key))
+        .unwrap();
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+    std::fs::write(dir.join("server.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
+}
+
+#[test]
+fn mqtts_with_a_ca_file() {
+    let Some(dir) = setup() else { return };
+    tls_files(&dir);
+    let [plain_port, tls_port] = free_ports(2)[..] else {
+        unreachable!()
+    };
+    let broker = Broker::start_with(
+        &dir,
+        plain_port,
+        &format!(
+            "listener {tls_port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n",
+            dir.path("ca.pem").display(),
+            dir.path("server.pem").display(),
+            dir.path("server.key").display()
+        ),
+    );
+    let url = format!("mqtts://{USER}:{PASSWORD_IN_URL}@127.0.0.1:{tls_port}");
+    let ca = dir.path("ca.pem");
+    let daemon = Launch::ours(&dir, "qnetd")
+        .args(&[
+            "-s",
+            "off",
+            "--mqtt",
+            &url,
+            "--mqtt-ca-file",
+            ca.to_str().unwrap(),
+        ])
+        .start();
+    let mut s1 = 0;
+    let _a = join(daemon.port, 1, &[1], 5, &mut s1);
+    let vote1 = eventually(10, "node 1's vote config over TLS", || {
+        state_topic(&broker, "_node1_vote/config")
+    });
+    eventually(10, "node 1's vote over TLS", || state(&broker, &vote1));
+    assert_eq!(state(&broker, "qnetd/status").as_deref(), Some("online"));
+}
