@@ -385,6 +385,22 @@ mod tests {
     }
 
     #[test]
+    fn mqtt_options() {
+        let (c, _) = config_from_json_str("{}").unwrap();
+        assert_eq!(c.mqtt.broker, MqttBroker::Supervisor, "on by default");
+        assert_eq!(c.mqtt.discovery.discovery_prefix, "homeassistant");
+        let (c, _) =
+            config_from_json_str(r#"{"mqtt":false,"mqtt_discovery_prefix":"ha/x"}"#).unwrap();
+        assert_eq!(c.mqtt.broker, MqttBroker::Off);
+        assert_eq!(c.mqtt.discovery.discovery_prefix, "ha/x");
+        assert_eq!(
+            err(r#"{"mqtt_discovery_prefix":"a/#"}"#),
+            "options.json: mqtt_discovery_prefix: discovery prefix: must not contain +, # or control characters"
+        );
+        assert!(err(r#"{"mqtt":"yes"}"#).starts_with("options.json: mqtt: "));
+    }
+
+    #[test]
     fn shipped_example_parses_and_gives_the_defaults() {
         let options = Options::from_json_str(EXAMPLE).unwrap();
         assert_eq!(options, Options::default());
