@@ -171,11 +171,11 @@ pub fn parse_onto(
             }
             Long("mqtt-remove-after") => {
                 let v = value(&mut parser)?;
-                let secs = parse_int(&v, 1, i128::from(u32::MAX))
+                let secs = parse_int(&v, 0, i128::from(u32::MAX))
                     .and_then(|n| u64::try_from(n).ok())
                     .ok_or_else(|| {
                         ConfigError::new(format!(
-                            "--mqtt-remove-after: expected seconds from 1 to {}, got {v:?}",
+                            "--mqtt-remove-after: expected seconds from 0 to {}, got {v:?}",
                             u32::MAX
                         ))
                     })?;
