@@ -171,15 +171,18 @@ pub fn parse_onto(
             }
             Long("mqtt-remove-after") => {
                 let v = value(&mut parser)?;
-                let secs = parse_int(&v, 0, i128::from(u32::MAX))
-                    .and_then(|n| u64::try_from(n).ok())
+                let secs = v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|_| v.bytes().all(|b| b.is_ascii_digit()))
                     .ok_or_else(|| {
                         ConfigError::new(format!(
                             "--mqtt-remove-after: expected seconds from 0 to {}, got {v:?}",
                             u32::MAX
                         ))
                     })?;
-                config.mqtt.discovery.remove_after = std::time::Duration::from_secs(secs);
+                config.mqtt.discovery.remove_after =
+                    std::time::Duration::from_secs(u64::from(secs));
             }
             Long("mqtt-ca-file") => {
                 config.mqtt.ca_file = Some(PathBuf::from(value(&mut parser)?));
@@ -291,7 +294,7 @@ mod tests {
                 "--mqtt-discovery-prefix: discovery prefix",
             ),
             (
-                &["--mqtt-remove-after", "0"],
+                &["--mqtt-remove-after", "-1"],
                 "--mqtt-remove-after: expected seconds",
             ),
             (
