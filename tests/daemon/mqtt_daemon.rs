@@ -22,7 +22,7 @@ use qnetd::proto::{Heuristics, Msg, MsgType, RingId};
 
 use crate::loopback::Client;
 use crate::mqtt_broker::{Broker, PASSWORD, USER, setup};
-use crate::support::server::free_ports;
+use crate::support::server::{Scratch, free_ports};
 use crate::support::{Daemon, Launch, wait_ready};
 
 /// [`PASSWORD`] inside a URL.
@@ -226,6 +226,30 @@ fn fake_supervisor(body: String) -> (u16, std::thread::JoinHandle<String>) {
     (port, handle)
 }
 
+/// Our binary in add-on mode with `options` (JSON), its Supervisor a
+/// [`fake_supervisor`] answering `body`; output piped, started. Returns
+/// the daemon and the request head the Supervisor got.
+fn start_addon(dir: &Scratch, options: &str, body: String) -> (Daemon, String) {
+    let (sup_port, sup) = fake_supervisor(body);
+    let file = dir.path("options.json");
+    std::fs::write(&file, options).unwrap();
+    let launch = Launch::ours(dir, "addon").args(&["--options", file.to_str().unwrap()]);
+    let mut child = launch
+        .command(free_ports(1)[0])
+        .env("SUPERVISOR_TOKEN", "t0ken")
+        .env(
+            "QNETD_SUPERVISOR_URL",
+            format!("http://127.0.0.1:{sup_port}"),
+        )
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_ready(&mut child, launch.socket(), Duration::from_secs(30)).expect("add-on started");
+    (Daemon { child, port: 0 }, sup.join().unwrap())
+}
+
 #[test]
 fn addon_mode_finds_the_broker_through_the_supervisor() {
     let Some(dir) = setup() else { return };
@@ -237,24 +261,11 @@ fn addon_mode_finds_the_broker_through_the_supervisor() {
                  "username": USER, "password": PASSWORD, "protocol": "3.1.1"}
     })
     .to_string();
-    let (sup_port, sup) = fake_supervisor(body);
-    let options = dir.path("options.json");
-    std::fs::write(&options, r#"{"tls":"off","mqtt_discovery_prefix":"hass"}"#).unwrap();
-    let launch = Launch::ours(&dir, "addon").args(&["--options", options.to_str().unwrap()]);
-    let mut child = launch
-        .command(free_ports(1)[0])
-        .env("SUPERVISOR_TOKEN", "t0ken")
-        .env(
-            "QNETD_SUPERVISOR_URL",
-            format!("http://127.0.0.1:{sup_port}"),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_ready(&mut child, launch.socket(), Duration::from_secs(30)).expect("add-on started");
-    let daemon = Daemon { child, port: 0 };
-    let head = sup.join().unwrap();
+    let (daemon, head) = start_addon(
+        &dir,
+        r#"{"tls":"off","mqtt_discovery_prefix":"hass"}"#,
+        body,
+    );
     assert!(head.contains("Authorization: Bearer t0ken"), "{head}");
     let configs = eventually(10, "discovery under hass/", || {
         let c = broker.retained("hass/#");
@@ -270,29 +281,12 @@ fn addon_mode_finds_the_broker_through_the_supervisor() {
 
 #[test]
 fn addon_mode_without_a_broker_stays_off_with_one_line() {
-    let dir = crate::support::server::Scratch::new("addon-nobroker");
+    let dir = Scratch::new("addon-nobroker");
     let body = r#"{"result":"error","message":"Service not enabled","data":{}}"#.to_string();
-    let (sup_port, sup) = fake_supervisor(body);
-    let options = dir.path("options.json");
-    std::fs::write(&options, r#"{"tls":"off"}"#).unwrap();
-    let launch = Launch::ours(&dir, "addon").args(&["--options", options.to_str().unwrap()]);
-    let mut child = launch
-        .command(free_ports(1)[0])
-        .env("SUPERVISOR_TOKEN", "t0ken")
-        .env(
-            "QNETD_SUPERVISOR_URL",
-            format!("http://127.0.0.1:{sup_port}"),
-        )
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    wait_ready(&mut child, launch.socket(), Duration::from_secs(30)).expect("add-on started");
-    sup.join().unwrap();
-    crate::support::sigterm(&child);
-    let status = child.wait().unwrap();
+    let (mut daemon, head) = start_addon(&dir, r#"{"tls":"off"}"#, body);
+    assert!(head.contains("Authorization: Bearer t0ken"), "{head}");
+    let mut stdout = daemon.child.stdout.take().unwrap();
+    let status = daemon.terminate();
     assert!(status.success(), "{status:?}");
     let mut out = String::new();
     stdout.read_to_string(&mut out).unwrap();
@@ -303,7 +297,8 @@ fn addon_mode_without_a_broker_stays_off_with_one_line() {
         "{out}"
     );
     let mut err = String::new();
-    child
+    daemon
+        .child
         .stderr
         .take()
         .unwrap()
