@@ -8,8 +8,8 @@
 //! ([`READ_BUDGET`]); a client cut off by the budget goes on a ready list
 //! served before the next blocking poll.
 //!
-//! Beside the qdevice clients and the management socket ([`ipc`]), the
-//! loop drives the optional MQTT client ([`mqtt`]): one token, its timers
+//! Beside the qdevice clients and the management socket (`ipc`), the
+//! loop drives the optional MQTT client (`mqtt`): one token, its timers
 //! in the poll timeout, and one call after each round of engine events.
 
 mod ipc;
