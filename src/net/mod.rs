@@ -301,7 +301,8 @@ pub fn run(config: &Config) -> Result<(), Error> {
         tls_name(config),
         config.client_cert_required
     );
-    server.mqtt = mqtt::Mqtt::setup(&config.mqtt, config.listen_addr.as_deref(), config.port);
+    server.mqtt = mqtt::Mqtt::setup(&config.mqtt, config.listen_addr.as_deref(), config.port)
+        .map_err(Error::Config)?;
     server.run()
 }
 

@@ -21,7 +21,9 @@
 //!   server side), the broker's certificate checked against the CA file
 //!   of `--mqtt-ca-file`, else the system bundle [`DEFAULT_CA_FILE`] (no
 //!   compiled-in roots: the binary stays small). MQTT starts once the
-//!   handshake is done. Without a usable CA file MQTT stays off, logged.
+//!   handshake is done. Without a usable CA file, `--mqtt` stops the daemon
+//!   with one line naming `--mqtt-ca-file`; a Supervisor broker stays off,
+//!   logged.
 //! - Add-on mode: [`supervisor_broker`] asks the Supervisor's services API
 //!   once, at start-up, with a blocking HTTP/1.1 GET bounded by short
 //!   timeouts. Without a broker MQTT stays off with one log line.
@@ -39,7 +41,7 @@ use rustls::{ClientConfig, ClientSide, Connection, RootCertStore, Tcp, VecInput}
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use crate::config::{DEFAULT_CA_FILE, MqttBroker, MqttConfig};
+use crate::config::{ConfigError, DEFAULT_CA_FILE, MqttBroker, MqttConfig};
 use crate::core::Instance;
 use crate::mgmt::ServerView;
 use crate::mgmt::json::Report;
@@ -103,11 +105,22 @@ fn jitter_source() -> crate::mqtt::session::JitterSource {
 
 impl Mqtt {
     /// The client for `config`, or `None` (logged once) when MQTT is off.
-    pub(super) fn setup(config: &MqttConfig, listen_addr: Option<&str>, port: u16) -> Option<Self> {
+    ///
+    /// # Errors
+    /// `--mqtt mqtts://...` without a usable CA file: one line naming the
+    /// option (the daemon exits). From the Supervisor, MQTT stays off.
+    pub(super) fn setup(
+        config: &MqttConfig,
+        listen_addr: Option<&str>,
+        port: u16,
+    ) -> Result<Option<Self>, ConfigError> {
         let broker = match &config.broker {
-            MqttBroker::Off => return None,
+            MqttBroker::Off => return Ok(None),
             MqttBroker::Url(b) => b.clone(),
-            MqttBroker::Supervisor => supervisor_broker()?,
+            MqttBroker::Supervisor => match supervisor_broker() {
+                Some(b) => b,
+                None => return Ok(None),
+            },
         };
         let tls_config = if broker.tls {
             let ca = config
@@ -116,9 +129,12 @@ impl Mqtt {
                 .unwrap_or_else(|| Path::new(DEFAULT_CA_FILE));
             match client_config(ca) {
                 Ok(c) => Some(c),
+                Err(e) if matches!(config.broker, MqttBroker::Url(_)) => {
+                    return Err(ConfigError::new(format!("--mqtt-ca-file: {e}")));
+                }
                 Err(e) => {
                     log::error!("MQTT off: TLS to {}: {e}", broker.authority());
-                    return None;
+                    return Ok(None);
                 }
             }
         } else {
@@ -136,7 +152,7 @@ impl Mqtt {
             d.discovery_prefix,
             d.topic_prefix
         );
-        Some(Self {
+        Ok(Some(Self {
             session: Session::new(cfg, jitter_source(), now()),
             discovery: Discovery::new(d.clone()),
             broker,
@@ -147,7 +163,7 @@ impl Mqtt {
             published: None,
             listen_addr: listen_addr.map(str::to_string),
             port,
-        })
+        }))
     }
 
     /// When [`Mqtt::after_events`] must run next.

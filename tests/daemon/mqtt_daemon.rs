@@ -362,3 +362,32 @@ fn mqtts_with_a_ca_file() {
     eventually(10, "node 1's vote over TLS", || state(&broker, &vote1));
     assert_eq!(state(&broker, "qnetd/status").as_deref(), Some("online"));
 }
+
+#[test]
+fn an_unreadable_ca_file_is_one_line_and_a_failure() {
+    let dir = Scratch::new("mqtt-badca");
+    let out = Launch::ours(&dir, "qnetd")
+        .args(&[
+            "-s",
+            "off",
+            "--mqtt",
+            "mqtts://127.0.0.1:1",
+            "--mqtt-ca-file",
+            "/nonexistent/ca.pem",
+        ])
+        .command(free_ports(1)[0])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<_> = err
+        .lines()
+        .filter(|l| l.contains("--mqtt-ca-file"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].contains("can't read CA file /nonexistent/ca.pem"),
+        "{err}"
+    );
+}
