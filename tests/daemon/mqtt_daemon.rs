@@ -391,3 +391,51 @@ fn an_unreadable_ca_file_is_one_line_and_a_failure() {
         "{err}"
     );
 }
+
+/// Heartbeats publish nothing; a state change publishes: a live
+/// subscriber (`-R`: no stale retained messages) counts what arrives.
+#[test]
+fn heartbeats_publish_nothing() {
+    let Some(dir) = setup() else { return };
+    let broker_port = free_ports(1)[0];
+    let broker = Broker::start(&dir, broker_port);
+    let daemon = start_daemon(&dir, broker_port);
+    let mut s1 = 0;
+    let mut a = join(daemon.port, 1, &[1], 5, &mut s1);
+    let vote1 = eventually(10, "node 1's vote config", || {
+        state_topic(&broker, "_node1_vote/config")
+    });
+    eventually(10, "node 1's vote", || state(&broker, &vote1));
+    let sub = |secs: &str| {
+        std::process::Command::new("mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", &broker_port.to_string()])
+            .args(["-u", USER, "-P", PASSWORD, "-v", "-R", "-W", secs])
+            .args(["-t", "qt/#", "-t", "homeassistant/#"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let live = |child: std::process::Child| -> Vec<String> {
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    // mosquitto_sub -W exits after that many seconds without a message.
+    let quiet = sub("3");
+    std::thread::sleep(Duration::from_millis(300));
+    for seq in 1..=50 {
+        echo(&mut a, seq);
+    }
+    assert_eq!(live(quiet), Vec::<String>::new(), "published per heartbeat");
+    let busy = sub("3");
+    std::thread::sleep(Duration::from_millis(300));
+    let b = join(daemon.port, 2, &[1, 2], 6, &mut 0);
+    let got = live(busy);
+    assert!(
+        got.iter().any(|l| l.starts_with("qt/mq/node2/")),
+        "a join publishes: {got:#?}"
+    );
+    drop(b);
+}
