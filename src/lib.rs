@@ -41,6 +41,7 @@ pub mod config;
 pub mod error;
 pub mod logging;
 pub mod mgmt;
+pub mod mqtt;
 pub mod net;
 pub mod sys;
 

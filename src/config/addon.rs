@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, MqttBroker};
 use crate::core::InstanceConfig;
 use crate::proto::TlsSupported;
 
@@ -226,6 +226,11 @@ pub struct Options {
     pub heartbeat_interval_min: i64,
     /// Largest heartbeat interval a client may ask for, in ms.
     pub heartbeat_interval_max: i64,
+    /// Publish Home Assistant entities through the Supervisor's MQTT
+    /// service (when a broker add-on provides one).
+    pub mqtt: bool,
+    /// Home Assistant's MQTT discovery prefix.
+    pub mqtt_discovery_prefix: String,
 }
 
 impl Default for Options {
@@ -239,6 +244,8 @@ impl Default for Options {
             keep_active_partition_tie_breaker: engine.keep_active_partition_tie_breaker,
             heartbeat_interval_min: i64::from(engine.heartbeat_interval_min),
             heartbeat_interval_max: i64::from(engine.heartbeat_interval_max),
+            mqtt: true,
+            mqtt_discovery_prefix: crate::mqtt::discovery::DEFAULT_DISCOVERY_PREFIX.to_string(),
         }
     }
 }
@@ -325,6 +332,19 @@ impl Options {
         for (key, value) in &advanced {
             config.advanced.set(key, value).map_err(error)?;
         }
+        if self.mqtt {
+            config.mqtt.broker = MqttBroker::Supervisor;
+        }
+        config
+            .mqtt
+            .discovery
+            .discovery_prefix
+            .clone_from(&self.mqtt_discovery_prefix);
+        config
+            .mqtt
+            .discovery
+            .validate()
+            .map_err(|e| error(format_args!("mqtt_discovery_prefix: {e}")))?;
         config.validate().map_err(error)
     }
 }
@@ -362,6 +382,22 @@ mod tests {
 
     fn err(text: &str) -> String {
         config_from_json_str(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn mqtt_options() {
+        let (c, _) = config_from_json_str("{}").unwrap();
+        assert_eq!(c.mqtt.broker, MqttBroker::Supervisor, "on by default");
+        assert_eq!(c.mqtt.discovery.discovery_prefix, "homeassistant");
+        let (c, _) =
+            config_from_json_str(r#"{"mqtt":false,"mqtt_discovery_prefix":"ha/x"}"#).unwrap();
+        assert_eq!(c.mqtt.broker, MqttBroker::Off);
+        assert_eq!(c.mqtt.discovery.discovery_prefix, "ha/x");
+        assert_eq!(
+            err(r#"{"mqtt_discovery_prefix":"a/#"}"#),
+            "options.json: mqtt_discovery_prefix: discovery prefix: must not contain +, # or control characters"
+        );
+        assert!(err(r#"{"mqtt":"yes"}"#).starts_with("options.json: mqtt: "));
     }
 
     #[test]

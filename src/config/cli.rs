@@ -6,16 +6,22 @@
 //! qnetd [-46dfhv] [-l listen_addr] [-p listen_port] [-s tls]
 //!       [-c client_cert_required] [-m max_clients] [-S option=value[,option2=value2,...]]
 //!       [--options FILE]
+//!       [--mqtt mqtt[s]://[user[:pass]@]host[:port]] [--mqtt-topic-prefix P]
+//!       [--mqtt-discovery-prefix P] [--mqtt-remove-after SECONDS]
+//!       [--mqtt-ca-file FILE]
 //! ```
 //!
 //! `-h` and `-v` exit 1 as the reference; `--help` and `--version` exit 0,
 //! as in every `qnetd` program ([`crate::cmd`]).
+//! The `--mqtt*` options are ours (Home Assistant over MQTT, off unless
+//! `--mqtt` is given); a bad value is one line naming the option.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use crate::config::{Config, ConfigError, IpVersion, parse_bool, parse_int};
+use crate::config::{Config, ConfigError, IpVersion, MqttBroker, parse_bool, parse_int};
+use crate::mqtt::url::parse_url;
 use crate::proto::{DecisionAlgorithm, MsgType, SUPPORTED_DECISION_ALGORITHMS, SUPPORTED_MESSAGES};
 
 /// What the command line asks for.
@@ -48,8 +54,8 @@ pub enum Command {
 #[must_use]
 pub fn usage(program: &str) -> String {
     format!(
-        "usage: {program} [-46dfhv] [-l listen_addr] [-p listen_port] [-s tls]\n{:14}[-c client_cert_required] [-m max_clients] [-S option=value[,option2=value2,...]]\n{:14}[--options FILE]\n",
-        "", ""
+        "usage: {program} [-46dfhv] [-l listen_addr] [-p listen_port] [-s tls]\n{:14}[-c client_cert_required] [-m max_clients] [-S option=value[,option2=value2,...]]\n{:14}[--options FILE] [--mqtt URL] [--mqtt-topic-prefix P] [--mqtt-discovery-prefix P]\n{:14}[--mqtt-remove-after SECONDS] [--mqtt-ca-file FILE]\n",
+        "", "", ""
     )
 }
 
@@ -149,6 +155,38 @@ pub fn parse_onto(
             Short('h') => return Ok(Command::Usage { code: 1 }),
             Long("help") => return Ok(Command::Usage { code: 0 }),
             Long("options") => options_file = Some(PathBuf::from(value(&mut parser)?)),
+            Long("mqtt") => {
+                let url = value(&mut parser)?;
+                config.mqtt.broker = MqttBroker::Url(
+                    parse_url(&url).map_err(|e| ConfigError::new(format!("--mqtt: {e}")))?,
+                );
+            }
+            Long("mqtt-topic-prefix") => {
+                config.mqtt.discovery.topic_prefix = value(&mut parser)?;
+                check_prefixes(&config)?;
+            }
+            Long("mqtt-discovery-prefix") => {
+                config.mqtt.discovery.discovery_prefix = value(&mut parser)?;
+                check_prefixes(&config)?;
+            }
+            Long("mqtt-remove-after") => {
+                let v = value(&mut parser)?;
+                let secs = v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|_| v.bytes().all(|b| b.is_ascii_digit()))
+                    .ok_or_else(|| {
+                        ConfigError::new(format!(
+                            "--mqtt-remove-after: expected seconds from 0 to {}, got {v:?}",
+                            u32::MAX
+                        ))
+                    })?;
+                config.mqtt.discovery.remove_after =
+                    std::time::Duration::from_secs(u64::from(secs));
+            }
+            Long("mqtt-ca-file") => {
+                config.mqtt.ca_file = Some(PathBuf::from(value(&mut parser)?));
+            }
             other => {
                 return Err(ConfigError::new(format!(
                     "{}\n{}",
@@ -162,6 +200,18 @@ pub fn parse_onto(
         config: Box::new(config),
         options_file,
         warnings,
+    })
+}
+
+/// Checks both MQTT prefixes; the error names the option.
+fn check_prefixes(config: &Config) -> Result<(), ConfigError> {
+    config.mqtt.discovery.validate().map_err(|e| {
+        let option = if e.starts_with("discovery") {
+            "--mqtt-discovery-prefix"
+        } else {
+            "--mqtt-topic-prefix"
+        };
+        ConfigError::new(format!("{option}: {e}"))
     })
 }
 
@@ -235,11 +285,66 @@ mod tests {
         for (args, msg) in cases {
             assert_eq!(run(args).unwrap_err(), *msg, "{args:?}");
         }
+        let mqtt_cases: &[(&[&str], &str)] = &[
+            (&["--mqtt", "http://x"], "--mqtt: "),
+            (
+                &["--mqtt-topic-prefix", "a/#"],
+                "--mqtt-topic-prefix: topic prefix",
+            ),
+            (
+                &["--mqtt-discovery-prefix", ""],
+                "--mqtt-discovery-prefix: discovery prefix",
+            ),
+            (
+                &["--mqtt-remove-after", "-1"],
+                "--mqtt-remove-after: expected seconds",
+            ),
+            (
+                &["--mqtt-remove-after", "1h"],
+                "--mqtt-remove-after: expected seconds",
+            ),
+        ];
+        for (args, prefix) in mqtt_cases {
+            let e = run(args).unwrap_err();
+            assert!(e.starts_with(prefix) && !e.contains('\n'), "{args:?}: {e}");
+        }
         assert_eq!(run(&["-h"]).unwrap_err(), "usage 1");
         assert_eq!(run(&["-v"]).unwrap_err(), "version 1");
         assert_eq!(run(&["-4", "--help"]).unwrap_err(), "usage 0");
         assert_eq!(run(&["--version"]).unwrap_err(), "version 0");
         assert!(run(&["-x"]).unwrap_err().contains("usage:"));
+    }
+
+    #[test]
+    fn mqtt_options() {
+        use crate::config::MqttBroker;
+        let c = run(&[]).unwrap();
+        assert_eq!(c.mqtt.broker, MqttBroker::Off, "off by default");
+        let c = run(&[
+            "--mqtt",
+            "mqtts://u:p@broker.lan",
+            "--mqtt-topic-prefix",
+            "site/qnetd",
+            "--mqtt-discovery-prefix",
+            "ha",
+            "--mqtt-remove-after",
+            "60",
+            "--mqtt-ca-file",
+            "/x.pem",
+        ])
+        .unwrap();
+        let MqttBroker::Url(b) = &c.mqtt.broker else {
+            panic!("{:?}", c.mqtt.broker);
+        };
+        assert_eq!((b.host.as_str(), b.port, b.tls), ("broker.lan", 8883, true));
+        assert_eq!(b.username.as_deref(), Some("u"));
+        assert_eq!(c.mqtt.discovery.topic_prefix, "site/qnetd");
+        assert_eq!(c.mqtt.discovery.discovery_prefix, "ha");
+        assert_eq!(c.mqtt.discovery.remove_after.as_secs(), 60);
+        assert_eq!(
+            c.mqtt.ca_file.as_deref(),
+            Some(std::path::Path::new("/x.pem"))
+        );
     }
 
     #[test]

@@ -17,6 +17,8 @@ use std::path::PathBuf;
 
 use crate::core::InstanceConfig;
 use crate::core::settings::{MIN_CLIENT_MSG_SIZE, MIN_CLIENT_SEND_BUFFERS};
+use crate::mqtt::discovery::DiscoveryConfig;
+use crate::mqtt::url::BrokerSettings;
 use crate::proto::TlsSupported;
 
 pub mod addon;
@@ -336,7 +338,37 @@ pub struct Config {
     pub debug: u8,
     /// `-S` settings.
     pub advanced: AdvancedSettings,
+    /// Home Assistant over MQTT (off by default).
+    pub mqtt: MqttConfig,
 }
+
+/// Where the MQTT broker comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum MqttBroker {
+    /// No MQTT (the default outside the add-on).
+    #[default]
+    Off,
+    /// `--mqtt URL`.
+    Url(BrokerSettings),
+    /// Add-on mode: ask the Supervisor's services API at start
+    /// (`http://supervisor`, or `QNETD_SUPERVISOR_URL` for tests).
+    Supervisor,
+}
+
+/// The MQTT settings (`--mqtt*` options, or the add-on's `mqtt*` options).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MqttConfig {
+    /// The broker, if any.
+    pub broker: MqttBroker,
+    /// Topic prefixes and the removal delay.
+    pub discovery: DiscoveryConfig,
+    /// CA certificates (PEM) trusted for `mqtts://`; `None`: the system's
+    /// bundle, [`DEFAULT_CA_FILE`].
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The system CA bundle used for `mqtts://` (Debian's path).
+pub const DEFAULT_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 impl Default for Config {
     fn default() -> Self {
@@ -350,6 +382,7 @@ impl Default for Config {
             max_clients: DEFAULT_MAX_CLIENTS,
             debug: 0,
             advanced: AdvancedSettings::default(),
+            mqtt: MqttConfig::default(),
         }
     }
 }

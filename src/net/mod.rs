@@ -8,11 +8,16 @@
 //! ([`READ_BUDGET`]); a client cut off by the budget goes on a ready list
 //! served before the next blocking poll. Connections that have not finished
 //! INIT are admitted, timed out and pushed out first by `admission`.
+//!
+//! Beside the qdevice clients and the management socket (`ipc`), the
+//! loop drives the optional MQTT client (`mqtt`): one token, its timers
+//! in the poll timeout, and one call after each round of engine events.
 
 mod admission;
 mod ipc;
 mod listen;
 mod lock;
+mod mqtt;
 pub mod tls;
 
 use std::collections::VecDeque;
@@ -295,6 +300,8 @@ struct Server {
     /// waiting in the backlog without a new edge to announce them, so the
     /// loop retries on a short timer.
     accept_failed: bool,
+    /// Home Assistant over MQTT, when configured ([`mqtt`]).
+    mqtt: Option<mqtt::Mqtt>,
 }
 
 /// Runs the server until SIGTERM/SIGINT.
@@ -329,6 +336,8 @@ pub fn run(config: &Config) -> Result<(), Error> {
         tls_name(config),
         config.client_cert_required
     );
+    server.mqtt = mqtt::Mqtt::setup(&config.mqtt, config.listen_addr.as_deref(), config.port)
+        .map_err(Error::Config)?;
     crate::sys::notify::ready();
     let outcome = server.run();
     crate::sys::notify::stopping();
@@ -396,6 +405,7 @@ impl Server {
             buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
             tls_config,
             accept_failed: false,
+            mqtt: None,
         })
     }
 
@@ -404,16 +414,17 @@ impl Server {
         log::debug!("Running QNetd main loop");
         loop {
             let timeout = if self.ready.is_empty() {
-                let next = match (self.instance.poll_timeout(), self.admission.next_deadline()) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
-                .map(|t| Duration::from_millis(t.millis_since(self.clock.now())));
-                if self.accept_failed {
-                    Some(next.map_or(ACCEPT_RETRY, |t| t.min(ACCEPT_RETRY)))
-                } else {
-                    next
-                }
+                let next = self
+                    .instance
+                    .poll_timeout()
+                    .map(|t| Duration::from_millis(t.millis_since(self.clock.now())));
+                let admission = self
+                    .admission
+                    .next_deadline()
+                    .map(|t| Duration::from_millis(t.millis_since(self.clock.now())));
+                let retry = self.accept_failed.then_some(ACCEPT_RETRY);
+                let mqtt = self.mqtt.as_ref().and_then(mqtt::Mqtt::poll_timeout);
+                [next, admission, retry, mqtt].into_iter().flatten().min()
             } else {
                 Some(Duration::ZERO)
             };
@@ -427,6 +438,11 @@ impl Server {
             for event in &events {
                 match event.token() {
                     LISTENER => self.accept(now),
+                    mqtt::TOKEN => {
+                        if let Some(m) = &mut self.mqtt {
+                            m.handle_event(event);
+                        }
+                    }
                     SIGNALS => {
                         if self.signals.pending().next().is_some() {
                             log::info!("Signal received - shutting down");
@@ -469,6 +485,9 @@ impl Server {
             self.instance.handle_timeout(now);
             self.expire_pre_init(now);
             self.process_outputs(now);
+            if let Some(m) = &mut self.mqtt {
+                m.after_events(self.poll.registry(), &self.instance);
+            }
         }
     }
 
@@ -725,6 +744,9 @@ impl Server {
 
     fn shutdown(&mut self, now: Timestamp) {
         self.ipc.close(self.poll.registry());
+        if let Some(m) = &mut self.mqtt {
+            m.shutdown(self.poll.registry());
+        }
         for id in self.instance.shutdown(now) {
             if let Some(slot) = usize::try_from(id.index())
                 .ok()

@@ -57,10 +57,7 @@ impl Server {
     }
 
     fn connect(&self) -> Client {
-        Client {
-            w: WireClient::connect(self.port),
-            timeout: Duration::from_secs(20),
-        }
+        Client::connect(self.port)
     }
 
     /// Sends SIGTERM and returns the exit status and how long it took.
@@ -71,19 +68,28 @@ impl Server {
     }
 }
 
-struct Client {
-    w: WireClient,
+/// A qdevice client over plain TCP (shared with the MQTT tests).
+pub(crate) struct Client {
+    pub(crate) w: WireClient,
     /// How long a read may wait before the test fails.
     timeout: Duration,
 }
 
 impl Client {
-    fn send(&mut self, m: &Msg<'_>) {
+    /// Connects to 127.0.0.1:`port`.
+    pub(crate) fn connect(port: u16) -> Self {
+        Self {
+            w: WireClient::connect(port),
+            timeout: Duration::from_secs(20),
+        }
+    }
+
+    pub(crate) fn send(&mut self, m: &Msg<'_>) {
         self.w.send(&build::to_bytes(m));
     }
 
     /// The next message, or `None` on EOF.
-    fn recv(&mut self) -> Option<Vec<u8>> {
+    pub(crate) fn recv(&mut self) -> Option<Vec<u8>> {
         match self.w.next(self.timeout) {
             Recv::Msg(bytes) => Some(bytes),
             Recv::Closed => None,
@@ -91,7 +97,7 @@ impl Client {
         }
     }
 
-    fn expect(&mut self, ty: MsgType) -> Vec<u8> {
+    pub(crate) fn expect(&mut self, ty: MsgType) -> Vec<u8> {
         let bytes = self
             .recv()
             .unwrap_or_else(|| panic!("EOF while waiting for {ty}"));
@@ -104,7 +110,7 @@ impl Client {
         self.join_cluster(b"loop", node_id);
     }
 
-    fn join_cluster(&mut self, cluster: &[u8], node_id: u32) {
+    pub(crate) fn join_cluster(&mut self, cluster: &[u8], node_id: u32) {
         self.send(&build::preinit(1, cluster));
         self.expect(MsgType::PreinitReply);
         self.send(&build::init(&ffsplit_init(2, node_id)));
@@ -115,7 +121,7 @@ impl Client {
         );
     }
 
-    fn echo(&mut self, seq: u32) {
+    pub(crate) fn echo(&mut self, seq: u32) {
         self.send(&build::echo_request(seq));
         let r = self.expect(MsgType::EchoReply);
         assert_eq!(Msg::parse(&r).unwrap().seq, Some(seq));

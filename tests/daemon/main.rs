@@ -21,6 +21,8 @@ mod cert_policy;
 mod cli;
 mod loopback;
 mod mgmt_socket;
+mod mqtt_broker;
+mod mqtt_daemon;
 mod nss_interop;
 mod packaging;
 mod systemd;

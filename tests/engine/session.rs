@@ -706,3 +706,26 @@ fn certificate_for_one_cluster_never_admits_another() {
     h.send_bytes(1, &init(4));
     assert_eq!(h.expect(1, T::InitReply).error(), Some(E::NoError));
 }
+
+/// The status generation (what the MQTT mirror compares): moved by a
+/// connect, a join, a node list and a disconnect, never by heartbeats.
+#[test]
+fn status_generation_moves_on_changes_not_on_heartbeats() {
+    let mut h = Harness::plain();
+    let g0 = h.inst.status_generation();
+    h.join(1, b"c", Alg::Ffsplit, ring(1, 1));
+    let g1 = h.inst.status_generation();
+    assert_ne!(g0, g1);
+    for _ in 0..5 {
+        let seq = h.seq(1);
+        h.send(1, &build::echo_request(seq));
+        h.expect(1, T::EchoReply);
+    }
+    assert_eq!(h.inst.status_generation(), g1, "heartbeats moved it");
+    h.config(1, &[1]);
+    let g2 = h.inst.status_generation();
+    assert_ne!(g1, g2);
+    let id = h.id(1);
+    h.inst.disconnect(h.now, id);
+    assert_ne!(h.inst.status_generation(), g2);
+}

@@ -81,6 +81,8 @@ pub struct Instance {
     /// Where received node lists are decoded (fixed capacity, on the heap
     /// once). `None` only while a node list is being handled.
     pub(super) node_scratch: Option<Box<NodeList>>,
+    /// See [`Instance::status_generation`].
+    pub(super) status_generation: u64,
 }
 
 impl Instance {
@@ -98,7 +100,23 @@ impl Instance {
             dirty: VecDeque::new(),
             actions: Vec::new(),
             node_scratch: Some(Box::new(NodeList::new())),
+            status_generation: 0,
         }
+    }
+
+    /// A counter that changes whenever what the status reports may have
+    /// changed: a connect or disconnect, any message but an echo request
+    /// (heartbeat), an algorithm timer. A shell that mirrors the status
+    /// elsewhere (MQTT) compares it instead of rebuilding the status on
+    /// every wake-up; heartbeats never move it.
+    #[must_use]
+    pub fn status_generation(&self) -> u64 {
+        self.status_generation
+    }
+
+    /// Marks the status as possibly changed.
+    pub(super) fn status_changed(&mut self) {
+        self.status_generation = self.status_generation.wrapping_add(1);
     }
 
     /// The configuration.
@@ -199,6 +217,7 @@ impl Instance {
         }
         slot.client = Some(client);
         self.clients += 1;
+        self.status_changed();
         log::debug!("Client {} connected", PeerAddr(addr));
         Ok(id)
     }
@@ -299,7 +318,10 @@ impl Instance {
             }
             match kind {
                 TimerKind::Dpd => self.on_dpd_expired(id),
-                TimerKind::Algo => self.on_algo_timer(now, id),
+                TimerKind::Algo => {
+                    self.status_changed();
+                    self.on_algo_timer(now, id);
+                }
             }
         }
     }
@@ -324,6 +346,10 @@ impl Instance {
     }
 
     fn disconnect_inner(&mut self, now: Timestamp, id: ClientId, server_going_down: bool) {
+        if self.client(id).is_none() {
+            return;
+        }
+        self.status_changed();
         let Some(client) = self.client(id) else {
             return;
         };

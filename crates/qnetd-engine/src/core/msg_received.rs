@@ -47,6 +47,9 @@ impl Instance {
                 return false;
             }
         };
+        if msg.msg_type != MsgType::EchoRequest {
+            self.status_changed();
+        }
         match msg.msg_type {
             MsgType::Preinit => self.on_preinit(id, &msg),
             MsgType::StartTls => return self.on_starttls(id, &msg),

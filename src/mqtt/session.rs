@@ -1,0 +1,1331 @@
+//! The MQTT 3.1.1 client session, sans-IO: bytes and time in; bytes,
+//! events and a deadline out (the shape of `quinn-proto` and `rustls`).
+//!
+//! Contract:
+//! - The shell owns the socket and the clock. It calls [`Session::poll_event`]
+//!   and acts: [`Event::Connect`] = open a TCP (and TLS) connection to the
+//!   broker, then call [`Session::connected`]; [`Event::Closed`] = close
+//!   that connection (the session already forgot it and waits until
+//!   `retry_at`). Bytes read go to [`Session::handle_input`]; EOF or a
+//!   socket error to [`Session::connection_lost`]. Bytes to write come from
+//!   [`Session::poll_transmit`], and [`Session::advance_transmit`] says how
+//!   many the socket took. [`Session::poll_timeout`] is the next deadline,
+//!   [`Session::handle_timeout`] is called when it passed.
+//! - CONNECT: the configured client id (stable across restarts, see
+//!   [`client_id`]), clean session, optional login, keepalive, and a last
+//!   will `offline` (QoS 1, retained) on the availability topic. After an
+//!   accepted CONNACK the session publishes `online` there (retained), then
+//!   every retained message it holds: a broker that restarted without
+//!   persistence gets the whole state back. A refused CONNACK (codes 1..5)
+//!   closes the connection and retries with backoff.
+//! - [`Session::publish`]: retained messages (discovery configs, states)
+//!   go with QoS 1 and are kept, latest payload per topic; a message that
+//!   cannot be sent now (offline, queue or in-flight window full) is sent
+//!   later, and an unacknowledged one again after a reconnect. An empty
+//!   retained payload deletes the topic at the broker and is forgotten once
+//!   acknowledged. Non-retained messages (events) go with QoS 0 and only
+//!   when online; they are dropped otherwise.
+//! - Bounded, never blocking: the output queue holds at most
+//!   `max_queued_bytes` (+ a 2-byte PINGREQ). Retained messages only enter
+//!   it when they fit, and at most `max_inflight` await their PUBACK. An
+//!   event that does not fit means the broker does not keep up: the
+//!   connection is dropped ([`CloseReason::QueueFull`]) and retried later,
+//!   so the daemon never waits for the broker. Input is framed with a cap
+//!   of [`MAX_INCOMING_PACKET`] bytes; anything malformed, oversized or
+//!   unexpected from the broker closes the connection.
+//! - Liveness: a PINGREQ when nothing was sent for one keepalive; the
+//!   broker is declared dead ([`CloseReason::BrokerTimeout`]) when the
+//!   PINGRESP or the oldest PUBACK is one keepalive late. Opening the
+//!   connection plus the CONNACK must take less than `connect_timeout`.
+//! - Reconnect: exponential backoff from `backoff_min`, doubling per
+//!   failed attempt up to `backoff_max`, with "equal jitter" (a delay
+//!   uniformly in [base/2, base]) from an injected random source. The
+//!   attempt counter starts over only after a connection stayed up for
+//!   `backoff_max`, so a broker that accepts and drops at once is not
+//!   hammered.
+//! - No clock, no socket, no thread: deterministic for a given input and
+//!   jitter sequence.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use mqttbytes_ng::QoS;
+use mqttbytes_ng::v4::{
+    ConnAck, Connect, ConnectReturnCode, Disconnect, LastWill, Login, Packet, PingReq, PubAck,
+    Publish,
+};
+
+/// Payload of the availability topic while connected.
+pub const ONLINE: &str = "online";
+/// Payload of the availability topic otherwise (the last will).
+pub const OFFLINE: &str = "offline";
+/// Largest packet accepted from the broker (we only expect CONNACK,
+/// PUBACK and PINGRESP, a few bytes each).
+pub const MAX_INCOMING_PACKET: usize = 1024;
+
+/// Settings of a [`Session`].
+#[derive(Clone)]
+pub struct SessionConfig {
+    /// MQTT client id, see [`client_id`].
+    pub client_id: String,
+    /// User name and password, if the broker wants a login.
+    pub login: Option<(String, String)>,
+    /// Keepalive; whole seconds, 1..=65535 (clamped).
+    pub keep_alive: Duration,
+    /// The availability topic (`PREFIX/status`), the last will's topic.
+    pub availability_topic: String,
+    /// Cap of the output queue, bytes.
+    pub max_queued_bytes: usize,
+    /// QoS 1 messages awaiting their PUBACK, at most (at least 1).
+    pub max_inflight: usize,
+    /// Time to open the connection and get the CONNACK.
+    pub connect_timeout: Duration,
+    /// First reconnect delay.
+    pub backoff_min: Duration,
+    /// Largest reconnect delay.
+    pub backoff_max: Duration,
+}
+
+impl fmt::Debug for SessionConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionConfig")
+            .field("client_id", &self.client_id)
+            .field(
+                "login",
+                &self.login.as_ref().map(|(u, _)| (u, "<redacted>")),
+            )
+            .field("keep_alive", &self.keep_alive)
+            .field("availability_topic", &self.availability_topic)
+            .field("max_queued_bytes", &self.max_queued_bytes)
+            .field("max_inflight", &self.max_inflight)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("backoff_min", &self.backoff_min)
+            .field("backoff_max", &self.backoff_max)
+            .finish()
+    }
+}
+
+impl SessionConfig {
+    /// Defaults for the daemon: keepalive 30 s, 64 KiB queue, 32 messages
+    /// in flight, 10 s to connect, backoff 1 s .. 5 min.
+    #[must_use]
+    pub fn new(client_id: String, availability_topic: String) -> Self {
+        Self {
+            client_id,
+            login: None,
+            keep_alive: Duration::from_secs(30),
+            availability_topic,
+            max_queued_bytes: 64 * 1024,
+            max_inflight: 32,
+            connect_timeout: Duration::from_secs(10),
+            backoff_min: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A stable MQTT client id: `qnetd-` and a hash of `seed` (e.g. the topic
+/// prefix), 22 characters of `[0-9a-z-]`, within the 23 every MQTT 3.1.1
+/// broker must accept. The same seed gives the same id after a restart,
+/// so a broker drops a half-dead old connection when the new one arrives.
+#[must_use]
+pub fn client_id(seed: &str) -> String {
+    // FNV-1a, 64 bit: stable across builds and platforms (std's hasher is not).
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in seed.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("qnetd-{h:016x}")
+}
+
+/// Why a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Opening the connection or the CONNACK took too long.
+    ConnectTimeout,
+    /// CONNACK refused it, with this return code (1..=5).
+    Refused(u8),
+    /// No PINGRESP or PUBACK within a keepalive.
+    BrokerTimeout,
+    /// The broker sent something malformed or unexpected.
+    ProtocolError(String),
+    /// An event did not fit into the output queue: the broker is too slow.
+    QueueFull,
+    /// The shell saw EOF or a socket error.
+    ConnectionLost,
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ConnectTimeout => f.write_str("connect timeout"),
+            Self::Refused(code) => write!(f, "refused: {}", refused_text(*code)),
+            Self::BrokerTimeout => f.write_str("broker not answering"),
+            Self::ProtocolError(e) => write!(f, "protocol error: {e}"),
+            Self::QueueFull => f.write_str("output queue full (broker too slow)"),
+            Self::ConnectionLost => f.write_str("connection lost"),
+        }
+    }
+}
+
+/// The text of a CONNACK return code (MQTT 3.1.1, 3.2.2.3).
+#[must_use]
+pub const fn refused_text(code: u8) -> &'static str {
+    match code {
+        0 => "accepted",
+        1 => "unacceptable protocol version",
+        2 => "identifier rejected",
+        3 => "server unavailable",
+        4 => "bad user name or password",
+        5 => "not authorized",
+        _ => "unknown return code",
+    }
+}
+
+/// What the shell must do or may log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Open a connection to the broker now; then call [`Session::connected`].
+    Connect,
+    /// The broker accepted the session; the retained state is on its way.
+    Online,
+    /// Close the connection; the next [`Event::Connect`] comes at `retry_at`.
+    Closed {
+        /// Why.
+        reason: CloseReason,
+        /// When the session tries again.
+        retry_at: Instant,
+    },
+}
+
+/// A message [`Session::publish`] refuses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishError {
+    /// Empty, longer than 65535 bytes, or with `+`, `#` or NUL.
+    InvalidTopic,
+    /// Larger than half the output queue: it could never be sent.
+    TooLarge,
+}
+
+impl fmt::Display for PublishError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidTopic => f.write_str("invalid MQTT topic"),
+            Self::TooLarge => f.write_str("message larger than half the output queue"),
+        }
+    }
+}
+
+impl std::error::Error for PublishError {}
+
+/// Where a retained message stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// Must be (re)sent.
+    Pending,
+    /// Sent with this packet id, PUBACK outstanding.
+    Inflight(u16),
+    /// Acknowledged by the broker.
+    Done,
+}
+
+#[derive(Debug)]
+struct Retained {
+    payload: Vec<u8>,
+    delivery: Delivery,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum State {
+    /// Backoff; connect at `until`.
+    Waiting { until: Instant },
+    /// [`Event::Connect`] emitted; waiting for [`Session::connected`].
+    Opening { deadline: Instant },
+    /// CONNECT queued, waiting for the CONNACK.
+    AwaitConnack { deadline: Instant },
+    /// Accepted.
+    Online {
+        since: Instant,
+        last_tx: Instant,
+        ping_sent: Option<Instant>,
+    },
+    /// [`Session::close`] was called: no more connections.
+    Shutdown,
+}
+
+/// Random numbers for the backoff jitter.
+pub type JitterSource = Box<dyn FnMut() -> u64>;
+
+/// The client state machine; see the module documentation.
+pub struct Session {
+    cfg: SessionConfig,
+    jitter: JitterSource,
+    state: State,
+    /// Consecutive failed attempts, for the backoff.
+    attempt: u32,
+    events: VecDeque<Event>,
+    out: BytesMut,
+    input: BytesMut,
+    retained: BTreeMap<String, Retained>,
+    /// Topics whose retained message is [`Delivery::Pending`], in order.
+    pending: VecDeque<String>,
+    /// Packet id → (topic, sent at).
+    inflight: HashMap<u16, (String, Instant)>,
+    next_pkid: u16,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("cfg", &self.cfg)
+            .field("state", &self.state)
+            .field("attempt", &self.attempt)
+            .field("queued", &self.out.len())
+            .field("retained", &self.retained.len())
+            .field("inflight", &self.inflight.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// A session that asks for its first connection at once.
+    #[must_use]
+    pub fn new(cfg: SessionConfig, jitter: JitterSource, now: Instant) -> Self {
+        let mut s = Self {
+            cfg,
+            jitter,
+            state: State::Waiting { until: now },
+            attempt: 0,
+            events: VecDeque::new(),
+            out: BytesMut::new(),
+            input: BytesMut::new(),
+            retained: BTreeMap::new(),
+            pending: VecDeque::new(),
+            inflight: HashMap::new(),
+            next_pkid: 0,
+        };
+        s.handle_timeout(now);
+        s
+    }
+
+    /// Whether the broker accepted the current connection.
+    #[must_use]
+    pub const fn is_online(&self) -> bool {
+        matches!(self.state, State::Online { .. })
+    }
+
+    /// The next thing the shell must do or may log.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The connection asked for by [`Event::Connect`] is open: queue CONNECT.
+    pub fn connected(&mut self, now: Instant) {
+        let State::Opening { deadline } = self.state else {
+            return;
+        };
+        let mut connect = Connect::new(self.cfg.client_id.clone());
+        connect.keep_alive = self.keep_alive_secs();
+        connect.clean_session = true;
+        connect.last_will = Some(LastWill::new(
+            self.cfg.availability_topic.clone(),
+            OFFLINE,
+            QoS::AtLeastOnce,
+            true,
+        ));
+        connect.login = self
+            .cfg
+            .login
+            .as_ref()
+            .map(|(user, pass)| Login::new(user.clone(), pass.clone()));
+        self.out.clear();
+        self.input.clear();
+        if let Err(e) = connect.write(&mut self.out) {
+            // Only an over-long client id or login can get here.
+            self.close_connection(CloseReason::ProtocolError(format!("CONNECT: {e}")), now);
+            return;
+        }
+        self.state = State::AwaitConnack { deadline };
+    }
+
+    /// The shell saw EOF or a socket error on the connection.
+    pub fn connection_lost(&mut self, now: Instant) {
+        if matches!(
+            self.state,
+            State::Opening { .. } | State::AwaitConnack { .. } | State::Online { .. }
+        ) {
+            self.close_connection(CloseReason::ConnectionLost, now);
+        }
+    }
+
+    /// Bytes read from the connection.
+    pub fn handle_input(&mut self, data: &[u8], now: Instant) {
+        if !matches!(
+            self.state,
+            State::AwaitConnack { .. } | State::Online { .. }
+        ) {
+            return;
+        }
+        self.input.extend_from_slice(data);
+        loop {
+            match Packet::read(&mut self.input, MAX_INCOMING_PACKET) {
+                Ok(packet) => {
+                    if !self.handle_packet(packet, now) {
+                        return;
+                    }
+                }
+                Err(mqttbytes_ng::Error::InsufficientBytes(_)) => return,
+                Err(e) => {
+                    self.close_connection(CloseReason::ProtocolError(e.to_string()), now);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One packet from the broker; false when the connection was closed.
+    fn handle_packet(&mut self, packet: Packet, now: Instant) -> bool {
+        match (self.state, packet) {
+            (State::AwaitConnack { .. }, Packet::ConnAck(ConnAck { code, .. })) => {
+                if code == ConnectReturnCode::Success {
+                    self.state = State::Online {
+                        since: now,
+                        last_tx: now,
+                        ping_sent: None,
+                    };
+                    self.events.push_back(Event::Online);
+                    self.queue_availability(ONLINE);
+                    self.requeue_all_retained();
+                    true
+                } else {
+                    self.close_connection(CloseReason::Refused(code as u8), now);
+                    false
+                }
+            }
+            (State::Online { .. }, Packet::PubAck(PubAck { pkid })) => {
+                if let Some((topic, _)) = self.inflight.remove(&pkid)
+                    && let Some(r) = self.retained.get_mut(&topic)
+                    && r.delivery == Delivery::Inflight(pkid)
+                {
+                    if r.payload.is_empty() {
+                        self.retained.remove(&topic);
+                    } else {
+                        r.delivery = Delivery::Done;
+                    }
+                }
+                true
+            }
+            (State::Online { since, last_tx, .. }, Packet::PingResp) => {
+                self.state = State::Online {
+                    since,
+                    last_tx,
+                    ping_sent: None,
+                };
+                true
+            }
+            (_, other) => {
+                self.close_connection(
+                    CloseReason::ProtocolError(format!("unexpected {}", packet_name(&other))),
+                    now,
+                );
+                false
+            }
+        }
+    }
+
+    /// Publishes `payload` on `topic`; see the module documentation for
+    /// retained (QoS 1, kept) and non-retained (QoS 0, only when online).
+    ///
+    /// # Errors
+    /// An invalid topic, or a message too large to ever be sent.
+    pub fn publish(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        retain: bool,
+        now: Instant,
+    ) -> Result<(), PublishError> {
+        if topic.is_empty()
+            || topic.len() > usize::from(u16::MAX)
+            || topic.contains(['+', '#', '\0'])
+        {
+            return Err(PublishError::InvalidTopic);
+        }
+        if publish_size(topic, payload) > self.cfg.max_queued_bytes / 2 {
+            return Err(PublishError::TooLarge);
+        }
+        if retain {
+            match self.retained.get_mut(topic) {
+                // Already sent, in flight or queued with this payload.
+                Some(r) if r.payload == payload => {}
+                Some(r) => {
+                    payload.clone_into(&mut r.payload);
+                    if r.delivery != Delivery::Pending {
+                        r.delivery = Delivery::Pending;
+                        self.pending.push_back(topic.to_string());
+                    }
+                }
+                None => {
+                    self.retained.insert(
+                        topic.to_string(),
+                        Retained {
+                            payload: payload.to_vec(),
+                            delivery: Delivery::Pending,
+                        },
+                    );
+                    self.pending.push_back(topic.to_string());
+                }
+            }
+            return Ok(());
+        }
+        if !self.is_online() {
+            return Ok(());
+        }
+        if self.out.len() + publish_size(topic, payload) > self.cfg.max_queued_bytes {
+            self.close_connection(CloseReason::QueueFull, now);
+            return Ok(());
+        }
+        let publish = Publish::new(topic, QoS::AtMostOnce, payload);
+        self.write_packet(&Packet::Publish(publish), now);
+        Ok(())
+    }
+
+    /// Bytes to write to the connection, if any; moves pending retained
+    /// messages into the queue as far as the caps allow.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<&[u8]> {
+        self.fill_from_pending(now);
+        (!self.out.is_empty()).then_some(&self.out[..])
+    }
+
+    /// The socket took `n` bytes of what [`Session::poll_transmit`] gave.
+    pub fn advance_transmit(&mut self, n: usize) {
+        let n = n.min(self.out.len());
+        let _ = self.out.split_to(n);
+    }
+
+    /// The next deadline, if any.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            State::Waiting { until } => Some(until),
+            State::Opening { deadline } | State::AwaitConnack { deadline } => Some(deadline),
+            State::Online {
+                last_tx, ping_sent, ..
+            } => {
+                let ka = self.keep_alive();
+                let ping = match ping_sent {
+                    Some(sent) => sent + ka,
+                    None => last_tx + ka,
+                };
+                let ack = self.inflight.values().map(|(_, sent)| *sent + ka).min();
+                Some(ack.map_or(ping, |a| a.min(ping)))
+            }
+            State::Shutdown => None,
+        }
+    }
+
+    /// Time passed: connect, time out, or ping.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.state {
+            State::Waiting { until } if now >= until => {
+                self.state = State::Opening {
+                    deadline: now + self.cfg.connect_timeout,
+                };
+                self.events.push_back(Event::Connect);
+            }
+            State::Opening { deadline } | State::AwaitConnack { deadline } if now >= deadline => {
+                self.close_connection(CloseReason::ConnectTimeout, now);
+            }
+            State::Online {
+                since,
+                last_tx,
+                ping_sent,
+            } => {
+                let ka = self.keep_alive();
+                let ack_late = self.inflight.values().any(|(_, sent)| now >= *sent + ka);
+                if ack_late || ping_sent.is_some_and(|sent| now >= sent + ka) {
+                    self.close_connection(CloseReason::BrokerTimeout, now);
+                } else if ping_sent.is_none() && now >= last_tx + ka {
+                    // Beyond the cap on purpose: 2 bytes, at most one outstanding.
+                    let _ = PingReq.write(&mut self.out);
+                    self.state = State::Online {
+                        since,
+                        last_tx: now,
+                        ping_sent: Some(now),
+                    };
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Ends the session for good (daemon shutdown): when online, queues
+    /// `offline` on the availability topic (a clean DISCONNECT suppresses
+    /// the will) and a DISCONNECT; the shell flushes
+    /// [`Session::poll_transmit`] and closes. No reconnect follows.
+    pub fn close(&mut self, now: Instant) {
+        if self.is_online() {
+            let publish = Publish {
+                retain: true,
+                ..Publish::new(
+                    self.cfg.availability_topic.clone(),
+                    QoS::AtMostOnce,
+                    OFFLINE,
+                )
+            };
+            self.write_packet(&Packet::Publish(publish), now);
+            let _ = Disconnect.write(&mut self.out);
+        } else {
+            self.out.clear();
+        }
+        self.pending.clear();
+        self.state = State::Shutdown;
+    }
+
+    /// The keepalive in whole seconds, 1..=65535 (what CONNECT carries).
+    fn keep_alive_secs(&self) -> u16 {
+        u16::try_from(self.cfg.keep_alive.as_secs().max(1)).unwrap_or(u16::MAX)
+    }
+
+    /// The keepalive the timers use: the one the broker was told.
+    fn keep_alive(&self) -> Duration {
+        Duration::from_secs(u64::from(self.keep_alive_secs()))
+    }
+
+    /// Queues the availability message (retained, QoS 0: the will takes
+    /// over if it is lost).
+    fn queue_availability(&mut self, payload: &str) {
+        let publish = Publish {
+            retain: true,
+            ..Publish::new(
+                self.cfg.availability_topic.clone(),
+                QoS::AtMostOnce,
+                payload,
+            )
+        };
+        let _ = Packet::Publish(publish).write(&mut self.out, usize::MAX);
+    }
+
+    /// After a CONNACK: every retained message is sent again.
+    fn requeue_all_retained(&mut self) {
+        self.pending.clear();
+        for (topic, r) in &mut self.retained {
+            r.delivery = Delivery::Pending;
+            self.pending.push_back(topic.clone());
+        }
+    }
+
+    fn fill_from_pending(&mut self, now: Instant) {
+        if !self.is_online() {
+            return;
+        }
+        while self.inflight.len() < self.cfg.max_inflight.max(1) {
+            let Some(topic) = self.pending.front() else {
+                return;
+            };
+            let Some(r) = self.retained.get(topic) else {
+                self.pending.pop_front();
+                continue;
+            };
+            if r.delivery != Delivery::Pending {
+                self.pending.pop_front();
+                continue;
+            }
+            if self.out.len() + publish_size(topic, &r.payload) > self.cfg.max_queued_bytes {
+                return;
+            }
+            let publish = Publish::new(topic.clone(), QoS::AtLeastOnce, r.payload.clone());
+            let Some(topic) = self.pending.pop_front() else {
+                return;
+            };
+            let pkid = self.next_packet_id();
+            let publish = Publish {
+                retain: true,
+                pkid,
+                ..publish
+            };
+            self.write_packet(&Packet::Publish(publish), now);
+            if let Some(r) = self.retained.get_mut(&topic) {
+                r.delivery = Delivery::Inflight(pkid);
+            }
+            self.inflight.insert(pkid, (topic, now));
+        }
+    }
+
+    fn next_packet_id(&mut self) -> u16 {
+        loop {
+            self.next_pkid = self.next_pkid.wrapping_add(1);
+            if self.next_pkid != 0 && !self.inflight.contains_key(&self.next_pkid) {
+                return self.next_pkid;
+            }
+        }
+    }
+
+    fn write_packet(&mut self, packet: &Packet, now: Instant) {
+        // Sizes were checked by the caller; a write error cannot happen
+        // with an unlimited max size and a growable buffer.
+        let _ = packet.write(&mut self.out, usize::MAX);
+        if let State::Online {
+            since, ping_sent, ..
+        } = self.state
+        {
+            self.state = State::Online {
+                since,
+                last_tx: now,
+                ping_sent,
+            };
+        }
+    }
+
+    fn close_connection(&mut self, reason: CloseReason, now: Instant) {
+        if let State::Online { since, .. } = self.state
+            && now.saturating_duration_since(since) >= self.cfg.backoff_max
+        {
+            self.attempt = 0;
+        }
+        let delay = self.backoff_delay();
+        self.attempt = self.attempt.saturating_add(1);
+        let retry_at = now + delay;
+        self.state = State::Waiting { until: retry_at };
+        self.out.clear();
+        self.input.clear();
+        for (_, (topic, _)) in self.inflight.drain() {
+            if let Some(r) = self.retained.get_mut(&topic)
+                && matches!(r.delivery, Delivery::Inflight(_))
+            {
+                r.delivery = Delivery::Pending;
+                self.pending.push_back(topic);
+            }
+        }
+        self.events.push_back(Event::Closed { reason, retry_at });
+    }
+
+    /// Base `backoff_min * 2^attempt` capped at `backoff_max`; the delay is
+    /// uniformly in [base/2, base] ("equal jitter").
+    fn backoff_delay(&mut self) -> Duration {
+        let min = self.cfg.backoff_min.as_millis();
+        let max = self.cfg.backoff_max.as_millis().max(min);
+        let base = min
+            .checked_shl(self.attempt.min(64))
+            .filter(|b| *b <= max && self.attempt < 64)
+            .unwrap_or(max);
+        let half = base / 2;
+        let jitter = u128::from((self.jitter)()) % (base - half + 1);
+        Duration::from_millis(u64::try_from(half + jitter).unwrap_or(u64::MAX))
+    }
+}
+
+/// Bytes of a PUBLISH with a packet id (an upper bound for QoS 0).
+fn publish_size(topic: &str, payload: &[u8]) -> usize {
+    // fixed header (1 + up to 4 length bytes) + topic length + topic + packet id + payload
+    5 + 2 + topic.len() + 2 + payload.len()
+}
+
+fn packet_name(p: &Packet) -> &'static str {
+    match p {
+        Packet::Connect(_) => "CONNECT",
+        Packet::ConnAck(_) => "CONNACK",
+        Packet::Publish(_) => "PUBLISH",
+        Packet::PubAck(_) => "PUBACK",
+        Packet::PubRec(_) => "PUBREC",
+        Packet::PubRel(_) => "PUBREL",
+        Packet::PubComp(_) => "PUBCOMP",
+        Packet::Subscribe(_) => "SUBSCRIBE",
+        Packet::SubAck(_) => "SUBACK",
+        Packet::Unsubscribe(_) => "UNSUBSCRIBE",
+        Packet::UnsubAck(_) => "UNSUBACK",
+        Packet::PingReq => "PINGREQ",
+        Packet::PingResp => "PINGRESP",
+        Packet::Disconnect => "DISCONNECT",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    const KA: Duration = Duration::from_secs(30);
+
+    /// Any instant will do: the session only compares instants.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "an arbitrary origin of test time"
+    )]
+    fn origin() -> Instant {
+        Instant::now()
+    }
+
+    fn cfg() -> SessionConfig {
+        let mut c = SessionConfig::new(client_id("qnetd"), "qnetd/status".into());
+        c.login = Some(("user".into(), "pw".into()));
+        c.max_queued_bytes = 4096;
+        c.max_inflight = 4;
+        c
+    }
+
+    /// A jitter source that yields `value`, shared with the test.
+    fn fixed_jitter(value: u64) -> (JitterSource, Rc<Cell<u64>>) {
+        let cell = Rc::new(Cell::new(value));
+        let c = Rc::clone(&cell);
+        (Box::new(move || c.get()), cell)
+    }
+
+    fn session(c: SessionConfig, t0: Instant) -> Session {
+        Session::new(c, fixed_jitter(0).0, t0)
+    }
+
+    /// Everything queued, decoded, and marked written.
+    fn drain(s: &mut Session, now: Instant) -> Vec<Packet> {
+        let mut bytes = BytesMut::new();
+        if let Some(out) = s.poll_transmit(now) {
+            bytes.extend_from_slice(out);
+        }
+        let n = bytes.len();
+        s.advance_transmit(n);
+        let mut packets = Vec::new();
+        while !bytes.is_empty() {
+            packets.push(Packet::read(&mut bytes, usize::MAX).expect("session wrote a bad packet"));
+        }
+        packets
+    }
+
+    fn encode(p: &Packet) -> Vec<u8> {
+        let mut b = BytesMut::new();
+        p.write(&mut b, usize::MAX).unwrap();
+        b.to_vec()
+    }
+
+    fn connack(code: ConnectReturnCode) -> Vec<u8> {
+        encode(&Packet::ConnAck(ConnAck::new(code, false)))
+    }
+
+    /// Connect, accept, and return the packets sent after the CONNACK.
+    fn bring_online(s: &mut Session, now: Instant) -> Vec<Packet> {
+        assert_eq!(s.poll_event(), Some(Event::Connect));
+        s.connected(now);
+        let first = drain(s, now);
+        assert!(
+            matches!(first.as_slice(), [Packet::Connect(_)]),
+            "{first:?}"
+        );
+        s.handle_input(&connack(ConnectReturnCode::Success), now);
+        assert_eq!(s.poll_event(), Some(Event::Online));
+        drain(s, now)
+    }
+
+    fn publishes(packets: &[Packet]) -> Vec<(String, Vec<u8>, QoS, bool)> {
+        packets
+            .iter()
+            .filter_map(|p| match p {
+                Packet::Publish(p) => Some((p.topic.clone(), p.payload.to_vec(), p.qos, p.retain)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn ack_all(s: &mut Session, packets: &[Packet], now: Instant) {
+        for p in packets {
+            if let Packet::Publish(p) = p
+                && p.qos == QoS::AtLeastOnce
+            {
+                s.handle_input(&encode(&Packet::PubAck(PubAck::new(p.pkid))), now);
+            }
+        }
+    }
+
+    fn closed(s: &mut Session) -> (CloseReason, Instant) {
+        match s.poll_event() {
+            Some(Event::Closed { reason, retry_at }) => (reason, retry_at),
+            other => panic!("expected Closed, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn client_id_is_stable_short_and_plain() {
+        let a = client_id("qnetd");
+        assert_eq!(a, client_id("qnetd"));
+        assert_ne!(a, client_id("qnetd2"));
+        assert!(a.len() <= 23, "{a}");
+        assert!(
+            a.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        );
+    }
+
+    #[test]
+    fn connect_carries_id_login_keepalive_and_will() {
+        let t0 = origin();
+        let mut s = session(cfg(), t0);
+        assert_eq!(s.poll_event(), Some(Event::Connect));
+        assert_eq!(
+            s.poll_transmit(t0),
+            None,
+            "nothing before the connection is open"
+        );
+        s.connected(t0);
+        let packets = drain(&mut s, t0);
+        let [Packet::Connect(c)] = packets.as_slice() else {
+            panic!("expected CONNECT, got {packets:?}")
+        };
+        let c = c.clone();
+        assert_eq!(c.client_id, client_id("qnetd"));
+        assert_eq!(c.keep_alive, 30);
+        assert!(c.clean_session);
+        let will = c.last_will.expect("will");
+        assert_eq!(
+            (
+                will.topic.as_str(),
+                &will.message[..],
+                will.qos,
+                will.retain
+            ),
+            ("qnetd/status", &b"offline"[..], QoS::AtLeastOnce, true)
+        );
+        let login = c.login.expect("login");
+        assert_eq!(
+            (login.username.as_str(), login.password.as_str()),
+            ("user", "pw")
+        );
+    }
+
+    #[test]
+    fn online_publishes_availability_then_all_retained_and_again_after_reconnect() {
+        let t0 = origin();
+        let mut s = session(cfg(), t0);
+        // Published before the broker accepted: kept, sent after CONNACK.
+        s.publish("ha/sensor/a/config", b"{\"a\":1}", true, t0)
+            .unwrap();
+        s.publish("qnetd/a/state", b"ON", true, t0).unwrap();
+        s.publish("qnetd/event", b"dropped", false, t0).unwrap();
+        let sent = bring_online(&mut s, t0);
+        assert_eq!(
+            publishes(&sent),
+            vec![
+                (
+                    "qnetd/status".into(),
+                    b"online".to_vec(),
+                    QoS::AtMostOnce,
+                    true
+                ),
+                (
+                    "ha/sensor/a/config".into(),
+                    b"{\"a\":1}".to_vec(),
+                    QoS::AtLeastOnce,
+                    true
+                ),
+                (
+                    "qnetd/a/state".into(),
+                    b"ON".to_vec(),
+                    QoS::AtLeastOnce,
+                    true
+                ),
+            ]
+        );
+        ack_all(&mut s, &sent, t0);
+        // Unchanged retained state is not sent again while online.
+        s.publish("qnetd/a/state", b"ON", true, t0).unwrap();
+        assert!(drain(&mut s, t0).is_empty());
+        // A changed one is.
+        s.publish("qnetd/a/state", b"OFF", true, t0).unwrap();
+        let sent = drain(&mut s, t0);
+        assert_eq!(publishes(&sent).len(), 1);
+        ack_all(&mut s, &sent, t0);
+
+        // The broker goes away and comes back: everything again, latest values.
+        let t1 = t0 + Duration::from_secs(5);
+        s.connection_lost(t1);
+        let (reason, retry_at) = closed(&mut s);
+        assert_eq!(reason, CloseReason::ConnectionLost);
+        s.handle_timeout(retry_at);
+        let sent = bring_online(&mut s, retry_at);
+        let topics: Vec<_> = publishes(&sent).into_iter().map(|p| (p.0, p.1)).collect();
+        assert_eq!(
+            topics,
+            vec![
+                ("qnetd/status".into(), b"online".to_vec()),
+                ("ha/sensor/a/config".into(), b"{\"a\":1}".to_vec()),
+                ("qnetd/a/state".into(), b"OFF".to_vec()),
+            ]
+        );
+    }
+
+    #[test]
+    fn refused_codes_close_and_retry() {
+        for code in [
+            ConnectReturnCode::RefusedProtocolVersion,
+            ConnectReturnCode::BadClientId,
+            ConnectReturnCode::ServiceUnavailable,
+            ConnectReturnCode::BadUserNamePassword,
+            ConnectReturnCode::NotAuthorized,
+        ] {
+            let t0 = origin();
+            let mut s = session(cfg(), t0);
+            assert_eq!(s.poll_event(), Some(Event::Connect));
+            s.connected(t0);
+            drain(&mut s, t0);
+            s.handle_input(&connack(code), t0);
+            let (reason, retry_at) = closed(&mut s);
+            assert_eq!(reason, CloseReason::Refused(code as u8));
+            assert!(!s.is_online());
+            assert_eq!(s.poll_transmit(t0), None);
+            assert_eq!(s.poll_timeout(), Some(retry_at));
+            s.handle_timeout(retry_at);
+            assert_eq!(s.poll_event(), Some(Event::Connect));
+        }
+        // A return code beyond 5 is a protocol error.
+        let t0 = origin();
+        let mut s = session(cfg(), t0);
+        s.poll_event();
+        s.connected(t0);
+        s.handle_input(&[0x20, 0x02, 0x00, 0x06], t0);
+        assert!(matches!(closed(&mut s).0, CloseReason::ProtocolError(_)));
+    }
+
+    #[test]
+    fn backoff_doubles_to_the_cap_with_equal_jitter() {
+        let t0 = origin();
+        let mut c = cfg();
+        c.backoff_min = Duration::from_secs(1);
+        c.backoff_max = Duration::from_secs(60);
+        let (jitter, value) = fixed_jitter(0);
+        let mut s = Session::new(c, jitter, t0);
+        let mut now = t0;
+        let mut delays = Vec::new();
+        for attempt in 0..10 {
+            assert_eq!(s.poll_event(), Some(Event::Connect), "attempt {attempt}");
+            // Jitter 0 gives the lower bound base/2; u64::MAX-ish the upper.
+            value.set(if attempt % 2 == 0 { 0 } else { u64::MAX });
+            s.handle_timeout(now + Duration::from_secs(10));
+            let (reason, retry_at) = closed(&mut s);
+            assert_eq!(reason, CloseReason::ConnectTimeout);
+            let opened = now;
+            delays.push((retry_at - (opened + Duration::from_secs(10))).as_millis());
+            now = retry_at;
+            s.handle_timeout(now);
+        }
+        // base: 1, 2, 4, 8, 16, 32, 60, 60... s; even attempts base/2.
+        let bases = [
+            1000u128, 2000, 4000, 8000, 16000, 32000, 60000, 60000, 60000, 60000,
+        ];
+        for (i, (d, base)) in delays.iter().zip(bases).enumerate() {
+            assert!(
+                *d >= base / 2 && *d <= base,
+                "attempt {i}: {d} not in [{}, {base}]",
+                base / 2
+            );
+            if i % 2 == 0 {
+                assert_eq!(*d, base / 2, "attempt {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn backoff_restarts_only_after_a_stable_connection() {
+        let t0 = origin();
+        let mut c = cfg();
+        c.backoff_min = Duration::from_secs(1);
+        c.backoff_max = Duration::from_secs(8);
+        let mut s = session(c, t0);
+        // Three quick failures: 0.5, 1, 2 s (jitter 0).
+        let mut now = t0;
+        for want in [500, 1000, 2000] {
+            s.poll_event();
+            s.connection_lost(now);
+            let (_, retry_at) = closed(&mut s);
+            assert_eq!((retry_at - now).as_millis(), want);
+            now = retry_at;
+            s.handle_timeout(now);
+        }
+        // Online, dropped at once: the backoff keeps growing (4 s base).
+        bring_online(&mut s, now);
+        s.connection_lost(now + Duration::from_secs(1));
+        let (_, retry_at) = closed(&mut s);
+        assert_eq!((retry_at - now - Duration::from_secs(1)).as_millis(), 4000);
+        now = retry_at;
+        s.handle_timeout(now);
+        // Online for backoff_max: the next failure starts over at 0.5 s.
+        bring_online(&mut s, now);
+        let mut t = now;
+        while t < now + Duration::from_secs(8) {
+            t += Duration::from_secs(5);
+            s.handle_timeout(t);
+            if let Some(Packet::PingReq) = drain(&mut s, t).first() {
+                s.handle_input(&[0xd0, 0x00], t);
+            }
+        }
+        s.connection_lost(t);
+        let (_, retry_at) = closed(&mut s);
+        assert_eq!((retry_at - t).as_millis(), 500);
+    }
+
+    #[test]
+    fn keepalive_pings_and_detects_a_dead_broker() {
+        let t0 = origin();
+        let mut s = session(cfg(), t0);
+        bring_online(&mut s, t0);
+        assert_eq!(s.poll_timeout(), Some(t0 + KA));
+        s.handle_timeout(t0 + KA - Duration::from_millis(1));
+        assert!(drain(&mut s, t0).is_empty(), "no ping before the keepalive");
+        let t1 = t0 + KA;
+        s.handle_timeout(t1);
+        assert_eq!(drain(&mut s, t1), vec![Packet::PingReq]);
+        // Answered: the next ping one keepalive later, not before.
+        s.handle_input(&[0xd0, 0x00], t1 + Duration::from_secs(1));
+        assert_eq!(s.poll_timeout(), Some(t1 + KA));
+        let t2 = t1 + KA;
+        s.handle_timeout(t2);
+        assert_eq!(drain(&mut s, t2), vec![Packet::PingReq]);
+        // Not answered: dead one keepalive later.
+        s.handle_timeout(t2 + KA - Duration::from_millis(1));
+        assert!(s.is_online());
+        s.handle_timeout(t2 + KA);
+        assert_eq!(closed(&mut s).0, CloseReason::BrokerTimeout);
+    }
+
+    #[test]
+    fn keepalive_is_whole_seconds_of_at_least_one() {
+        let t0 = origin();
+        let mut c = cfg();
+        c.keep_alive = Duration::from_millis(10);
+        let mut s = session(c, t0);
+        bring_online(&mut s, t0);
+        assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn traffic_postpones_the_ping() {
+        let t0 = origin();
+        let mut s = session(cfg(), t0);
+        bring_online(&mut s, t0);
+        let t1 = t0 + Duration::from_secs(20);
+        s.publish("qnetd/event", b"x", false, t1).unwrap();
+        drain(&mut s, t1);
+        s.handle_timeout(t0 + KA);
+        assert!(drain(&mut s, t0 + KA).is_empty());
+        assert_eq!(s.poll_timeout(), Some(t1 + KA));
+    }
+
+    #[test]
+    fn connect_and_connack_time_out() {
+        let t0 = origin();
+        let mut s = session(cfg(), t0);
+        assert_eq!(s.poll_event(), Some(Event::Connect));
+        assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(10)));
+        s.handle_timeout(t0 + Duration::from_secs(10));
+        assert_eq!(closed(&mut s).0, CloseReason::ConnectTimeout);
+        // Open but no CONNACK: the same deadline counts from the Connect event.
+        let t1 = s.poll_timeout().unwrap();
+        s.handle_timeout(t1);
+        assert_eq!(s.poll_event(), Some(Event::Connect));
+        s.connected(t1 + Duration::from_secs(3));
+        s.handle_timeout(t1 + Duration::from_secs(10));
+        assert_eq!(closed(&mut s).0, CloseReason::ConnectTimeout);
+    }
+
+    #[test]
+    fn inflight_window_and_puback_timeout() {
+        let t0 = origin();
+        let mut s = session(cfg(), t0);
+        bring_online(&mut s, t0);
+        for i in 0..10 {
+            s.publish(&format!("t/{i}"), b"v", true, t0).unwrap();
+        }
+        let sent = drain(&mut s, t0);
+        assert_eq!(publishes(&sent).len(), 4, "max_inflight");
+        assert!(drain(&mut s, t0).is_empty());
+        // One PUBACK frees one slot.
+        let Packet::Publish(first) = &sent[0] else {
+            panic!()
+        };
+        s.handle_input(&encode(&Packet::PubAck(PubAck::new(first.pkid))), t0);
+        assert_eq!(publishes(&drain(&mut s, t0)).len(), 1);
+        // A PUBACK one keepalive late: the broker is dead.
+        assert_eq!(s.poll_timeout(), Some(t0 + KA));
+        s.handle_timeout(t0 + KA);
+        assert_eq!(closed(&mut s).0, CloseReason::BrokerTimeout);
+    }
+
+    #[test]
+    fn queue_is_bounded_events_overflow_drops_the_connection() {
+        let t0 = origin();
+        let mut c = cfg();
+        c.max_queued_bytes = 1000;
+        c.max_inflight = 1000;
+        let mut s = session(c, t0);
+        bring_online(&mut s, t0);
+        // Retained messages beyond the cap wait; the queue never exceeds it.
+        let payload = [b'x'; 200];
+        for i in 0..20 {
+            s.publish(&format!("r/{i:02}"), &payload, true, t0).unwrap();
+        }
+        let queued = s.poll_transmit(t0).map_or(0, <[u8]>::len);
+        assert!(queued <= 1000 && queued > 600, "{queued}");
+        assert!(s.is_online());
+        // The shell cannot write (broker slow); an event does not fit.
+        s.publish("e", &payload, false, t0).unwrap();
+        assert_eq!(closed(&mut s).0, CloseReason::QueueFull);
+        assert_eq!(
+            s.poll_transmit(t0),
+            None,
+            "queue dropped with the connection"
+        );
+        // After the reconnect every retained message gets through, in caps.
+        let retry = s.poll_timeout().unwrap();
+        s.handle_timeout(retry);
+        let mut got = publishes(&bring_online(&mut s, retry));
+        for _ in 0..10 {
+            let sent = drain(&mut s, retry);
+            ack_all(&mut s, &sent, retry);
+            got.extend(publishes(&sent));
+        }
+        let topics: Vec<_> = got
+            .iter()
+            .filter(|p| p.0.starts_with("r/"))
+            .map(|p| &p.0)
+            .collect();
+        assert_eq!(topics.len(), 20);
+    }
+
+    #[test]
+    fn oversized_and_invalid_messages_are_refused() {
+        let t0 = origin();
+        let mut s = session(cfg(), t0);
+        for topic in ["", "a/+/b", "a/#", "a\0b"] {
+            assert_eq!(
+                s.publish(topic, b"x", true, t0),
+                Err(PublishError::InvalidTopic)
+            );
+        }
+        let long = "t".repeat(70_000);
+        assert_eq!(
+            s.publish(&long, b"x", true, t0),
+            Err(PublishError::InvalidTopic)
+        );
+        assert_eq!(
+            s.publish("t", &[0; 2100], true, t0),
+            Err(PublishError::TooLarge)
+        );
+    }
+
+    #[test]
+    fn coalesces_and_deletes() {
+        let t0 = origin();
+        let mut s = session(cfg(), t0);
+        s.publish("a", b"1", true, t0).unwrap();
+        s.publish("a", b"2", true, t0).unwrap();
+        s.publish("gone", b"", true, t0).unwrap();
+        let sent = bring_online(&mut s, t0);
+        let p = publishes(&sent);
+        assert_eq!(p[1], ("a".into(), b"2".to_vec(), QoS::AtLeastOnce, true));
+        assert_eq!(p[2], ("gone".into(), vec![], QoS::AtLeastOnce, true));
+        assert_eq!(p.len(), 3);
+        // The deletion, acknowledged, is forgotten: not sent after a reconnect.
+        ack_all(&mut s, &sent, t0);
+        s.connection_lost(t0);
+        let (_, retry) = closed(&mut s);
+        s.handle_timeout(retry);
+        let p = publishes(&bring_online(&mut s, retry));
+        assert_eq!(
+            p.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(),
+            ["qnetd/status", "a"]
+        );
+        // An unacknowledged deletion is sent again.
+        s.publish("a", b"", true, retry).unwrap();
+        drain(&mut s, retry);
+        s.connection_lost(retry);
+        let (_, retry2) = closed(&mut s);
+        s.handle_timeout(retry2);
+        let p = publishes(&bring_online(&mut s, retry2));
+        assert_eq!(p[1], ("a".into(), vec![], QoS::AtLeastOnce, true));
+    }
+
+    #[test]
+    fn broker_garbage_and_unexpected_packets_close_the_connection() {
+        let cases: [&[u8]; 5] = [
+            &[0xf0, 0x00],                         // reserved packet type 15
+            &[0x20, 0xff, 0xff, 0xff, 0xff, 0x01], // malformed remaining length
+            &[0x30, 0xff, 0x7f],                   // PUBLISH larger than the cap
+            &[0x30, 0x03, 0x00, 0x01, b'a'],       // a PUBLISH we never asked for
+            &[0x20, 0x00],                         // CONNACK without a body
+        ];
+        for bytes in cases {
+            let t0 = origin();
+            let mut s = session(cfg(), t0);
+            bring_online(&mut s, t0);
+            s.handle_input(bytes, t0);
+            let (reason, _) = closed(&mut s);
+            assert!(
+                matches!(reason, CloseReason::ProtocolError(_)),
+                "{bytes:?}: {reason:?}"
+            );
+        }
+        // A second CONNACK while online.
+        let t0 = origin();
+        let mut s = session(cfg(), t0);
+        bring_online(&mut s, t0);
+        s.handle_input(&connack(ConnectReturnCode::Success), t0);
+        assert!(matches!(closed(&mut s).0, CloseReason::ProtocolError(_)));
+    }
+
+    #[test]
+    fn input_split_at_every_byte_is_reassembled() {
+        let t0 = origin();
+        let mut s = session(cfg(), t0);
+        s.poll_event();
+        s.connected(t0);
+        let mut bytes = connack(ConnectReturnCode::Success);
+        bytes.extend_from_slice(&[0xd0, 0x00]);
+        for b in &bytes {
+            s.handle_input(std::slice::from_ref(b), t0);
+        }
+        assert_eq!(s.poll_event(), Some(Event::Online));
+        assert_eq!(s.poll_event(), None);
+    }
+
+    #[test]
+    fn close_sends_offline_and_disconnect_then_stays_quiet() {
+        let t0 = origin();
+        let mut s = session(cfg(), t0);
+        bring_online(&mut s, t0);
+        s.close(t0);
+        let sent = drain(&mut s, t0);
+        assert_eq!(
+            publishes(&sent),
+            vec![(
+                "qnetd/status".into(),
+                b"offline".to_vec(),
+                QoS::AtMostOnce,
+                true
+            )]
+        );
+        assert_eq!(sent.last(), Some(&Packet::Disconnect));
+        assert_eq!(s.poll_timeout(), None);
+        s.handle_timeout(t0 + Duration::from_secs(3600));
+        assert_eq!(s.poll_event(), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn hostile_broker_bytes_never_panic(chunks in proptest::collection::vec(
+            proptest::collection::vec(proptest::num::u8::ANY, 0..64), 0..8)) {
+            let t0 = origin();
+            let mut s = session(cfg(), t0);
+            s.poll_event();
+            s.connected(t0);
+            for c in &chunks {
+                s.handle_input(c, t0);
+                let _ = s.poll_transmit(t0);
+            }
+            while let Some(e) = s.poll_event() {
+                if let Event::Closed { retry_at, .. } = e {
+                    proptest::prop_assert!(retry_at > t0);
+                }
+            }
+        }
+    }
+}
