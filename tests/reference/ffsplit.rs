@@ -534,8 +534,7 @@ fn ffsplit_two_clusters_split_independently() {
 fn ffsplit_repeated_lists_resend_votes() {
     let mut s = Scenario::new("ffsplit_repeated_lists_resend_votes");
     joint(&mut s, &[1, 2]);
-    s.client(1).membership(ring(1, 8), &[1, 2]);
-    s.client(2).membership(ring(1, 8), &[1, 2]);
+    s.partition(ring(1, 8), &[1, 2]);
     s.client(1).changed_config(&[1, 2]);
     s.client(2).heuristics_change(Heuristics::Pass);
     s.client(1).expect_vote(Vote::Ack);
@@ -666,8 +665,7 @@ fn ffsplit_config_lists_compared_as_sets() {
     let mut s = Scenario::new("ffsplit_config_lists_compared_as_sets");
     s.client(1).join(&[1, 2, 3, 4]);
     s.client(2).join(&[4, 3, 2, 1, 1]);
-    s.client(1).membership(ring(1, 8), &[1, 2]);
-    s.client(2).membership(ring(1, 8), &[1, 2]);
+    s.partition(ring(1, 8), &[1, 2]);
     s.expect_votes(&[(1, Vote::Ack), (2, Vote::Ack)]);
     check(&s);
 }

@@ -244,8 +244,7 @@ fn lms_node_leaves_survivor_acks_on_next_list() {
 fn lms_dpd_drops_silent_client() {
     let mut s = Scenario::new("lms_dpd_drops_silent_client");
     s.algorithm(algo::LMS).heartbeat(1000);
-    s.client(1).join(&[1, 2]);
-    s.client(2).join(&[1, 2]);
+    s.join_all(&[1, 2], &[1, 2]);
     s.partition(ring(1, 8), &[1, 2]);
     s.client(2).silence().wait_closed(4000).expect_closed();
     s.client(1)
@@ -261,8 +260,7 @@ fn lms_dpd_drops_silent_client() {
 fn lms_newcomer_nack_while_other_partition_active() {
     let mut s = Scenario::new("lms_newcomer_nack_while_other_partition_active");
     s.algorithm(algo::LMS).heartbeat(LMS_HB);
-    s.client(2).join(&[1, 2, 3]);
-    s.client(3).join(&[1, 2, 3]);
+    s.join_all(&[2, 3], &[1, 2, 3]);
     s.partition(ring(2, 8), &[2, 3]);
     s.client(2).expect_reply_vote(Vote::Ack);
     s.client(1)

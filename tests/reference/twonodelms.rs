@@ -152,8 +152,7 @@ fn twonodelms_ask_for_vote_heuristics_change_disconnect() {
         .ask_for_vote()
         .expect_reply_vote(Vote::AskLater);
     s.client(2).join(&[1, 2]);
-    s.client(1).membership(ring(1, 8), &[1, 2]);
-    s.client(2).membership(ring(1, 8), &[1, 2]);
+    s.partition(ring(1, 8), &[1, 2]);
     s.alone(1, 12);
     s.alone(2, 12);
     s.client(1).ask_for_vote().expect_reply_vote(Vote::Ack);
