@@ -6,7 +6,7 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use qnetd::proto::build::{self, Init};
-use qnetd::proto::{DecisionAlgorithm, Heuristics, Msg, RingId, TieBreaker, TieBreakerMode};
+use qnetd::proto::{Heuristics, Msg, RingId};
 
 fn samples() -> Vec<(&'static str, Vec<u8>)> {
     let ring = RingId { node_id: 1, seq: 4 };
@@ -18,17 +18,7 @@ fn samples() -> Vec<(&'static str, Vec<u8>)> {
         ),
         (
             "init",
-            build::to_bytes(&build::init(&Init {
-                seq: 2,
-                node_id: 1,
-                algorithm: DecisionAlgorithm::Ffsplit,
-                heartbeat_interval: 8000,
-                tie_breaker: TieBreaker {
-                    mode: TieBreakerMode::Lowest,
-                    node_id: 0,
-                },
-                ring_id: ring,
-            })),
+            build::to_bytes(&build::init(&Init::traced_ffsplit(2, 1))),
         ),
         ("echo_request", build::to_bytes(&build::echo_request(7))),
         (

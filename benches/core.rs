@@ -14,8 +14,7 @@ use qnetd::core::ClientId;
 use qnetd::core::{Event, Instance, InstanceConfig, Timestamp};
 use qnetd::proto::build::{self, Init};
 use qnetd::proto::{
-    DecisionAlgorithm, Frame, Heuristics, Msg, MsgType, RingId, Status, TieBreaker, TieBreakerMode,
-    TlsSupported,
+    DecisionAlgorithm, Frame, Heuristics, Msg, MsgType, RingId, Status, TlsSupported,
 };
 
 struct Rig {
@@ -50,15 +49,9 @@ impl Rig {
             for m in [
                 build::preinit(1, b"bench"),
                 build::init(&Init {
-                    seq: 2,
-                    node_id: node,
                     algorithm,
-                    heartbeat_interval: 8000,
-                    tie_breaker: TieBreaker {
-                        mode: TieBreakerMode::Lowest,
-                        node_id: 0,
-                    },
                     ring_id: RingId { node_id: 1, seq: 1 },
+                    ..Init::traced_ffsplit(2, node)
                 }),
                 build::config_list(3, true, None, &all),
             ] {

@@ -37,8 +37,8 @@ use rustls::pki_types::pem::PemObject as _;
 use super::atomic::{sync_dir, write_atomic};
 use super::lock::{DirLock, new_file_owner};
 use super::store::{
-    CA_CERT_FILE, CA_KEY_FILE, CertStore, CertStoreError, PRIVATE_MODE, PUBLIC_MODE, SERIAL_FILE,
-    SERVER_CERT_FILE, SERVER_KEY_FILE, StoreState,
+    CA_CERT_FILE, CA_KEY_FILE, CertStore, CertStoreError, NSS_DB_FILES, PRIVATE_MODE, PUBLIC_MODE,
+    SERIAL_FILE, SERVER_CERT_FILE, SERVER_KEY_FILE, StoreState,
 };
 
 /// Nickname of the CA in the reference's database (`CA_NICKNAME`).
@@ -47,8 +47,6 @@ pub const NSS_CA_NICKNAME: &str = "QNet CA";
 pub const NSS_SERVER_NICKNAME: &str = "QNetd Cert";
 /// The reference's empty database password file (`PWD_FILE`).
 const NSS_PWD_FILE: &str = "pwdfile.txt";
-/// Files of an NSS database, newest format first.
-const NSS_DB_FILES: [&str; 2] = ["cert9.db", "cert8.db"];
 /// Passphrase of the transient PKCS#12 files; they are protected by their
 /// 0700 directory, not by it.
 const P12_PASSPHRASE: &str = "qnetd-import-nss";

@@ -100,8 +100,9 @@ pub const VALIDITY_MONTHS: u32 = 1200;
 
 /// Value of a new serial counter; the first certificate gets the next number.
 const INITIAL_SERIAL: u64 = 100;
-/// Files that mark an NSS database made by the reference tools.
-const NSS_DB_FILES: [&str; 2] = ["cert9.db", "cert8.db"];
+/// Files of an NSS database made by the reference tools, newest format
+/// first; any of them marks one.
+pub(super) const NSS_DB_FILES: [&str; 2] = ["cert9.db", "cert8.db"];
 pub(super) const PRIVATE_MODE: u32 = 0o600;
 pub(super) const PUBLIC_MODE: u32 = 0o644;
 pub(super) const DIR_MODE: u32 = 0o750;

@@ -204,47 +204,27 @@ fn display_name(bin: Option<&str>) -> String {
 }
 
 fn usage(out: &mut dyn Write, program: &str) -> io::Result<()> {
-    writeln!(out, "Usage: {program} [-d DIR] -i [-G]")?;
     writeln!(
         out,
-        "       {program} [-d DIR] -s -c REQUEST -n CLUSTER [-f]"
-    )?;
-    writeln!(out, "       {program} [-d DIR] --import-nss NSSDB")?;
-    writeln!(out)?;
-    writeln!(
-        out,
-        " -i          Create the QNetd CA and the server certificate (once)"
-    )?;
-    writeln!(out, " -s          Sign a cluster certificate request")?;
-    writeln!(out, " -c REQUEST  Certificate request file from a node")?;
-    writeln!(
-        out,
-        "             (corosync-qdevice-net-certutil -r -n CLUSTER writes qdevice-net-node.crq)"
-    )?;
-    writeln!(out, " -n CLUSTER  Name of the cluster (for -s)")?;
-    writeln!(
-        out,
-        " -f          Sign even if the request names another cluster than -n"
-    )?;
-    writeln!(
-        out,
-        " -d DIR      Certificate store directory (default {DEFAULT_DIR})"
-    )?;
-    writeln!(out, " -G          Accepted for compatibility; no effect")?;
-    writeln!(
-        out,
-        " --import-nss NSSDB  Import the CA and server keys of corosync-qnetd-certutil's"
-    )?;
-    writeln!(
-        out,
-        "             NSS database NSSDB (needs pk12util and openssl); the store is -d,"
-    )?;
-    writeln!(
-        out,
-        "             by default NSSDB itself. The NSS files are left as they are."
-    )?;
-    writeln!(out, " -h, --help  Show this help")?;
-    writeln!(out, " --version   Show the version")
+        "\
+Usage: {program} [-d DIR] -i [-G]
+       {program} [-d DIR] -s -c REQUEST -n CLUSTER [-f]
+       {program} [-d DIR] --import-nss NSSDB
+
+ -i          Create the QNetd CA and the server certificate (once)
+ -s          Sign a cluster certificate request
+ -c REQUEST  Certificate request file from a node
+             (corosync-qdevice-net-certutil -r -n CLUSTER writes qdevice-net-node.crq)
+ -n CLUSTER  Name of the cluster (for -s)
+ -f          Sign even if the request names another cluster than -n
+ -d DIR      Certificate store directory (default {DEFAULT_DIR})
+ -G          Accepted for compatibility; no effect
+ --import-nss NSSDB  Import the CA and server keys of corosync-qnetd-certutil's
+             NSS database NSSDB (needs pk12util and openssl); the store is -d,
+             by default NSSDB itself. The NSS files are left as they are.
+ -h, --help  Show this help
+ --version   Show the version"
+    )
 }
 
 fn init(opts: &Options, out: &mut dyn Write, err: &mut dyn Write) -> u8 {

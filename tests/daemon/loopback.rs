@@ -11,11 +11,11 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use qnetd::proto::build::{self};
+use qnetd::proto::build::{self, Init};
 use qnetd::proto::{Msg, MsgType, ReplyErrorCode, RingId, Vote};
 
 use crate::support::server::{Scratch, free_ports};
-use crate::support::wire::{Recv, WireClient, ffsplit_init};
+use crate::support::wire::{Recv, WireClient};
 use crate::support::{Daemon, Launch};
 
 const BIN: &str = env!("CARGO_BIN_EXE_qnetd");
@@ -113,7 +113,7 @@ impl Client {
     pub(crate) fn join_cluster(&mut self, cluster: &[u8], node_id: u32) {
         self.send(&build::preinit(1, cluster));
         self.expect(MsgType::PreinitReply);
-        self.send(&build::init(&ffsplit_init(2, node_id)));
+        self.send(&build::init(&Init::traced_ffsplit(2, node_id)));
         let r = self.expect(MsgType::InitReply);
         assert_eq!(
             Msg::parse(&r).unwrap().reply_error_code,

@@ -16,13 +16,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use qnetd::cert::store::CertStore;
-use qnetd::proto::build::{self};
+use qnetd::proto::build::{self, Init};
 use qnetd::proto::{Msg, MsgType, ReplyErrorCode, TlsSupported};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::support::server::Scratch;
-use crate::support::wire::{ffsplit_init, take_frame};
+use crate::support::wire::take_frame;
 use crate::support::{Daemon, Launch};
 use crate::testkit::{Client as TlsClient, client_config, make_request};
 
@@ -209,8 +209,17 @@ impl Node {
     }
 
     fn init(&mut self) -> Got {
-        self.send(&build::init(&ffsplit_init(3, 1)));
+        self.send(&build::init(&Init::traced_ffsplit(3, 1)));
         self.recv()
+    }
+
+    /// A new node that sends PREINIT for `cluster`, completes STARTTLS
+    /// with `config` and must then be admitted by INIT.
+    fn assert_admitted(server: &Server, cluster: &str, config: &Arc<rustls::ClientConfig>) {
+        let mut node = Self::connect(server);
+        node.preinit(cluster);
+        assert!(node.starttls(config));
+        assert!(init_ok(&node.init()));
     }
 }
 
@@ -291,10 +300,7 @@ fn tls_sessions_with_a_client_certificate() {
     // The cluster-name check is case-insensitive.
     let id = server.client_identity("LOOPCLUSTER");
     let cfg = client_config(provider(true), &server.ca(), Some(id));
-    let mut node = Node::connect(&server);
-    node.preinit(CLUSTER);
-    assert!(node.starttls(&cfg));
-    assert!(init_ok(&node.init()));
+    Node::assert_admitted(&server, CLUSTER, &cfg);
     assert!(server.stop().success());
 }
 
@@ -323,10 +329,7 @@ fn refused_tls_clients() {
     }
     // The server is still fine for a good client.
     let cfg = client_config(provider(true), &server.ca(), Some(good));
-    let mut node = Node::connect(&server);
-    node.preinit(CLUSTER);
-    assert!(node.starttls(&cfg));
-    assert!(init_ok(&node.init()));
+    Node::assert_admitted(&server, CLUSTER, &cfg);
 }
 
 #[test]
@@ -345,10 +348,7 @@ fn tls_required_refuses_clear_text_and_client_cert_off_accepts_anyone() {
     );
     // -c off: no certificate needed, any cluster name.
     let cfg = client_config(provider(true), &server.ca(), None);
-    let mut node = Node::connect(&server);
-    node.preinit("whatever");
-    assert!(node.starttls(&cfg));
-    assert!(init_ok(&node.init()));
+    Node::assert_admitted(&server, "whatever", &cfg);
 }
 
 #[test]
@@ -535,10 +535,7 @@ fn import_nss_keeps_the_reference_ca() {
         format!("{:02x}", reference_serial + 1)
     );
     let cfg = client_config(provider(true), &reference_ca, Some(id));
-    let mut node = Node::connect(&server);
-    node.preinit(CLUSTER);
-    assert!(node.starttls(&cfg));
-    assert!(init_ok(&node.init()));
+    Node::assert_admitted(&server, CLUSTER, &cfg);
     assert!(server.stop().success());
 }
 

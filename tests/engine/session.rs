@@ -7,8 +7,8 @@ use qnetd::cert::name::PeerNames;
 use qnetd::core::InstanceConfig;
 use qnetd::proto::build::{self, Init};
 use qnetd::proto::{
-    DecisionAlgorithm as Alg, Heuristics as H, MsgType as T, ReplyErrorCode as E, TieBreaker,
-    TieBreakerMode, TlsSupported, Vote,
+    DecisionAlgorithm as Alg, Heuristics as H, Msg, MsgType as T, ReplyErrorCode as E, RingId,
+    TieBreaker, TieBreakerMode, TlsSupported, Vote,
 };
 
 fn cfg(f: impl FnOnce(&mut InstanceConfig)) -> InstanceConfig {
@@ -18,6 +18,31 @@ fn cfg(f: impl FnOnce(&mut InstanceConfig)) -> InstanceConfig {
     };
     f(&mut c);
     c
+}
+
+/// INIT of an ffsplit client with node id 1 (8 s heartbeat, lowest
+/// tie-breaker).
+fn node1_init(seq: u32, ring_id: RingId) -> Msg<'static> {
+    build::init(&Init {
+        ring_id,
+        ..Init::traced_ffsplit(seq, 1)
+    })
+}
+
+/// Client 1 of a server with TLS `tls`: it sent PREINIT for `cluster` and
+/// STARTTLS, and its TLS handshake presented a certificate naming `names`.
+fn tls_client(tls: TlsSupported, cluster: &[u8], names: PeerNames) -> Harness {
+    let mut h = Harness::new(cfg(|c| c.tls = tls));
+    h.connect(1);
+    h.send(1, &build::preinit(1, cluster));
+    h.expect(1, T::PreinitReply);
+    assert!(
+        h.send_bytes(1, &build::to_bytes(&build::starttls(2)))
+            .start_tls
+    );
+    let id = h.id(1);
+    h.inst.tls_established(id, Some(names));
+    h
 }
 
 /// §4.7: the normal flow of one client; replies echo the sequence numbers.
@@ -30,17 +55,7 @@ fn handshake_and_heartbeat() {
     assert_eq!(r.seq(), Some(1));
     assert_eq!(r.msg().tls_supported, Some(TlsSupported::Unsupported));
     assert_eq!(r.msg().tls_client_cert_required, Some(1));
-    h.send(
-        1,
-        &build::init(&Init {
-            seq: 2,
-            node_id: 1,
-            algorithm: Alg::Ffsplit,
-            heartbeat_interval: 8000,
-            tie_breaker: lowest(),
-            ring_id: ring(1, 4),
-        }),
-    );
+    h.send(1, &node1_init(2, ring(1, 4)));
     let r = h.expect(1, T::InitReply);
     assert_eq!(r.error(), Some(E::NoError));
     assert_eq!(r.seq(), Some(2));
@@ -62,13 +77,8 @@ fn dead_peer_detection() {
     h.advance(1000);
     h.send(1, &build::echo_request(1));
     h.expect(1, T::EchoReply);
-    h.advance(1499);
-    assert!(
-        !h.is_closed(1),
-        "closed before 1.5 x heartbeat after the last message"
-    );
-    h.advance(1);
-    assert!(h.is_closed(1), "not closed after 1500 ms of silence");
+    // 1.5 x heartbeat after the last message.
+    h.expect_closed_after(1, 1500);
     h.expect_nothing(1);
     assert_eq!(
         h.inst.cluster_count(),
@@ -84,10 +94,7 @@ fn dead_peer_detection_before_init() {
     h.connect(1);
     h.send(1, &build::preinit(1, b"c"));
     h.expect(1, T::PreinitReply);
-    h.advance(179_999);
-    assert!(!h.is_closed(1));
-    h.advance(1);
-    assert!(h.is_closed(1));
+    h.expect_closed_after(1, 180_000);
 }
 
 /// §9.2: `dpd_enabled=off` keeps silent clients forever; the coefficient
@@ -100,10 +107,7 @@ fn dead_peer_detection_settings() {
     assert!(!h.is_closed(1));
     let mut h = Harness::new(cfg(|c| c.dpd_interval_coefficient = 2.0));
     h.join_with(1, b"c", 1, Alg::Ffsplit, lowest(), 1000, ring(1, 1));
-    h.advance(1999);
-    assert!(!h.is_closed(1));
-    h.advance(1);
-    assert!(h.is_closed(1));
+    h.expect_closed_after(1, 2000);
 }
 
 /// §2.7: SET_OPTION changes the heartbeat and re-arms DPD from now.
@@ -117,10 +121,7 @@ fn set_option_heartbeat() {
     let r = h.expect(1, T::SetOptionReply);
     assert_eq!(r.msg().heartbeat_interval, Some(2000));
     assert_eq!(r.msg().keep_active_partition_tie_breaker, Some(true));
-    h.advance(2999);
-    assert!(!h.is_closed(1));
-    h.advance(1);
-    assert!(h.is_closed(1));
+    h.expect_closed_after(1, 3000);
     // Out of range: SERVER_ERROR, nothing changed.
     let mut h = Harness::plain();
     h.join(1, b"c", Alg::Ffsplit, ring(1, 1));
@@ -215,14 +216,7 @@ fn init_error_precedence() {
     let mut h = Harness::plain();
     h.connect(1);
     // Without PREINIT and without heartbeat: INVALID_HEARTBEAT_INTERVAL.
-    let mut m = build::init(&Init {
-        seq: 1,
-        node_id: 1,
-        algorithm: Alg::Ffsplit,
-        heartbeat_interval: 8000,
-        tie_breaker: lowest(),
-        ring_id: ring(1, 1),
-    });
+    let mut m = node1_init(1, ring(1, 1));
     m.heartbeat_interval = None;
     h.send(1, &m);
     assert_eq!(
@@ -539,17 +533,7 @@ fn tls_required_and_starttls() {
         h.expect(1, T::PreinitReply).msg().tls_supported,
         Some(TlsSupported::Required)
     );
-    h.send(
-        1,
-        &build::init(&Init {
-            seq: 2,
-            node_id: 1,
-            algorithm: Alg::Ffsplit,
-            heartbeat_interval: 8000,
-            tie_breaker: lowest(),
-            ring_id: ring(1, 1),
-        }),
-    );
+    h.send(1, &node1_init(2, ring(1, 1)));
     let e = h.expect(1, T::ServerError);
     assert_eq!((e.error(), e.seq()), (Some(E::TlsRequired), Some(2)));
     let mut bytes = build::to_bytes(&build::starttls(3));
@@ -603,27 +587,8 @@ fn client_certificate_name_check() {
             false,
         ),
     ] {
-        let mut h = Harness::new(cfg(|c| c.tls = TlsSupported::Supported));
-        h.connect(1);
-        h.send(1, &build::preinit(1, b"testcluster"));
-        h.expect(1, T::PreinitReply);
-        assert!(
-            h.send_bytes(1, &build::to_bytes(&build::starttls(2)))
-                .start_tls
-        );
-        let id = h.id(1);
-        h.inst.tls_established(id, Some(names.clone()));
-        h.send(
-            1,
-            &build::init(&Init {
-                seq: 3,
-                node_id: 1,
-                algorithm: Alg::Ffsplit,
-                heartbeat_interval: 8000,
-                tie_breaker: lowest(),
-                ring_id: ring(1, 1),
-            }),
-        );
+        let mut h = tls_client(TlsSupported::Supported, b"testcluster", names.clone());
+        h.send(1, &node1_init(3, ring(1, 1)));
         if accepted {
             assert_eq!(
                 h.expect(1, T::InitReply).error(),
@@ -657,21 +622,13 @@ fn shutdown_sends_nothing() {
 /// certificate with CN `cn`, and had its certificate marked verified by a
 /// message before INIT (answered INIT_REQUIRED).
 fn verified_tls_client_of_cluster_a(cn: &str) -> Harness {
-    let mut h = Harness::new(cfg(|c| c.tls = TlsSupported::Required));
-    h.connect(1);
-    h.send(1, &build::preinit(1, b"clusterA"));
-    h.expect(1, T::PreinitReply);
-    assert!(
-        h.send_bytes(1, &build::to_bytes(&build::starttls(2)))
-            .start_tls
-    );
-    let id = h.id(1);
-    h.inst.tls_established(
-        id,
-        Some(PeerNames {
+    let mut h = tls_client(
+        TlsSupported::Required,
+        b"clusterA",
+        PeerNames {
             common_name: Some(cn.into()),
             ..PeerNames::default()
-        }),
+        },
     );
     h.send(1, &build::echo_request(3));
     assert_eq!(h.expect(1, T::ServerError).error(), Some(E::InitRequired));
@@ -684,16 +641,7 @@ fn verified_tls_client_of_cluster_a(cn: &str) -> Harness {
 /// close the connection at a second PREINIT, as for STARTTLS twice.
 #[test]
 fn certificate_for_one_cluster_never_admits_another() {
-    let init = |seq| {
-        build::to_bytes(&build::init(&Init {
-            seq,
-            node_id: 1,
-            algorithm: Alg::Ffsplit,
-            heartbeat_interval: 8000,
-            tie_breaker: lowest(),
-            ring_id: ring(1, 1),
-        }))
-    };
+    let init = |seq| build::to_bytes(&node1_init(seq, ring(1, 1)));
     let mut h = verified_tls_client_of_cluster_a("clusterA");
     h.send(1, &build::preinit(4, b"clusterB"));
     assert!(h.is_closed(1), "a second PREINIT must close the connection");

@@ -44,8 +44,7 @@ fn pipelined_option_and_lists_answered_in_order() {
         req::membership(ring(1, 4), &[1, 2], Some(Heuristics::Pass)),
         req::quorum(true, &[1, 2]),
     ]);
-    s.client(2).expect_vote(Vote::Ack);
-    s.client(1).expect_vote(Vote::Ack);
+    s.expect_votes(&[(2, Vote::Ack), (1, Vote::Ack)]);
     check(&s);
 }
 
@@ -208,7 +207,7 @@ fn cluster_names_empty_and_case_sensitive() {
         .cluster(&[0, 0xff, b'\n', 0x80])
         .hello()
         .expect_error(E::NoError);
-    s.client(1).membership(ring(1, 5), &[1]);
+    s.alone(1, 5);
     s.client_in("TestCluster", 1).membership(ring(1, 5), &[1]);
     s.client_in("", 1)
         .membership(ring(1, 5), &[1])

@@ -11,8 +11,7 @@ use crate::support::scenario::{HIGHEST, LOWEST, Scenario, algo, node_tb, ring};
 #[test]
 fn duplicate_node_id_refused_existing_kept() {
     let mut s = Scenario::new("duplicate_node_id_refused_existing_kept");
-    s.client(1).join(&[1, 2]);
-    s.client(2).join(&[1, 2]);
+    s.join_all(&[1, 2], &[1, 2]);
     s.client_named("n1'", 1)
         .hello()
         .expect_error(E::DuplicateNodeId)
@@ -36,10 +35,8 @@ fn duplicate_node_id_refused_existing_kept() {
 #[test]
 fn reconnect_after_clean_disconnect_gets_vote_again() {
     let mut s = Scenario::new("reconnect_after_clean_disconnect_gets_vote_again");
-    s.client(1).join(&[1, 2]);
-    s.client(2).join(&[1, 2]);
-    s.client(1).membership(ring(1, 8), &[1, 2]);
-    s.client(2).membership(ring(1, 8), &[1, 2]);
+    s.join_all(&[1, 2], &[1, 2]);
+    s.partition(ring(1, 8), &[1, 2]);
     s.client(1)
         .reconnect()
         .hello()
@@ -153,9 +150,7 @@ fn clusters_are_independent_and_recreated() {
         .algorithm(algo::LMS)
         .tie_breaker(HIGHEST)
         .join(&[1, 2]);
-    s.client(1)
-        .membership(ring(1, 8), &[1])
-        .expect_vote(Vote::Ack);
+    s.alone(1, 8).expect_vote(Vote::Ack);
     s.client_in("other", 1)
         .membership(ring(1, 8), &[1])
         .expect_vote(Vote::Ack);

@@ -2,7 +2,7 @@
 //! ACKs only after every NACK was confirmed; stability, partition scoring,
 //! KAP and tie-breakers (protocol.md §6.2).
 
-use qnetd::proto::{Heuristics, MsgType, ReplyErrorCode as E, RingId, Vote};
+use qnetd::proto::{Heuristics, MsgType, ReplyErrorCode as E, Vote};
 
 use crate::support::runner::check;
 use crate::support::scenario::{HIGHEST, Scenario, node_tb, ring};
@@ -10,27 +10,30 @@ use crate::support::scenario::{HIGHEST, Scenario, node_tb, ring};
 const PASS: Option<Heuristics> = Some(Heuristics::Pass);
 const FAIL: Option<Heuristics> = Some(Heuristics::Fail);
 
-/// Joins `ids` (handshake + config `config`) in order.
-fn join_all(s: &mut Scenario, ids: &[u32], config: &[u32]) {
-    for &id in ids {
-        s.client(id).join(config);
-    }
-}
-
-/// Every client of `ids` reports membership `members` in ring `r`.
-fn members(s: &mut Scenario, ids: &[u32], r: RingId, members: &[u32]) {
-    for &id in ids {
-        s.client(id).membership(r, members);
-    }
-}
-
 /// All of `ids` join with config `ids` and agree on one membership.
 fn joint(s: &mut Scenario, ids: &[u32]) {
-    join_all(s, ids, ids);
-    members(s, ids, ring(1, 8), ids);
+    s.join_all(ids, ids).partition(ring(1, 8), ids);
     for &id in ids {
         s.client(id).expect_vote(Vote::Ack);
     }
+}
+
+/// Two joint nodes split into `{1}` and `{2}`; node 2 answers its votes by
+/// hand and gets its NACK first (the NACK round is pending).
+fn split_2n_nack_pending(s: &mut Scenario) {
+    joint(s, &[1, 2]);
+    s.client(2).manual_votes();
+    s.alone(1, 12);
+    s.alone(2, 12).expect_vote(Vote::Nack);
+}
+
+/// The `kap4` start: 3 and 4 (config `1..=4`) form ring `3.8` and hold the
+/// vote; `between` runs before 1 and 2 join.
+fn kap4_active_34(s: &mut Scenario, between: impl FnOnce(&mut Scenario)) {
+    s.join_all(&[3, 4], &[1, 2, 3, 4]);
+    s.partition(ring(3, 8), &[3, 4]);
+    between(s);
+    s.join_all(&[1, 2], &[1, 2, 3, 4]);
 }
 
 /// Two nodes, one membership: the first membership list waits for the
@@ -39,7 +42,7 @@ fn joint(s: &mut Scenario, ids: &[u32]) {
 #[test]
 fn ffsplit_2n_joint_membership_both_ack() {
     let mut s = Scenario::new("ffsplit_2n_joint_membership_both_ack");
-    join_all(&mut s, &[1, 2], &[1, 2]);
+    s.join_all(&[1, 2], &[1, 2]);
     s.client(1)
         .membership(ring(1, 8), &[1, 2])
         .expect_reply_vote(Vote::WaitForReply);
@@ -64,12 +67,8 @@ fn ffsplit_2n_split_ack_waits_for_nack_reply() {
     let mut s = Scenario::new("ffsplit_2n_split_ack_waits_for_nack_reply");
     joint(&mut s, &[1, 2]);
     s.client(2).manual_votes();
-    s.client(1)
-        .membership(ring(1, 12), &[1])
-        .expect_reply_vote(Vote::WaitForReply);
-    s.client(2)
-        .membership(ring(2, 12), &[2])
-        .expect_vote(Vote::Nack);
+    s.alone(1, 12).expect_reply_vote(Vote::WaitForReply);
+    s.alone(2, 12).expect_vote(Vote::Nack);
     s.sleep(400);
     s.client(1).expect_silent().expect_vote(Vote::WaitForReply);
     s.client(2).vote_reply();
@@ -79,32 +78,28 @@ fn ffsplit_2n_split_ack_waits_for_nack_reply() {
     check(&s);
 }
 
-/// 50:50 split with the highest-node tie-breaker: node 1 loses.
+/// 50:50 split decided by the tie-breaker. Each row: scenario name,
+/// tie-breaker, the node that reports its split first, the winner. The
+/// second report decides: its sender hears its vote first, then the first.
 #[test]
-fn ffsplit_2n_split_highest_tie_breaker() {
-    let mut s = Scenario::new("ffsplit_2n_split_highest_tie_breaker");
-    s.tie_breaker(HIGHEST);
-    joint(&mut s, &[1, 2]);
-    s.client(1).membership(ring(1, 12), &[1]);
-    s.client(2)
-        .membership(ring(2, 12), &[2])
-        .expect_vote(Vote::Ack);
-    s.client(1).expect_vote(Vote::Nack);
-    check(&s);
-}
-
-/// 50:50 split with tie-breaker "node 2" (reported in the other order).
-#[test]
-fn ffsplit_2n_split_node_id_tie_breaker() {
-    let mut s = Scenario::new("ffsplit_2n_split_node_id_tie_breaker");
-    s.tie_breaker(node_tb(2));
-    joint(&mut s, &[1, 2]);
-    s.client(2).membership(ring(2, 12), &[2]);
-    s.client(1)
-        .membership(ring(1, 12), &[1])
-        .expect_vote(Vote::Nack);
-    s.client(2).expect_vote(Vote::Ack);
-    check(&s);
+fn ffsplit_2n_split_tie_breakers() {
+    let rows = [
+        // Highest node id: node 1 loses.
+        ("ffsplit_2n_split_highest_tie_breaker", HIGHEST, 1, 2),
+        // Tie-breaker "node 2", reported in the other order.
+        ("ffsplit_2n_split_node_id_tie_breaker", node_tb(2), 2, 2),
+    ];
+    for (name, tb, first, winner) in rows {
+        let second = 3 - first;
+        let vote = |id| if id == winner { Vote::Ack } else { Vote::Nack };
+        let mut s = Scenario::new(name);
+        s.tie_breaker(tb);
+        joint(&mut s, &[1, 2]);
+        s.alone(first, 12);
+        s.alone(second, 12).expect_vote(vote(second));
+        s.client(first).expect_vote(vote(first));
+        check(&s);
+    }
 }
 
 /// When a node leaves, the survivors are re-evaluated: node 1 gets a fresh
@@ -117,9 +112,7 @@ fn ffsplit_2n_node_leaves_survivor_gets_fresh_ack() {
     s.client(1)
         .expect_type(MsgType::VoteInfo)
         .expect_vote(Vote::Ack);
-    s.client(1)
-        .membership(ring(1, 12), &[1])
-        .expect_vote(Vote::Ack);
+    s.alone(1, 12).expect_vote(Vote::Ack);
     s.client(2).connect().join(&[1, 2]);
     s.client(2).membership(ring(1, 16), &[1, 2]);
     s.client(1)
@@ -134,12 +127,7 @@ fn ffsplit_2n_node_leaves_survivor_gets_fresh_ack() {
 #[test]
 fn ffsplit_old_and_duplicate_vote_info_replies() {
     let mut s = Scenario::new("ffsplit_old_and_duplicate_vote_info_replies");
-    joint(&mut s, &[1, 2]);
-    s.client(2).manual_votes();
-    s.client(1).membership(ring(1, 12), &[1]);
-    s.client(2)
-        .membership(ring(2, 12), &[2])
-        .expect_vote(Vote::Nack);
+    split_2n_nack_pending(&mut s);
     s.client(2)
         .vote_reply_seq(1)
         .vote_reply_seq(3)
@@ -156,12 +144,7 @@ fn ffsplit_old_and_duplicate_vote_info_replies() {
 #[test]
 fn ffsplit_node_leaves_during_nack_round() {
     let mut s = Scenario::new("ffsplit_node_leaves_during_nack_round");
-    joint(&mut s, &[1, 2]);
-    s.client(2).manual_votes();
-    s.client(1).membership(ring(1, 12), &[1]);
-    s.client(2)
-        .membership(ring(2, 12), &[2])
-        .expect_vote(Vote::Nack);
+    split_2n_nack_pending(&mut s);
     s.client(2).disconnect();
     s.client(1).expect_vote(Vote::Ack);
     check(&s);
@@ -176,15 +159,13 @@ fn ffsplit_4n_2_2_split_lowest() {
     joint(&mut s, &[1, 2, 3, 4]);
     s.client(3).manual_votes();
     s.client(4).manual_votes();
-    members(&mut s, &[1, 2], ring(1, 12), &[1, 2]);
-    members(&mut s, &[3, 4], ring(3, 12), &[3, 4]);
-    s.client(3).expect_vote(Vote::Nack);
-    s.client(4).expect_vote(Vote::Nack);
+    s.partition(ring(1, 12), &[1, 2]);
+    s.partition(ring(3, 12), &[3, 4]);
+    s.expect_votes(&[(3, Vote::Nack), (4, Vote::Nack)]);
     s.client(3).vote_reply();
     s.client(1).expect_silent();
     s.client(4).vote_reply();
-    s.client(1).expect_vote(Vote::Ack);
-    s.client(2).expect_vote(Vote::Ack);
+    s.expect_votes(&[(1, Vote::Ack), (2, Vote::Ack)]);
     check(&s);
 }
 
@@ -194,15 +175,16 @@ fn ffsplit_4n_2_2_split_lowest() {
 #[test]
 fn ffsplit_4n_kap_keeps_active_partition() {
     let mut s = Scenario::new("ffsplit_4n_kap_keeps_active_partition");
-    join_all(&mut s, &[3, 4], &[1, 2, 3, 4]);
-    members(&mut s, &[3, 4], ring(3, 8), &[3, 4]);
-    s.client(3).expect_vote(Vote::Ack);
-    join_all(&mut s, &[1, 2], &[1, 2, 3, 4]);
-    members(&mut s, &[1, 2], ring(1, 12), &[1, 2]);
-    s.client(1).expect_vote(Vote::Nack);
-    s.client(2).expect_vote(Vote::Nack);
-    s.client(3).expect_vote(Vote::Ack);
-    s.client(4).expect_vote(Vote::Ack);
+    kap4_active_34(&mut s, |s| {
+        s.client(3).expect_vote(Vote::Ack);
+    });
+    s.partition(ring(1, 12), &[1, 2]);
+    s.expect_votes(&[
+        (1, Vote::Nack),
+        (2, Vote::Nack),
+        (3, Vote::Ack),
+        (4, Vote::Ack),
+    ]);
     check(&s);
 }
 
@@ -211,15 +193,16 @@ fn ffsplit_4n_kap_keeps_active_partition() {
 #[test]
 fn ffsplit_4n_kap_off_on_one_node_tie_breaker_decides() {
     let mut s = Scenario::new("ffsplit_4n_kap_off_on_one_node_tie_breaker_decides");
-    join_all(&mut s, &[3, 4], &[1, 2, 3, 4]);
-    members(&mut s, &[3, 4], ring(3, 8), &[3, 4]);
-    s.client(1).kap(Some(false));
-    join_all(&mut s, &[1, 2], &[1, 2, 3, 4]);
-    members(&mut s, &[1, 2], ring(1, 12), &[1, 2]);
-    s.client(3).expect_vote(Vote::Nack);
-    s.client(4).expect_vote(Vote::Nack);
-    s.client(1).expect_vote(Vote::Ack);
-    s.client(2).expect_vote(Vote::Ack);
+    kap4_active_34(&mut s, |s| {
+        s.client(1).kap(Some(false));
+    });
+    s.partition(ring(1, 12), &[1, 2]);
+    s.expect_votes(&[
+        (3, Vote::Nack),
+        (4, Vote::Nack),
+        (1, Vote::Ack),
+        (2, Vote::Ack),
+    ]);
     s.ipc("list verbose");
     check(&s);
 }
@@ -230,12 +213,9 @@ fn ffsplit_4n_kap_off_on_one_node_tie_breaker_decides() {
 fn ffsplit_4n_server_default_kap_on() {
     let mut s = Scenario::new("ffsplit_4n_server_default_kap_on");
     s.setting("keep_active_partition_tie_breaker=on").kap(None);
-    join_all(&mut s, &[3, 4], &[1, 2, 3, 4]);
-    members(&mut s, &[3, 4], ring(3, 8), &[3, 4]);
-    join_all(&mut s, &[1, 2], &[1, 2, 3, 4]);
-    members(&mut s, &[1, 2], ring(1, 12), &[1, 2]);
-    s.client(1).expect_vote(Vote::Nack);
-    s.client(3).expect_vote(Vote::Ack);
+    kap4_active_34(&mut s, |_| {});
+    s.partition(ring(1, 12), &[1, 2]);
+    s.expect_votes(&[(1, Vote::Nack), (3, Vote::Ack)]);
     s.ipc("list verbose");
     check(&s);
 }
@@ -245,12 +225,9 @@ fn ffsplit_4n_server_default_kap_on() {
 fn ffsplit_4n_server_default_kap_off() {
     let mut s = Scenario::new("ffsplit_4n_server_default_kap_off");
     s.kap(None);
-    join_all(&mut s, &[3, 4], &[1, 2, 3, 4]);
-    members(&mut s, &[3, 4], ring(3, 8), &[3, 4]);
-    join_all(&mut s, &[1, 2], &[1, 2, 3, 4]);
-    members(&mut s, &[1, 2], ring(1, 12), &[1, 2]);
-    s.client(1).expect_vote(Vote::Ack);
-    s.client(3).expect_vote(Vote::Nack);
+    kap4_active_34(&mut s, |_| {});
+    s.partition(ring(1, 12), &[1, 2]);
+    s.expect_votes(&[(1, Vote::Ack), (3, Vote::Nack)]);
     check(&s);
 }
 
@@ -260,13 +237,10 @@ fn ffsplit_4n_server_default_kap_off() {
 fn ffsplit_4n_server_kap_on_client_turns_it_off() {
     let mut s = Scenario::new("ffsplit_4n_server_kap_on_client_turns_it_off");
     s.setting("keep_active_partition_tie_breaker=on").kap(None);
-    join_all(&mut s, &[3, 4], &[1, 2, 3, 4]);
-    members(&mut s, &[3, 4], ring(3, 8), &[3, 4]);
-    join_all(&mut s, &[1, 2], &[1, 2, 3, 4]);
+    kap4_active_34(&mut s, |_| {});
     s.client(4).set_kap(false);
-    members(&mut s, &[1, 2], ring(1, 12), &[1, 2]);
-    s.client(1).expect_vote(Vote::Ack);
-    s.client(4).expect_vote(Vote::Nack);
+    s.partition(ring(1, 12), &[1, 2]);
+    s.expect_votes(&[(1, Vote::Ack), (4, Vote::Nack)]);
     check(&s);
 }
 
@@ -276,11 +250,9 @@ fn ffsplit_4n_3_1_split_majority_wins() {
     let mut s = Scenario::new("ffsplit_4n_3_1_split_majority_wins");
     s.tie_breaker(node_tb(4));
     joint(&mut s, &[1, 2, 3, 4]);
-    s.client(4).membership(ring(4, 12), &[4]);
-    members(&mut s, &[1, 2, 3], ring(1, 12), &[1, 2, 3]);
-    s.client(4).expect_vote(Vote::Nack);
-    s.client(1).expect_vote(Vote::Ack);
-    s.client(3).expect_vote(Vote::Ack);
+    s.alone(4, 12);
+    s.partition(ring(1, 12), &[1, 2, 3]);
+    s.expect_votes(&[(4, Vote::Nack), (1, Vote::Ack), (3, Vote::Ack)]);
     check(&s);
 }
 
@@ -290,10 +262,9 @@ fn ffsplit_4n_3_1_split_majority_wins() {
 fn ffsplit_3n_odd_config_needs_majority() {
     let mut s = Scenario::new("ffsplit_3n_odd_config_needs_majority");
     joint(&mut s, &[1, 2, 3]);
-    s.client(1).membership(ring(1, 12), &[1]);
-    members(&mut s, &[2, 3], ring(2, 12), &[2, 3]);
-    s.client(1).expect_vote(Vote::Nack);
-    s.client(2).expect_vote(Vote::Ack);
+    s.alone(1, 12);
+    s.partition(ring(2, 12), &[2, 3]);
+    s.expect_votes(&[(1, Vote::Nack), (2, Vote::Ack)]);
     check(&s);
 }
 
@@ -303,14 +274,12 @@ fn ffsplit_3n_odd_config_needs_majority() {
 fn ffsplit_5n_3_2_then_2_2_1() {
     let mut s = Scenario::new("ffsplit_5n_3_2_then_2_2_1");
     joint(&mut s, &[1, 2, 3, 4, 5]);
-    members(&mut s, &[1, 2], ring(1, 12), &[1, 2]);
-    members(&mut s, &[3, 4, 5], ring(3, 12), &[3, 4, 5]);
-    s.client(1).expect_vote(Vote::Nack);
-    s.client(5).expect_vote(Vote::Ack);
-    members(&mut s, &[3, 4], ring(3, 16), &[3, 4]);
-    s.client(5).membership(ring(5, 16), &[5]);
-    s.client(3).expect_vote(Vote::Nack);
-    s.client(5).expect_vote(Vote::Nack);
+    s.partition(ring(1, 12), &[1, 2]);
+    s.partition(ring(3, 12), &[3, 4, 5]);
+    s.expect_votes(&[(1, Vote::Nack), (5, Vote::Ack)]);
+    s.partition(ring(3, 16), &[3, 4]);
+    s.alone(5, 16);
+    s.expect_votes(&[(3, Vote::Nack), (5, Vote::Nack)]);
     check(&s);
 }
 
@@ -320,12 +289,11 @@ fn ffsplit_5n_3_2_then_2_2_1() {
 fn ffsplit_4n_heuristics_pass_beats_tie_breaker() {
     let mut s = Scenario::new("ffsplit_4n_heuristics_pass_beats_tie_breaker");
     joint(&mut s, &[1, 2, 3, 4]);
-    members(&mut s, &[1, 2], ring(1, 12), &[1, 2]);
+    s.partition(ring(1, 12), &[1, 2]);
     for id in [3, 4] {
         s.client(id).membership_h(ring(3, 12), &[3, 4], PASS);
     }
-    s.client(1).expect_vote(Vote::Nack);
-    s.client(3).expect_vote(Vote::Ack);
+    s.expect_votes(&[(1, Vote::Nack), (3, Vote::Ack)]);
     check(&s);
 }
 
@@ -339,8 +307,7 @@ fn ffsplit_4n_heuristics_fail_loses() {
     s.client(2).membership_h(ring(1, 12), &[1, 2], PASS);
     s.client(3).membership_h(ring(3, 12), &[3, 4], FAIL);
     s.client(4).membership_h(ring(3, 12), &[3, 4], None);
-    s.client(1).expect_vote(Vote::Ack);
-    s.client(4).expect_vote(Vote::Nack);
+    s.expect_votes(&[(1, Vote::Ack), (4, Vote::Nack)]);
     check(&s);
 }
 
@@ -351,8 +318,8 @@ fn ffsplit_4n_heuristics_fail_loses() {
 fn ffsplit_heuristics_change_moves_vote() {
     let mut s = Scenario::new("ffsplit_heuristics_change_moves_vote");
     joint(&mut s, &[1, 2]);
-    s.client(1).membership(ring(1, 12), &[1]);
-    s.client(2).membership(ring(2, 12), &[2]);
+    s.alone(1, 12);
+    s.alone(2, 12);
     s.client(1).expect_vote(Vote::Ack);
     s.client(1)
         .heuristics_change(Heuristics::Fail)
@@ -361,8 +328,7 @@ fn ffsplit_heuristics_change_moves_vote() {
     s.client(2).expect_vote(Vote::Ack);
     s.client(2).heuristics_change(Heuristics::Fail);
     s.client(1).heuristics_change(Heuristics::Pass);
-    s.client(1).expect_vote(Vote::Ack);
-    s.client(2).expect_vote(Vote::Nack);
+    s.expect_votes(&[(1, Vote::Ack), (2, Vote::Nack)]);
     s.ipc("list verbose");
     check(&s);
 }
@@ -427,8 +393,7 @@ fn ffsplit_config_disagreement_is_unstable() {
         .expect_reply_vote(Vote::WaitForReply);
     s.client(1).expect_vote(Vote::WaitForReply);
     s.client(2).changed_config(&[2, 1]);
-    s.client(1).expect_vote(Vote::Ack);
-    s.client(2).expect_vote(Vote::Ack);
+    s.expect_votes(&[(1, Vote::Ack), (2, Vote::Ack)]);
     check(&s);
 }
 
@@ -437,7 +402,7 @@ fn ffsplit_config_disagreement_is_unstable() {
 #[test]
 fn ffsplit_ring_disagreement_is_unstable() {
     let mut s = Scenario::new("ffsplit_ring_disagreement_is_unstable");
-    join_all(&mut s, &[1, 2], &[1, 2]);
+    s.join_all(&[1, 2], &[1, 2]);
     s.client(1).membership(ring(1, 8), &[1, 2]);
     s.client(2)
         .membership(ring(2, 12), &[1, 2])
@@ -511,8 +476,8 @@ fn ffsplit_ask_for_vote_unsupported() {
 fn ffsplit_dpd_drops_silent_client_and_reevaluates() {
     let mut s = Scenario::new("ffsplit_dpd_drops_silent_client_and_reevaluates");
     joint(&mut s, &[1, 2]);
-    s.client(1).membership(ring(1, 12), &[1]);
-    s.client(2).membership(ring(2, 12), &[2]);
+    s.alone(1, 12);
+    s.alone(2, 12);
     s.client(2).expect_vote(Vote::Nack).silence();
     s.client(2).wait_closed(4000).expect_closed();
     s.client(1).expect_vote(Vote::Ack);
@@ -526,8 +491,8 @@ fn ffsplit_4n_node_leaves_during_ack_round() {
     let mut s = Scenario::new("ffsplit_4n_node_leaves_during_ack_round");
     joint(&mut s, &[1, 2, 3, 4]);
     s.client(1).manual_votes();
-    members(&mut s, &[1, 2], ring(1, 12), &[1, 2]);
-    members(&mut s, &[3, 4], ring(3, 12), &[3, 4]);
+    s.partition(ring(1, 12), &[1, 2]);
+    s.partition(ring(3, 12), &[3, 4]);
     s.client(1).expect_vote(Vote::Ack);
     s.client(2).disconnect();
     s.client(1).vote_reply().vote_reply();
@@ -569,8 +534,7 @@ fn ffsplit_two_clusters_split_independently() {
 fn ffsplit_repeated_lists_resend_votes() {
     let mut s = Scenario::new("ffsplit_repeated_lists_resend_votes");
     joint(&mut s, &[1, 2]);
-    s.client(1).membership(ring(1, 8), &[1, 2]);
-    s.client(2).membership(ring(1, 8), &[1, 2]);
+    s.partition(ring(1, 8), &[1, 2]);
     s.client(1).changed_config(&[1, 2]);
     s.client(2).heuristics_change(Heuristics::Pass);
     s.client(1).expect_vote(Vote::Ack);
@@ -584,17 +548,14 @@ fn ffsplit_repeated_lists_resend_votes() {
 fn ffsplit_4n_leaving_client_still_counts_as_active() {
     let mut s = Scenario::new("ffsplit_4n_leaving_client_still_counts_as_active");
     joint(&mut s, &[1, 2, 3, 4]);
-    members(&mut s, &[1, 2], ring(1, 12), &[1, 2]);
-    members(&mut s, &[3, 4], ring(3, 12), &[3, 4]);
-    s.client(2).expect_vote(Vote::Ack);
-    s.client(3).expect_vote(Vote::Nack);
+    s.partition(ring(1, 12), &[1, 2]);
+    s.partition(ring(3, 12), &[3, 4]);
+    s.expect_votes(&[(2, Vote::Ack), (3, Vote::Nack)]);
     s.client(1).disconnect();
-    s.client(2).expect_vote(Vote::Ack);
-    s.client(3).expect_vote(Vote::Nack);
+    s.expect_votes(&[(2, Vote::Ack), (3, Vote::Nack)]);
     // The next evaluation no longer sees node 1: {3,4} wins on score.
-    s.client(2).membership(ring(2, 16), &[2]);
-    s.client(3).expect_vote(Vote::Ack);
-    s.client(2).expect_vote(Vote::Nack);
+    s.alone(2, 16);
+    s.expect_votes(&[(3, Vote::Ack), (2, Vote::Nack)]);
     s.ipc("list verbose");
     check(&s);
 }
@@ -607,18 +568,13 @@ fn ffsplit_4n_leaving_client_still_counts_as_active() {
 #[test]
 fn ffsplit_4n_heuristics_change_counts_in_own_partition_only() {
     let mut s = Scenario::new("ffsplit_4n_heuristics_change_counts_in_own_partition_only");
-    join_all(&mut s, &[3, 4], &[1, 2, 3, 4]);
-    members(&mut s, &[3, 4], ring(3, 8), &[3, 4]);
-    join_all(&mut s, &[1, 2], &[1, 2, 3, 4]);
-    members(&mut s, &[1, 2], ring(1, 12), &[1, 2]);
-    s.client(3).expect_vote(Vote::Ack);
-    s.client(1).expect_vote(Vote::Nack);
+    kap4_active_34(&mut s, |_| {});
+    s.partition(ring(1, 12), &[1, 2]);
+    s.expect_votes(&[(3, Vote::Ack), (1, Vote::Nack)]);
     s.client(3).heuristics_change(Heuristics::Fail);
-    s.client(3).expect_vote(Vote::Ack);
-    s.client(1).expect_vote(Vote::Nack);
+    s.expect_votes(&[(3, Vote::Ack), (1, Vote::Nack)]);
     s.client(2).changed_config(&[1, 2, 3, 4]);
-    s.client(3).expect_vote(Vote::Nack);
-    s.client(1).expect_vote(Vote::Ack);
+    s.expect_votes(&[(3, Vote::Nack), (1, Vote::Ack)]);
     check(&s);
 }
 
@@ -637,8 +593,7 @@ fn ffsplit_client_without_config_makes_cluster_unstable() {
         .membership(ring(1, 12), &[1, 2])
         .expect_reply_vote(Vote::WaitForReply);
     s.client(3).disconnect();
-    s.client(1).expect_vote(Vote::Ack);
-    s.client(2).expect_vote(Vote::Ack);
+    s.expect_votes(&[(1, Vote::Ack), (2, Vote::Ack)]);
     check(&s);
 }
 
@@ -648,12 +603,7 @@ fn ffsplit_client_without_config_makes_cluster_unstable() {
 #[test]
 fn ffsplit_new_change_abandons_pending_round() {
     let mut s = Scenario::new("ffsplit_new_change_abandons_pending_round");
-    joint(&mut s, &[1, 2]);
-    s.client(2).manual_votes();
-    s.client(1).membership(ring(1, 12), &[1]);
-    s.client(2)
-        .membership(ring(2, 12), &[2])
-        .expect_vote(Vote::Nack);
+    split_2n_nack_pending(&mut s);
     s.client(1)
         .membership(ring(1, 16), &[1, 2])
         .expect_reply_vote(Vote::WaitForReply);
@@ -689,8 +639,8 @@ fn ffsplit_vote_info_seq_per_connection() {
 #[test]
 fn ffsplit_membership_agreement_rules() {
     let mut s = Scenario::new("ffsplit_membership_agreement_rules");
-    join_all(&mut s, &[1, 2], &[1, 2, 3, 4]);
-    s.client(2).membership(ring(2, 8), &[2]);
+    s.join_all(&[1, 2], &[1, 2, 3, 4]);
+    s.alone(2, 8);
     s.client(1)
         .membership(ring(2, 8), &[1, 2])
         .expect_reply_vote(Vote::WaitForReply);
@@ -715,10 +665,8 @@ fn ffsplit_config_lists_compared_as_sets() {
     let mut s = Scenario::new("ffsplit_config_lists_compared_as_sets");
     s.client(1).join(&[1, 2, 3, 4]);
     s.client(2).join(&[4, 3, 2, 1, 1]);
-    s.client(1).membership(ring(1, 8), &[1, 2]);
-    s.client(2).membership(ring(1, 8), &[1, 2]);
-    s.client(1).expect_vote(Vote::Ack);
-    s.client(2).expect_vote(Vote::Ack);
+    s.partition(ring(1, 8), &[1, 2]);
+    s.expect_votes(&[(1, Vote::Ack), (2, Vote::Ack)]);
     check(&s);
 }
 
@@ -727,18 +675,15 @@ fn ffsplit_config_lists_compared_as_sets() {
 #[test]
 fn ffsplit_kap_switched_off_between_rounds() {
     let mut s = Scenario::new("ffsplit_kap_switched_off_between_rounds");
-    join_all(&mut s, &[3, 4], &[1, 2, 3, 4]);
-    members(&mut s, &[3, 4], ring(3, 8), &[3, 4]);
-    join_all(&mut s, &[1, 2], &[1, 2, 3, 4]);
-    members(&mut s, &[1, 2], ring(1, 12), &[1, 2]);
+    kap4_active_34(&mut s, |_| {});
+    s.partition(ring(1, 12), &[1, 2]);
     s.client(3).expect_vote(Vote::Ack);
     s.client(2)
         .set_kap(false)
         .expect_type(MsgType::SetOptionReply);
     s.client(3).expect_vote(Vote::Ack);
     s.client(2).membership(ring(1, 12), &[1, 2]);
-    s.client(3).expect_vote(Vote::Nack);
-    s.client(2).expect_vote(Vote::Ack);
+    s.expect_votes(&[(3, Vote::Nack), (2, Vote::Ack)]);
     check(&s);
 }
 
@@ -750,8 +695,8 @@ fn ffsplit_node_id_tie_breaker_outside_config() {
     let mut s = Scenario::new("ffsplit_node_id_tie_breaker_outside_config");
     s.tie_breaker(node_tb(9));
     joint(&mut s, &[1, 2, 3, 4]);
-    members(&mut s, &[3, 4], ring(3, 12), &[3, 4]);
-    members(&mut s, &[1, 2], ring(1, 12), &[1, 2]);
+    s.partition(ring(3, 12), &[3, 4]);
+    s.partition(ring(1, 12), &[1, 2]);
     s.client(1).quorum(true, &[1, 2]);
     s.client(3).quorum(true, &[3, 4]);
     check(&s);

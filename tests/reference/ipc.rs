@@ -22,10 +22,8 @@ fn ipc_list_after_ffsplit_split() {
     s.client(1)
         .membership_h(ring(1, 8), &[1, 2], Some(Heuristics::Pass));
     s.client(2).membership(ring(1, 8), &[1, 2]);
-    s.client(1).membership(ring(1, 12), &[1]);
-    s.client(2)
-        .membership(ring(2, 12), &[2])
-        .expect_vote(Vote::Nack);
+    s.alone(1, 12);
+    s.alone(2, 12).expect_vote(Vote::Nack);
     s.client(2).heuristics_change(Heuristics::Fail);
     s.ipc("list verbose").ipc("list");
     s.client(1).quorum(true, &[1]);

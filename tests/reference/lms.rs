@@ -6,37 +6,46 @@
 //! few script steps between a split and its `wait_votes`, so each timer
 //! VOTE_INFO lands in the step that waits for it.
 
-use qnetd::proto::{Heuristics, Vote};
+use qnetd::proto::{Heuristics, TieBreaker, Vote};
 
 use crate::support::runner::check;
-use crate::support::scenario::{HIGHEST, Scenario, algo, node_tb, ring};
+use crate::support::scenario::{HIGHEST, LOWEST, Scenario, algo, node_tb, ring};
 
 const LMS_HB: u32 = 4000;
 const PASS: Option<Heuristics> = Some(Heuristics::Pass);
 const FAIL: Option<Heuristics> = Some(Heuristics::Fail);
 
+/// An lms scenario (heartbeat `LMS_HB`) where nodes `1..=n` join with
+/// config `1..=n`.
 fn lms(name: &str, n: u32) -> Scenario {
-    let mut s = Scenario::new(name);
-    s.algorithm(algo::LMS).heartbeat(LMS_HB);
+    lms_tb(name, n, LOWEST)
+}
+
+/// Nodes `1..=n` (tie-breaker `tb`) agree on ring `1.8`, then `split`
+/// reports the split, and the timers of all of them vote.
+fn lms_split(name: &str, n: u32, tb: TieBreaker, split: impl FnOnce(&mut Scenario)) -> Scenario {
+    let mut s = lms_tb(name, n, tb);
     let all: Vec<u32> = (1..=n).collect();
-    for id in 1..=n {
-        s.client(id).join(&all);
-    }
+    s.partition(ring(1, 8), &all);
+    split(&mut s);
+    s.wait_votes(&all);
     s
 }
 
-/// Every node of `ids` reports membership `ids` in ring `r`.
-fn part(s: &mut Scenario, r: (u32, u64), ids: &[u32]) {
-    for &id in ids {
-        s.client(id).membership(ring(r.0, r.1), ids);
-    }
+/// As [`lms`], with tie-breaker `tb`.
+fn lms_tb(name: &str, n: u32, tb: TieBreaker) -> Scenario {
+    let mut s = Scenario::new(name);
+    s.algorithm(algo::LMS).heartbeat(LMS_HB).tie_breaker(tb);
+    let all: Vec<u32> = (1..=n).collect();
+    s.join_all(&all, &all);
+    s
 }
 
 /// All nodes in one ring: ACK for everybody, directly.
 #[test]
 fn lms_2n_joint_membership_both_ack() {
     let mut s = lms("lms_2n_joint_membership_both_ack", 2);
-    part(&mut s, (1, 8), &[1, 2]);
+    s.partition(ring(1, 8), &[1, 2]);
     s.client(1).expect_reply_vote(Vote::Ack);
     s.client(2).expect_reply_vote(Vote::Ack);
     s.client(1)
@@ -52,17 +61,11 @@ fn lms_2n_joint_membership_both_ack() {
 /// 2 in VOTE_INFO; quorum lists then return the votes directly.
 #[test]
 fn lms_2n_split_timer_votes_lowest() {
-    let mut s = lms("lms_2n_split_timer_votes_lowest", 2);
-    part(&mut s, (1, 8), &[1, 2]);
-    s.client(1)
-        .membership(ring(1, 12), &[1])
-        .expect_reply_vote(Vote::WaitForReply);
-    s.client(2)
-        .membership(ring(2, 12), &[2])
-        .expect_reply_vote(Vote::WaitForReply);
-    s.wait_votes(&[1, 2]);
-    s.client(1).expect_vote(Vote::Ack);
-    s.client(2).expect_vote(Vote::Nack);
+    let mut s = lms_split("lms_2n_split_timer_votes_lowest", 2, LOWEST, |s| {
+        s.alone(1, 12).expect_reply_vote(Vote::WaitForReply);
+        s.alone(2, 12).expect_reply_vote(Vote::WaitForReply);
+    });
+    s.expect_votes(&[(1, Vote::Ack), (2, Vote::Nack)]);
     s.client(1).quorum(true, &[1]).expect_reply_vote(Vote::Ack);
     s.client(2)
         .quorum(false, &[2])
@@ -75,18 +78,11 @@ fn lms_2n_split_timer_votes_lowest() {
 /// 2-node split, highest tie-breaker.
 #[test]
 fn lms_2n_split_highest() {
-    let mut s = Scenario::new("lms_2n_split_highest");
-    s.algorithm(algo::LMS)
-        .heartbeat(LMS_HB)
-        .tie_breaker(HIGHEST);
-    s.client(1).join(&[1, 2]);
-    s.client(2).join(&[1, 2]);
-    part(&mut s, (1, 8), &[1, 2]);
-    s.client(2).membership(ring(2, 12), &[2]);
-    s.client(1).membership(ring(1, 12), &[1]);
-    s.wait_votes(&[1, 2]);
-    s.client(1).expect_vote(Vote::Nack);
-    s.client(2).expect_vote(Vote::Ack);
+    let mut s = lms_split("lms_2n_split_highest", 2, HIGHEST, |s| {
+        s.alone(2, 12);
+        s.alone(1, 12);
+    });
+    s.expect_votes(&[(1, Vote::Nack), (2, Vote::Ack)]);
     check(&s);
 }
 
@@ -94,20 +90,16 @@ fn lms_2n_split_highest() {
 /// partition peers get NACK.
 #[test]
 fn lms_4n_node_id_tie_breaker_only_that_node_acks() {
-    let mut s = Scenario::new("lms_4n_node_id_tie_breaker_only_that_node_acks");
-    s.algorithm(algo::LMS)
-        .heartbeat(LMS_HB)
-        .tie_breaker(node_tb(3));
-    for id in 1..=4 {
-        s.client(id).join(&[1, 2, 3, 4]);
-    }
-    part(&mut s, (1, 8), &[1, 2, 3, 4]);
-    part(&mut s, (1, 12), &[1, 2]);
-    part(&mut s, (3, 12), &[3, 4]);
-    s.wait_votes(&[1, 2, 3, 4]);
-    s.client(3).expect_vote(Vote::Ack);
-    s.client(4).expect_vote(Vote::Nack);
-    s.client(1).expect_vote(Vote::Nack);
+    let mut s = lms_split(
+        "lms_4n_node_id_tie_breaker_only_that_node_acks",
+        4,
+        node_tb(3),
+        |s| {
+            s.partition(ring(1, 12), &[1, 2]);
+            s.partition(ring(3, 12), &[3, 4]);
+        },
+    );
+    s.expect_votes(&[(3, Vote::Ack), (4, Vote::Nack), (1, Vote::Nack)]);
     for id in 1..=4 {
         s.client(id).quorum(id >= 3, &[id]);
     }
@@ -117,20 +109,16 @@ fn lms_4n_node_id_tie_breaker_only_that_node_acks() {
 /// 3 nodes, 2:1 split: the larger partition wins whatever the tie-breaker.
 #[test]
 fn lms_3n_2_1_split_larger_partition_wins() {
-    let mut s = Scenario::new("lms_3n_2_1_split_larger_partition_wins");
-    s.algorithm(algo::LMS)
-        .heartbeat(LMS_HB)
-        .tie_breaker(node_tb(1));
-    for id in 1..=3 {
-        s.client(id).join(&[1, 2, 3]);
-    }
-    part(&mut s, (1, 8), &[1, 2, 3]);
-    s.client(1).membership(ring(1, 12), &[1]);
-    part(&mut s, (2, 12), &[2, 3]);
-    s.wait_votes(&[1, 2, 3]);
-    s.client(1).expect_vote(Vote::Nack);
-    s.client(2).expect_vote(Vote::Ack);
-    s.client(3).expect_vote(Vote::Ack);
+    let mut s = lms_split(
+        "lms_3n_2_1_split_larger_partition_wins",
+        3,
+        node_tb(1),
+        |s| {
+            s.alone(1, 12);
+            s.partition(ring(2, 12), &[2, 3]);
+        },
+    );
+    s.expect_votes(&[(1, Vote::Nack), (2, Vote::Ack), (3, Vote::Ack)]);
     check(&s);
 }
 
@@ -138,28 +126,24 @@ fn lms_3n_2_1_split_larger_partition_wins() {
 /// the partition of node 1.
 #[test]
 fn lms_4n_2_2_split_lowest() {
-    let mut s = lms("lms_4n_2_2_split_lowest", 4);
-    part(&mut s, (1, 8), &[1, 2, 3, 4]);
-    part(&mut s, (1, 12), &[1, 2]);
-    part(&mut s, (3, 12), &[3, 4]);
-    s.wait_votes(&[1, 2, 3, 4]);
-    s.client(2).expect_vote(Vote::Ack);
-    s.client(3).expect_vote(Vote::Nack);
+    let mut s = lms_split("lms_4n_2_2_split_lowest", 4, LOWEST, |s| {
+        s.partition(ring(1, 12), &[1, 2]);
+        s.partition(ring(3, 12), &[3, 4]);
+    });
+    s.expect_votes(&[(2, Vote::Ack), (3, Vote::Nack)]);
     check(&s);
 }
 
 /// 5 nodes, 3:2 split, then the 3 split again 2:1 (2:2:1 overall).
 #[test]
 fn lms_5n_3_2_then_2_2_1() {
-    let mut s = lms("lms_5n_3_2_then_2_2_1", 5);
-    part(&mut s, (1, 8), &[1, 2, 3, 4, 5]);
-    part(&mut s, (1, 12), &[1, 2]);
-    part(&mut s, (3, 12), &[3, 4, 5]);
-    s.wait_votes(&[1, 2, 3, 4, 5]);
-    s.client(1).expect_vote(Vote::Nack);
-    s.client(5).expect_vote(Vote::Ack);
-    part(&mut s, (3, 16), &[3, 4]);
-    s.client(5).membership(ring(5, 16), &[5]);
+    let mut s = lms_split("lms_5n_3_2_then_2_2_1", 5, LOWEST, |s| {
+        s.partition(ring(1, 12), &[1, 2]);
+        s.partition(ring(3, 12), &[3, 4, 5]);
+    });
+    s.expect_votes(&[(1, Vote::Nack), (5, Vote::Ack)]);
+    s.partition(ring(3, 16), &[3, 4]);
+    s.alone(5, 16);
     s.wait_votes(&[3, 4, 5]);
     for id in 1..=5 {
         s.client(id).ask_for_vote();
@@ -171,15 +155,13 @@ fn lms_5n_3_2_then_2_2_1() {
 /// the larger undefined {3,4,5} (score 3).
 #[test]
 fn lms_heuristics_score_beats_size() {
-    let mut s = lms("lms_heuristics_score_beats_size", 5);
-    part(&mut s, (1, 8), &[1, 2, 3, 4, 5]);
-    for id in [1, 2] {
-        s.client(id).membership_h(ring(1, 12), &[1, 2], PASS);
-    }
-    part(&mut s, (3, 12), &[3, 4, 5]);
-    s.wait_votes(&[1, 2, 3, 4, 5]);
-    s.client(1).expect_vote(Vote::Ack);
-    s.client(3).expect_vote(Vote::Nack);
+    let mut s = lms_split("lms_heuristics_score_beats_size", 5, LOWEST, |s| {
+        for id in [1, 2] {
+            s.client(id).membership_h(ring(1, 12), &[1, 2], PASS);
+        }
+        s.partition(ring(3, 12), &[3, 4, 5]);
+    });
+    s.expect_votes(&[(1, Vote::Ack), (3, Vote::Nack)]);
     check(&s);
 }
 
@@ -187,14 +169,12 @@ fn lms_heuristics_score_beats_size() {
 /// against {3,4} (score 2).
 #[test]
 fn lms_heuristics_fail_lowers_score() {
-    let mut s = lms("lms_heuristics_fail_lowers_score", 4);
-    part(&mut s, (1, 8), &[1, 2, 3, 4]);
-    s.client(1).membership_h(ring(1, 12), &[1, 2], FAIL);
-    s.client(2).membership(ring(1, 12), &[1, 2]);
-    part(&mut s, (3, 12), &[3, 4]);
-    s.wait_votes(&[1, 2, 3, 4]);
-    s.client(1).expect_vote(Vote::Nack);
-    s.client(4).expect_vote(Vote::Ack);
+    let mut s = lms_split("lms_heuristics_fail_lowers_score", 4, LOWEST, |s| {
+        s.client(1).membership_h(ring(1, 12), &[1, 2], FAIL);
+        s.client(2).membership(ring(1, 12), &[1, 2]);
+        s.partition(ring(3, 12), &[3, 4]);
+    });
+    s.expect_votes(&[(1, Vote::Nack), (4, Vote::Ack)]);
     check(&s);
 }
 
@@ -209,12 +189,11 @@ fn lms_quorum_ask_and_heuristics_change() {
         .quorum(false, &[1])
         .heuristics_change(Heuristics::Fail)
         .expect_reply_vote(Vote::NoChange);
-    part(&mut s, (1, 8), &[1, 2]);
-    s.client(1).membership(ring(1, 12), &[1]);
-    s.client(2).membership(ring(2, 12), &[2]);
+    s.partition(ring(1, 8), &[1, 2]);
+    s.alone(1, 12);
+    s.alone(2, 12);
     s.wait_votes(&[1, 2]);
-    s.client(1).expect_vote(Vote::Ack);
-    s.client(2).expect_vote(Vote::Nack);
+    s.expect_votes(&[(1, Vote::Ack), (2, Vote::Nack)]);
     s.client(1)
         .heuristics_change(Heuristics::Fail)
         .expect_reply_vote(Vote::NoChange)
@@ -232,9 +211,7 @@ fn lms_quorum_ask_and_heuristics_change() {
         .expect_reply_vote(Vote::Ack);
     // Node 1's run still sees its stored PASS (tie, lowest wins: ACK); the
     // list then stores undefined heuristics, so node 2 (PASS) now wins.
-    s.client(1)
-        .membership(ring(1, 12), &[1])
-        .expect_reply_vote(Vote::Ack);
+    s.alone(1, 12).expect_reply_vote(Vote::Ack);
     s.client(2).ask_for_vote().expect_reply_vote(Vote::Ack);
     s.ipc("list verbose");
     check(&s);
@@ -245,7 +222,7 @@ fn lms_quorum_ask_and_heuristics_change() {
 #[test]
 fn lms_node_leaves_survivor_acks_on_next_list() {
     let mut s = lms("lms_node_leaves_survivor_acks_on_next_list", 3);
-    part(&mut s, (1, 8), &[1, 2, 3]);
+    s.partition(ring(1, 8), &[1, 2, 3]);
     s.client(3).disconnect();
     s.client(1).expect_silent();
     s.client(1)
@@ -257,9 +234,7 @@ fn lms_node_leaves_survivor_acks_on_next_list() {
     s.wait_votes(&[1]);
     s.client(1).expect_vote(Vote::Ack);
     s.client(2).disconnect();
-    s.client(1)
-        .membership(ring(1, 16), &[1])
-        .expect_reply_vote(Vote::Ack);
+    s.alone(1, 16).expect_reply_vote(Vote::Ack);
     check(&s);
 }
 
@@ -269,9 +244,8 @@ fn lms_node_leaves_survivor_acks_on_next_list() {
 fn lms_dpd_drops_silent_client() {
     let mut s = Scenario::new("lms_dpd_drops_silent_client");
     s.algorithm(algo::LMS).heartbeat(1000);
-    s.client(1).join(&[1, 2]);
-    s.client(2).join(&[1, 2]);
-    part(&mut s, (1, 8), &[1, 2]);
+    s.join_all(&[1, 2], &[1, 2]);
+    s.partition(ring(1, 8), &[1, 2]);
     s.client(2).silence().wait_closed(4000).expect_closed();
     s.client(1)
         .expect_silent()
@@ -286,9 +260,8 @@ fn lms_dpd_drops_silent_client() {
 fn lms_newcomer_nack_while_other_partition_active() {
     let mut s = Scenario::new("lms_newcomer_nack_while_other_partition_active");
     s.algorithm(algo::LMS).heartbeat(LMS_HB);
-    s.client(2).join(&[1, 2, 3]);
-    s.client(3).join(&[1, 2, 3]);
-    part(&mut s, (2, 8), &[2, 3]);
+    s.join_all(&[2, 3], &[1, 2, 3]);
+    s.partition(ring(2, 8), &[2, 3]);
     s.client(2).expect_reply_vote(Vote::Ack);
     s.client(1)
         .join(&[1, 2, 3])
@@ -296,7 +269,7 @@ fn lms_newcomer_nack_while_other_partition_active() {
         .expect_reply_vote(Vote::Nack)
         .ask_for_vote()
         .expect_reply_vote(Vote::Nack);
-    part(&mut s, (1, 12), &[1, 2, 3]);
+    s.partition(ring(1, 12), &[1, 2, 3]);
     s.wait_votes(&[1]);
     s.client(1).ask_for_vote();
     s.client(2).ask_for_vote();
@@ -333,7 +306,7 @@ fn lms_ring_seq_zero_is_no_partition() {
 #[test]
 fn lms_ring_disagreement_waits_for_timer() {
     let mut s = lms("lms_ring_disagreement_waits_for_timer", 3);
-    part(&mut s, (1, 8), &[1, 2, 3]);
+    s.partition(ring(1, 8), &[1, 2, 3]);
     s.client(1)
         .membership(ring(1, 12), &[1, 2, 3])
         .expect_reply_vote(Vote::WaitForReply);
@@ -358,12 +331,11 @@ fn lms_timer_follows_set_option_heartbeat() {
     for id in [1, 2] {
         s.client(id).join(&[1, 2]).set_heartbeat(1000);
     }
-    part(&mut s, (1, 8), &[1, 2]);
-    s.client(1).membership(ring(1, 12), &[1]);
-    s.client(2).membership(ring(2, 12), &[2]);
+    s.partition(ring(1, 8), &[1, 2]);
+    s.alone(1, 12);
+    s.alone(2, 12);
     s.wait_votes_within(&[1, 2], 1200);
-    s.client(1).expect_vote(Vote::Ack);
-    s.client(2).expect_vote(Vote::Nack);
+    s.expect_votes(&[(1, Vote::Ack), (2, Vote::Nack)]);
     check(&s);
 }
 
@@ -372,10 +344,9 @@ fn lms_timer_follows_set_option_heartbeat() {
 #[test]
 fn lms_disconnect_with_pending_timer() {
     let mut s = lms("lms_disconnect_with_pending_timer", 2);
-    part(&mut s, (1, 8), &[1, 2]);
-    s.client(1).membership(ring(1, 12), &[1]);
-    s.client(2)
-        .membership(ring(2, 12), &[2])
+    s.partition(ring(1, 8), &[1, 2]);
+    s.alone(1, 12);
+    s.alone(2, 12)
         .expect_reply_vote(Vote::WaitForReply)
         .disconnect();
     s.wait_votes(&[1]);
@@ -388,7 +359,7 @@ fn lms_disconnect_with_pending_timer() {
 #[test]
 fn lms_ask_for_vote_while_rings_disagree() {
     let mut s = lms("lms_ask_for_vote_while_rings_disagree", 2);
-    part(&mut s, (1, 8), &[1, 2]);
+    s.partition(ring(1, 8), &[1, 2]);
     s.client(1).membership(ring(1, 12), &[1, 2]);
     s.client(1)
         .ask_for_vote()

@@ -160,10 +160,8 @@ fn real_reference_run_with_injected_difference_fails() {
         return;
     };
     let mut s = Scenario::new("selftest_injected_difference");
-    s.client(1).join(&[1, 2]);
-    s.client(2).join(&[1, 2]);
-    s.client(1).membership(ring(1, 8), &[1, 2]);
-    s.client(2).membership(ring(1, 8), &[1, 2]);
+    s.join_all(&[1, 2], &[1, 2]);
+    s.partition(ring(1, 8), &[1, 2]);
     let r = run_one(&s, &reference).expect("reference starts");
     verdict(&s, &r, &r).expect("a run equals itself");
     let mut mangled = r.clone();

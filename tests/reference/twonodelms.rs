@@ -4,7 +4,7 @@
 use qnetd::proto::{Heuristics, MsgType, ReplyErrorCode as E, Vote};
 
 use crate::support::runner::check;
-use crate::support::scenario::{HIGHEST, Scenario, algo, node_tb, ring};
+use crate::support::scenario::{HIGHEST, LOWEST, Scenario, algo, node_tb, ring};
 
 fn two_node(name: &str) -> Scenario {
     let mut s = Scenario::new(name);
@@ -12,9 +12,9 @@ fn two_node(name: &str) -> Scenario {
     s
 }
 
+/// Both nodes join and agree on one membership: ACK for both, directly.
 fn joint(s: &mut Scenario) {
-    s.client(1).join(&[1, 2]);
-    s.client(2).join(&[1, 2]);
+    s.join_all(&[1, 2], &[1, 2]);
     s.client(1)
         .membership(ring(1, 8), &[1, 2])
         .expect_reply_vote(Vote::Ack);
@@ -38,50 +38,39 @@ fn twonodelms_joint_membership_both_ack() {
     check(&s);
 }
 
-/// Split, lowest tie-breaker: node 1 ACK, node 2 NACK, in the replies.
+/// A split decided by the tie-breaker, votes in the replies. Each row:
+/// scenario name, tie-breaker, the node that reports first, the winner,
+/// and the steps that follow.
 #[test]
-fn twonodelms_split_lowest() {
-    let mut s = two_node("twonodelms_split_lowest");
-    joint(&mut s);
-    s.client(1)
-        .membership(ring(1, 12), &[1])
-        .expect_reply_vote(Vote::Ack);
-    s.client(2)
-        .membership(ring(2, 12), &[2])
-        .expect_reply_vote(Vote::Nack);
-    s.client(1).quorum(true, &[1]);
-    s.client(2).quorum(false, &[2]);
-    check(&s);
-}
-
-/// Split, highest tie-breaker: node 2 wins.
-#[test]
-fn twonodelms_split_highest() {
-    let mut s = two_node("twonodelms_split_highest");
-    s.tie_breaker(HIGHEST);
-    joint(&mut s);
-    s.client(2)
-        .membership(ring(2, 12), &[2])
-        .expect_reply_vote(Vote::Ack);
-    s.client(1)
-        .membership(ring(1, 12), &[1])
-        .expect_reply_vote(Vote::Nack);
-    check(&s);
-}
-
-/// Split, tie-breaker "node 2".
-#[test]
-fn twonodelms_split_node_id_tie_breaker() {
-    let mut s = two_node("twonodelms_split_node_id_tie_breaker");
-    s.tie_breaker(node_tb(2));
-    joint(&mut s);
-    s.client(1)
-        .membership(ring(1, 12), &[1])
-        .expect_reply_vote(Vote::Nack);
-    s.client(2)
-        .membership(ring(2, 12), &[2])
-        .expect_reply_vote(Vote::Ack);
-    check(&s);
+fn twonodelms_split_tie_breakers() {
+    let rows: [(_, _, _, _, fn(&mut Scenario)); 3] = [
+        // Lowest: node 1 ACK, node 2 NACK; quorum lists follow.
+        ("twonodelms_split_lowest", LOWEST, 1, 1, |s| {
+            s.client(1).quorum(true, &[1]);
+            s.client(2).quorum(false, &[2]);
+        }),
+        // Highest: node 2 wins.
+        ("twonodelms_split_highest", HIGHEST, 2, 2, |_| {}),
+        // Tie-breaker "node 2".
+        (
+            "twonodelms_split_node_id_tie_breaker",
+            node_tb(2),
+            1,
+            2,
+            |_| {},
+        ),
+    ];
+    for (name, tb, first, winner, then) in rows {
+        let vote = |id| if id == winner { Vote::Ack } else { Vote::Nack };
+        let mut s = two_node(name);
+        s.tie_breaker(tb);
+        joint(&mut s);
+        for id in [first, 3 - first] {
+            s.alone(id, 12).expect_reply_vote(vote(id));
+        }
+        then(&mut s);
+        check(&s);
+    }
 }
 
 /// A config list that does not have exactly two entries is
@@ -115,9 +104,7 @@ fn twonodelms_heuristics_beat_tie_breaker() {
     s.client(2)
         .membership_h(ring(2, 12), &[2], Some(Heuristics::Pass))
         .expect_reply_vote(Vote::Ack);
-    s.client(1)
-        .membership(ring(1, 12), &[1])
-        .expect_reply_vote(Vote::Nack);
+    s.alone(1, 12).expect_reply_vote(Vote::Nack);
     s.client(1)
         .membership_h(ring(1, 13), &[1], Some(Heuristics::Pass))
         .expect_reply_vote(Vote::Ack);
@@ -165,10 +152,9 @@ fn twonodelms_ask_for_vote_heuristics_change_disconnect() {
         .ask_for_vote()
         .expect_reply_vote(Vote::AskLater);
     s.client(2).join(&[1, 2]);
-    s.client(1).membership(ring(1, 8), &[1, 2]);
-    s.client(2).membership(ring(1, 8), &[1, 2]);
-    s.client(1).membership(ring(1, 12), &[1]);
-    s.client(2).membership(ring(2, 12), &[2]);
+    s.partition(ring(1, 8), &[1, 2]);
+    s.alone(1, 12);
+    s.alone(2, 12);
     s.client(1).ask_for_vote().expect_reply_vote(Vote::Ack);
     s.client(2)
         .ask_for_vote()
@@ -209,14 +195,7 @@ fn twonodelms_single_client() {
 #[test]
 fn twonodelms_three_clients_compare_last_other_heuristics() {
     let mut s = two_node("twonodelms_three_clients_compare_last_other_heuristics");
-    s.client(1).join(&[1, 2]);
-    s.client(2).join(&[1, 2]);
-    s.client(1)
-        .membership(ring(1, 8), &[1, 2])
-        .expect_reply_vote(Vote::Ack);
-    s.client(2)
-        .membership(ring(1, 8), &[1, 2])
-        .expect_reply_vote(Vote::Ack);
+    joint(&mut s);
     s.client(3)
         .join(&[2, 3])
         .membership_h(ring(3, 8), &[3], Some(Heuristics::Fail))
@@ -225,16 +204,12 @@ fn twonodelms_three_clients_compare_last_other_heuristics() {
         .membership_h(ring(2, 9), &[2], Some(Heuristics::Pass))
         .expect_reply_vote(Vote::Ack);
     // Node 1 (undefined) is compared with node 3 (FAIL), not node 2 (PASS).
-    s.client(1)
-        .membership(ring(1, 9), &[1])
-        .expect_reply_vote(Vote::Ack);
+    s.alone(1, 9).expect_reply_vote(Vote::Ack);
     s.client(3)
         .membership_h(ring(3, 9), &[3], Some(Heuristics::Pass))
         .expect_reply_vote(Vote::Nack);
     s.client(3).ask_for_vote().expect_reply_vote(Vote::AskLater);
     s.client(2).disconnect();
-    s.client(1)
-        .membership(ring(1, 10), &[1])
-        .expect_reply_vote(Vote::Nack);
+    s.alone(1, 10).expect_reply_vote(Vote::Nack);
     check(&s);
 }

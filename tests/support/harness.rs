@@ -171,6 +171,16 @@ impl Harness {
         self.closed.contains(&self.clients[&key])
     }
 
+    /// Advances the clock `ms - 1` ms with client `key` still open, then
+    /// 1 ms more, after which it must be closed (a deadline of exactly
+    /// `ms`).
+    pub fn expect_closed_after(&mut self, key: u32, ms: u64) {
+        self.advance(ms - 1);
+        assert!(!self.is_closed(key), "client {key} closed before {ms} ms");
+        self.advance(1);
+        assert!(self.is_closed(key), "client {key} still open after {ms} ms");
+    }
+
     pub fn advance(&mut self, ms: u64) {
         let target = self.now.add_millis(ms);
         // Step through every deadline on the way, like a real clock.

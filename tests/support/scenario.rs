@@ -339,6 +339,47 @@ impl Scenario {
         self.push(None, Action::WaitVoteInfos(idx, 4000));
         self
     }
+
+    // Group builders: the steps a scenario repeats for several clients.
+
+    /// Every client of `ids` joins (handshake + config list `config`), in
+    /// order.
+    pub(crate) fn join_all(&mut self, ids: &[u32], config: &[u32]) -> &mut Self {
+        for &id in ids {
+            self.client(id).join(config);
+        }
+        self
+    }
+
+    /// Every client of `ids` reports membership `list` in ring `r`, in
+    /// order.
+    pub(crate) fn members(&mut self, ids: &[u32], r: RingId, list: &[u32]) -> &mut Self {
+        for &id in ids {
+            self.client(id).membership(r, list);
+        }
+        self
+    }
+
+    /// Every node of `ids` reports membership `ids` in ring `r` (one
+    /// partition).
+    pub(crate) fn partition(&mut self, r: RingId, ids: &[u32]) -> &mut Self {
+        self.members(ids, r, ids)
+    }
+
+    /// Node `id` reports itself alone in its own ring `id.seq` (its side of
+    /// a split).
+    pub(crate) fn alone(&mut self, id: u32, seq: u64) -> C<'_> {
+        self.client(id).membership(ring(id, seq), &[id])
+    }
+
+    /// Expects, in order, the vote of each `(client, vote)` pair in a
+    /// VOTE_INFO.
+    pub(crate) fn expect_votes(&mut self, votes: &[(u32, Vote)]) -> &mut Self {
+        for &(id, v) in votes {
+            self.client(id).expect_vote(v);
+        }
+        self
+    }
 }
 
 /// A handle on one client of a scenario; every method appends steps (or

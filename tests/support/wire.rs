@@ -7,8 +7,7 @@ use std::io::{ErrorKind, Read as _, Write as _};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use qnetd::proto::build::Init;
-use qnetd::proto::{DecisionAlgorithm, Frame, RingId, Status, TieBreaker, TieBreakerMode};
+use qnetd::proto::{Frame, Status};
 
 /// Removes and returns the first complete message at the front of `buf`,
 /// if there is one.
@@ -29,22 +28,6 @@ pub fn split_frames(bytes: &[u8]) -> (Vec<&[u8]>, &[u8]) {
         rest = &rest[n..];
     }
     (frames, rest)
-}
-
-/// The INIT of a plain ffsplit client: 8 s heartbeat, lowest tie-breaker,
-/// ring 1/4 (as in the reference traces).
-pub fn ffsplit_init(seq: u32, node_id: u32) -> Init {
-    Init {
-        seq,
-        node_id,
-        algorithm: DecisionAlgorithm::Ffsplit,
-        heartbeat_interval: 8000,
-        tie_breaker: TieBreaker {
-            mode: TieBreakerMode::Lowest,
-            node_id: 0,
-        },
-        ring_id: RingId { node_id: 1, seq: 4 },
-    }
 }
 
 /// What [`WireClient::next`] got.

@@ -7,9 +7,8 @@ use std::net::SocketAddr;
 
 use proptest::prelude::*;
 use qnetd::core::{Event, Instance, InstanceConfig, Timestamp};
-use qnetd::proto::build::{self};
+use qnetd::proto::build::{self, Init};
 
-use crate::support::wire::ffsplit_init;
 use qnetd::proto::{
     DecisionAlgorithm, Frame, HEADER_LEN, Heuristics, Msg, MsgType, NodeInfo, NodeListType,
     NodeState, Nodes, Quorate, ReplyErrorCode, RingId, Status, TieBreaker, TieBreakerMode,
@@ -143,7 +142,7 @@ fn session(extra_echoes: usize, garbage: &[Vec<u8>]) -> Vec<u8> {
     let mut pending: Vec<Vec<u8>> = Vec::new();
     let push = |p: &mut Vec<Vec<u8>>, m: &Msg<'_>| p.push(build::to_bytes(m));
     push(&mut pending, &build::preinit(1, b"cluster"));
-    push(&mut pending, &build::init(&ffsplit_init(2, 1)));
+    push(&mut pending, &build::init(&Init::traced_ffsplit(2, 1)));
     push(&mut pending, &build::set_option_kap(3, true));
     push(&mut pending, &build::config_list(4, true, Some(3), &[1, 2]));
     push(

@@ -15,8 +15,7 @@ use std::net::SocketAddr;
 use qnetd_engine::core::{ClientId, Event, Instance, InstanceConfig, Timestamp};
 use qnetd_engine::proto::build::{self, Init};
 use qnetd_engine::proto::{
-    DecisionAlgorithm, Frame, Heuristics, Msg, MsgType, RingId, Status, TieBreaker, TieBreakerMode,
-    TlsSupported,
+    DecisionAlgorithm, Frame, Heuristics, Msg, MsgType, RingId, Status, TlsSupported,
 };
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 
@@ -102,18 +101,12 @@ impl Rig {
             let msgs = [
                 build::to_bytes(&build::preinit(1, b"cluster")),
                 build::to_bytes(&build::init(&Init {
-                    seq: 2,
-                    node_id: node,
                     algorithm,
-                    heartbeat_interval: 8000,
-                    tie_breaker: TieBreaker {
-                        mode: TieBreakerMode::Lowest,
-                        node_id: 0,
-                    },
                     ring_id: RingId {
                         node_id: 1,
                         seq: 100,
                     },
+                    ..Init::traced_ffsplit(2, node)
                 })),
                 build::to_bytes(&build::set_option_kap(3, true)),
                 build::to_bytes(&build::config_list(4, true, Some(1), &[1, 2])),

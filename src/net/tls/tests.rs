@@ -64,6 +64,18 @@ fn fixture(cluster: &str) -> Fixture {
     }
 }
 
+impl Fixture {
+    /// A client that trusts the store's CA and presents the fixture's
+    /// client certificate.
+    fn new_client(&self, provider: CryptoProvider) -> Client {
+        Client::new(&client_config(
+            provider,
+            &self.ca,
+            Some(clone_identity(&self.client)),
+        ))
+    }
+}
+
 #[derive(Debug)]
 enum PumpError {
     Server(TlsError),
@@ -171,11 +183,7 @@ fn bytes_after_starttls_are_not_lost_and_chunking_does_not_matter() {
     let fx = fixture("testcluster");
     for (name, provider, _) in VERSIONS {
         let cfg = server_config(&fx.store, true).unwrap();
-        let mut client = Client::new(&client_config(
-            provider,
-            &fx.ca,
-            Some(clone_identity(&fx.client)),
-        ));
+        let mut client = fx.new_client(provider);
         // The ClientHello arrived in the same read as STARTTLS.
         let hello = client.take_output();
         let mut server = TlsSession::new(cfg, &hello).unwrap();
@@ -208,11 +216,7 @@ fn bytes_after_starttls_are_not_lost_and_chunking_does_not_matter() {
 fn socket_style_io_with_read_tls_from_and_write_tls_to() {
     let fx = fixture("testcluster");
     let cfg = server_config(&fx.store, true).unwrap();
-    let mut client = Client::new(&client_config(
-        rustls_ring::DEFAULT_PROVIDER,
-        &fx.ca,
-        Some(clone_identity(&fx.client)),
-    ));
+    let mut client = fx.new_client(rustls_ring::DEFAULT_PROVIDER);
     let mut server = TlsSession::new(cfg, &[]).unwrap();
     for _ in 0..20 {
         // Readable: drain the "socket" until WouldBlock, processing as we go.
@@ -366,11 +370,7 @@ fn patch_sni(hello: &mut [u8], from: &[u8], to: &[u8]) {
 fn sni_qnetd_server_from_nss_is_ignored() {
     let fx = fixture("testcluster");
     let cfg = server_config(&fx.store, true).unwrap();
-    let mut client = Client::new(&client_config(
-        rustls_ring::DEFAULT_PROVIDER,
-        &fx.ca,
-        Some(clone_identity(&fx.client)),
-    ));
+    let mut client = fx.new_client(rustls_ring::DEFAULT_PROVIDER);
     let mut hello = client.take_output();
     patch_sni(&mut hello, testkit::SERVER_NAME.as_bytes(), b"Qnetd Server");
 
@@ -397,11 +397,7 @@ fn certificate_request_names_the_ca() {
     let fx = fixture("testcluster");
     let cfg = server_config(&fx.store, true).unwrap();
     // TLS 1.2: the CertificateRequest travels in clear.
-    let mut client = Client::new(&client_config(
-        rustls_ring::DEFAULT_TLS12_PROVIDER,
-        &fx.ca,
-        Some(clone_identity(&fx.client)),
-    ));
+    let mut client = fx.new_client(rustls_ring::DEFAULT_TLS12_PROVIDER);
     let server = TlsSession::new(cfg, &client.take_output()).unwrap();
     let (_, ca) = x509_parser::parse_x509_certificate(&fx.ca).unwrap();
     let dn = ca.subject().as_raw();

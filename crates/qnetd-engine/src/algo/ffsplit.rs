@@ -28,6 +28,20 @@ struct Input<'m> {
     heuristics: Heuristics,
 }
 
+impl Input<'_> {
+    /// The member at `client` as stored: no new lists, not leaving.
+    fn stored(client: usize, c: &Member) -> Self {
+        Input {
+            client,
+            leaving: false,
+            ring_id: c.ring_id,
+            config: None,
+            membership: None,
+            heuristics: c.heuristics,
+        }
+    }
+}
+
 /// What the algorithm sees of one member: the stored values, or for the
 /// triggering member the new ones.
 #[derive(Debug, Clone, Copy)]
@@ -359,6 +373,16 @@ fn select_partition(
     best.map(|(i, _)| i)
 }
 
+/// Starts the ACK round: every NACK was sent and confirmed, or there was
+/// none; with no ACK to send the cluster waits for the next change.
+fn send_acks(cluster: &mut Cluster, input: &Input<'_>, actions: &mut Vec<Action>) {
+    cluster.ffsplit_state = FfsplitClusterState::SendingAcks;
+    if send_votes(cluster, input, Vote::Ack, actions) == 0 {
+        log::debug!("ffsplit: No client gets ACK");
+        cluster.ffsplit_state = FfsplitClusterState::WaitingForChange;
+    }
+}
+
 /// Queues `vote` for every participant in the matching sending state and
 /// returns how many were queued (`qnetd_algo_ffsplit_send_votes`).
 fn send_votes(
@@ -457,11 +481,7 @@ fn run(cluster: &mut Cluster, input: &Input<'_>, actions: &mut Vec<Action>) -> V
     cluster.ffsplit_state = FfsplitClusterState::SendingNacks;
     if send_votes(cluster, input, Vote::Nack, actions) == 0 {
         log::debug!("ffsplit: No client gets NACK");
-        cluster.ffsplit_state = FfsplitClusterState::SendingAcks;
-        if send_votes(cluster, input, Vote::Ack, actions) == 0 {
-            log::debug!("ffsplit: No client gets ACK");
-            cluster.ffsplit_state = FfsplitClusterState::WaitingForChange;
-        }
+        send_acks(cluster, input, actions);
     }
     Vote::NoChange
 }
@@ -480,14 +500,7 @@ pub fn handle(
     let Some(c) = cluster.members.get(idx) else {
         return Err(ReplyErrorCode::InternalError);
     };
-    let base = Input {
-        client: idx,
-        leaving: false,
-        ring_id: c.ring_id,
-        config: None,
-        membership: None,
-        heuristics: c.heuristics,
-    };
+    let base = Input::stored(idx, c);
     match event {
         Event::ConfigList { list, initial } => {
             if list.is_empty() || !in_list(list, c.node_id) {
@@ -571,14 +584,7 @@ fn vote_info_reply(cluster: &mut Cluster, idx: usize, seq: u32, actions: &mut Ve
         return;
     }
     c.ffsplit_state = FfsplitClientState::WaitingForChange;
-    let input = Input {
-        client: idx,
-        leaving: false,
-        ring_id: c.ring_id,
-        config: None,
-        membership: None,
-        heuristics: c.heuristics,
-    };
+    let input = Input::stored(idx, c);
     match cluster.ffsplit_state {
         FfsplitClusterState::SendingNacks => {
             if sending_count(cluster, FfsplitClientState::SendingNack) == 0 {
@@ -586,11 +592,7 @@ fn vote_info_reply(cluster: &mut Cluster, idx: usize, seq: u32, actions: &mut Ve
                     "ffsplit: All NACK votes sent for cluster {}",
                     cluster.display_name()
                 );
-                cluster.ffsplit_state = FfsplitClusterState::SendingAcks;
-                if send_votes(cluster, &input, Vote::Ack, actions) == 0 {
-                    log::debug!("ffsplit: No client gets ACK");
-                    cluster.ffsplit_state = FfsplitClusterState::WaitingForChange;
-                }
+                send_acks(cluster, &input, actions);
             }
         }
         FfsplitClusterState::SendingAcks => {

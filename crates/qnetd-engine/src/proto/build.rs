@@ -2,11 +2,11 @@
 //! (`msg_create_*` in `qdevices/msg.c`), for tests, benchmarks, fuzzing and
 //! the load generator. The server never sends these.
 
-use super::enums::NodeState;
 use super::enums::{
     DecisionAlgorithm, Heuristics, MsgType, NodeListType, Quorate, SUPPORTED_MESSAGES,
     SUPPORTED_OPTIONS,
 };
+use super::enums::{NodeState, TieBreakerMode};
 use super::msg::Msg;
 use super::types::{Nodes, RingId, TieBreaker, U16Array, u16_array_bytes};
 
@@ -45,6 +45,25 @@ pub struct Init {
     pub tie_breaker: TieBreaker,
     /// Ring id of the current membership.
     pub ring_id: RingId,
+}
+
+impl Init {
+    /// The INIT fields of a plain ffsplit client in the reference traces:
+    /// 8 s heartbeat, lowest tie-breaker, ring `1.4`.
+    #[must_use]
+    pub const fn traced_ffsplit(seq: u32, node_id: u32) -> Self {
+        Self {
+            seq,
+            node_id,
+            algorithm: DecisionAlgorithm::Ffsplit,
+            heartbeat_interval: 8000,
+            tie_breaker: TieBreaker {
+                mode: TieBreakerMode::Lowest,
+                node_id: 0,
+            },
+            ring_id: RingId { node_id: 1, seq: 4 },
+        }
+    }
 }
 
 /// INIT as a 3.0.3 client sends it (supported messages 0..17 and options
@@ -161,7 +180,6 @@ pub fn to_bytes(msg: &Msg<'_>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::TieBreakerMode;
 
     fn hex(b: &[u8]) -> String {
         b.iter().map(|x| format!("{x:02x}")).collect()
@@ -174,17 +192,7 @@ mod tests {
             hex(&to_bytes(&preinit(1, b"testcluster"))),
             "00000000001700000004000000010001000b74657374636c7573746572"
         );
-        let init = init(&Init {
-            seq: 2,
-            node_id: 1,
-            algorithm: DecisionAlgorithm::Ffsplit,
-            heartbeat_interval: 8000,
-            tie_breaker: TieBreaker {
-                mode: TieBreakerMode::Lowest,
-                node_id: 0,
-            },
-            ring_id: RingId { node_id: 1, seq: 4 },
-        });
+        let init = init(&Init::traced_ffsplit(2, 1));
         assert_eq!(
             hex(&to_bytes(&init)),
             "0003000000930000000400000002000400240000000100020003000400050006000700080009000a000b000c000d000e000f00100011000500300000000100020003000400050006000700080009000a000b000c000d000e000f001000110012001300140015001600170009000400000001000b00020001000c000400001f40001500050100000000000d000c000000010000000000000004"
