@@ -13,6 +13,7 @@
 //! engine's; this model takes them from there.
 
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use crate::core::InstanceConfig;
@@ -307,6 +308,15 @@ pub struct Config {
     pub debug: u8,
     /// `-S` settings.
     pub advanced: AdvancedSettings,
+    /// The status panel's HTTP listener (`--http`, the add-on's Ingress
+    /// port); `None` = off.
+    pub http: Option<SocketAddr>,
+    /// The only source the panel answers (`--http-allow`; the Ingress
+    /// proxy in the add-on); `None` = any.
+    pub http_allow: Option<IpAddr>,
+    /// Time a panel client has to send its request and take the answer,
+    /// ms (`--http-timeout`).
+    pub http_request_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -321,6 +331,9 @@ impl Default for Config {
             max_clients: engine.max_clients,
             debug: 0,
             advanced: AdvancedSettings::default(),
+            http: None,
+            http_allow: None,
+            http_request_timeout_ms: crate::panel::DEFAULT_REQUEST_TIMEOUT_MS,
         }
     }
 }

@@ -8,6 +8,7 @@
 //! ([`READ_BUDGET`]); a client cut off by the budget goes on a ready list
 //! served before the next blocking poll.
 
+mod http;
 mod ipc;
 mod listen;
 mod lock;
@@ -261,6 +262,8 @@ struct Server {
     buf: Box<[u8]>,
     /// Set when TLS is on or required.
     tls_config: Option<Arc<rustls::ServerConfig>>,
+    /// The status panel, when `--http` or add-on mode asks for it.
+    http: Option<http::Http>,
     /// `accept` failed (e.g. out of file descriptors): connections may be
     /// waiting in the backlog without a new edge to announce them, so the
     /// loop retries on a short timer.
@@ -293,7 +296,8 @@ pub fn run(config: &Config) -> Result<(), Error> {
     let local = listener
         .local_addr()
         .map_err(|e| Error::io("read listen address", e))?;
-    let mut server = Server::new(config, listener, ipc, tls_config, signals)?;
+    let http = http::Http::bind(config)?;
+    let mut server = Server::new(config, listener, ipc, tls_config, signals, http)?;
     log::info!(
         "QNetd ready to provide service: listening on {local} (tls={}, client certificate required={})",
         tls_name(config),
@@ -343,6 +347,7 @@ impl Server {
         mut ipc: ipc::Ipc,
         tls_config: Option<Arc<rustls::ServerConfig>>,
         mut signals: Signals,
+        mut http: Option<http::Http>,
     ) -> Result<Self, Error> {
         let poll = Poll::new().map_err(|e| Error::io("create poll", e))?;
         poll.registry()
@@ -353,6 +358,11 @@ impl Server {
             .map_err(|e| Error::io("register signals", e))?;
         ipc.register(poll.registry())
             .map_err(|e| Error::io("register local socket", e))?;
+        if let Some(h) = http.as_mut() {
+            h.register(poll.registry())
+                .map_err(|e| Error::io("register status panel", e))?;
+            log::debug!("Status panel bound to {:?}", h.local_addr());
+        }
         Ok(Self {
             poll,
             listener,
@@ -364,6 +374,7 @@ impl Server {
             clock: Clock::new(),
             buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
             tls_config,
+            http,
             accept_failed: false,
         })
     }
@@ -385,6 +396,7 @@ impl Server {
             } else {
                 Some(Duration::ZERO)
             };
+            let timeout = self.with_http_deadline(timeout);
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if interrupted(&e) {
                     continue;
@@ -392,9 +404,14 @@ impl Server {
                 return Err(Error::io("poll", e));
             }
             let now = self.clock.now();
+            // Client traffic or engine timers may change what the panel shows.
+            let mut activity = events.is_empty();
             for event in &events {
                 match event.token() {
-                    LISTENER => self.accept(now),
+                    LISTENER => {
+                        activity = true;
+                        self.accept(now);
+                    }
                     SIGNALS => {
                         if self.signals.pending().next().is_some() {
                             log::info!("Signal received - shutting down");
@@ -412,7 +429,18 @@ impl Server {
                             return Ok(());
                         }
                     }
+                    token if http::owns(token) => {
+                        if let Some(h) = self.http.as_mut() {
+                            h.handle_event(
+                                self.poll.registry(),
+                                token,
+                                now.as_millis(),
+                                &self.instance,
+                            );
+                        }
+                    }
                     token => {
+                        activity = true;
                         let Some(id) = self.id_of(token) else {
                             continue;
                         };
@@ -436,7 +464,22 @@ impl Server {
             }
             self.instance.handle_timeout(now);
             self.process_outputs(now);
+            if let Some(h) = self.http.as_mut() {
+                if activity {
+                    h.mark_dirty();
+                }
+                h.tick(self.poll.registry(), now.as_millis(), &self.instance);
+            }
         }
+    }
+
+    /// The poll timeout, shortened to the panel's next deadline.
+    fn with_http_deadline(&self, timeout: Option<Duration>) -> Option<Duration> {
+        let Some(at) = self.http.as_ref().and_then(http::Http::next_deadline) else {
+            return timeout;
+        };
+        let wait = Duration::from_millis(at.saturating_sub(self.clock.now().as_millis()));
+        Some(timeout.map_or(wait, |t| t.min(wait)))
     }
 
     fn id_of(&self, token: Token) -> Option<ClientId> {
@@ -622,6 +665,9 @@ impl Server {
 
     fn shutdown(&mut self, now: Timestamp) {
         self.ipc.close(self.poll.registry());
+        if let Some(h) = self.http.as_mut() {
+            h.close(self.poll.registry());
+        }
         for id in self.instance.shutdown(now) {
             if let Some(slot) = usize::try_from(id.index())
                 .ok()
