@@ -17,7 +17,7 @@
 //!   stream. Streams get a keepalive comment every [`KEEPALIVE_MS`].
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
@@ -84,13 +84,6 @@ impl Http {
         };
         let listener = TcpListener::bind(addr)
             .map_err(|e| Error::io(format!("listen for the status panel on {addr}"), e))?;
-        let local = listener.local_addr().unwrap_or(addr);
-        log::info!(
-            "Status panel on http://{local}/ (answering {})",
-            config
-                .http_allow
-                .map_or_else(|| "any source".to_string(), |a| a.to_string())
-        );
         Ok(Some(Self {
             listener,
             allow: config.http_allow,
@@ -106,9 +99,17 @@ impl Http {
         }))
     }
 
-    /// The bound address.
-    pub(super) fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+    /// Logs where the panel is (after the ready line).
+    pub(super) fn log_ready(&self) {
+        let local = self
+            .listener
+            .local_addr()
+            .map_or_else(|e| e.to_string(), |a| a.to_string());
+        log::info!(
+            "Status panel on http://{local}/ (answering {})",
+            self.allow
+                .map_or_else(|| "any source".to_string(), |a| a.to_string())
+        );
     }
 
     pub(super) fn register(&mut self, registry: &Registry) -> io::Result<()> {

@@ -303,6 +303,9 @@ pub fn run(config: &Config) -> Result<(), Error> {
         tls_name(config),
         config.client_cert_required
     );
+    if let Some(h) = server.http.as_ref() {
+        h.log_ready();
+    }
     crate::sys::notify::ready();
     let outcome = server.run();
     crate::sys::notify::stopping();
@@ -361,7 +364,6 @@ impl Server {
         if let Some(h) = http.as_mut() {
             h.register(poll.registry())
                 .map_err(|e| Error::io("register status panel", e))?;
-            log::debug!("Status panel bound to {:?}", h.local_addr());
         }
         Ok(Self {
             poll,

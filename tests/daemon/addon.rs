@@ -713,6 +713,8 @@ fn healthcheck_answers_against_a_server_with_addon_settings() {
     let sock = dir.join("qnetd.sock");
     config.advanced.lock_file = dir.join("qnetd.pid");
     config.advanced.local_socket_file.clone_from(&sock);
+    // The panel's Ingress port, on loopback and a free port here.
+    config.http = Some((std::net::Ipv4Addr::LOCALHOST, 0).into());
     // The server thread runs until the test binary exits.
     std::thread::spawn(move || qnetd::net::run(&config));
     let args = ["-p", sock.to_str().unwrap()].map(OsString::from);
@@ -769,6 +771,8 @@ fn addon_mode_logs_to_stdout_and_stops_on_sigterm() {
         &port,
         "-S",
         &lock,
+        "--http",
+        "0",
     ])
     .stdout(std::process::Stdio::piped())
     .stderr(std::process::Stdio::piped())

@@ -12,5 +12,6 @@ mod loopback;
 mod mgmt_socket;
 mod nss_interop;
 mod packaging;
+mod panel;
 mod systemd;
 mod tls_loopback;
