@@ -228,7 +228,7 @@ impl Http {
                     conn.answered = true;
                     conn.rx = Vec::new();
                     let streaming = route == Route::Events;
-                    if streaming {
+                    if streaming || matches!(route, Route::Page { .. }) {
                         self.refresh(now, instance);
                     }
                     let reply = self.reply(&route, now, instance);
@@ -251,7 +251,7 @@ impl Http {
 
     fn reply(&self, route: &Route, now: u64, instance: &crate::core::Instance) -> Vec<u8> {
         match route {
-            Route::Page { base } => panel::page(base),
+            Route::Page { base } => panel::page(base, &self.feed.snapshot(now)),
             Route::Status => panel::response(
                 200,
                 "application/json",

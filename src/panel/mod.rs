@@ -194,10 +194,16 @@ pub fn answer(code: u16, message: &str) -> Vec<u8> {
     )
 }
 
-/// The page under `base`.
+/// The page under `base`, with `snapshot` (a [`Feed::snapshot`]) inline so
+/// that it shows the state at once, before the event stream connects.
 #[must_use]
-pub fn page(base: &str) -> Vec<u8> {
-    let body = PAGE.replace("{{BASE}}", base);
+pub fn page(base: &str, snapshot: &[u8]) -> Vec<u8> {
+    // In a <script> element only "</" could end it early; "<\/" is the
+    // same JSON string.
+    let snapshot = String::from_utf8_lossy(snapshot).replace("</", "<\\/");
+    let body = PAGE
+        .replace("{{BASE}}", base)
+        .replace("{{SNAPSHOT}}", &snapshot);
     response(200, "text/html; charset=utf-8", "", body.as_bytes())
 }
 
@@ -296,9 +302,11 @@ mod tests {
 
     #[test]
     fn page_gets_the_base_and_stays_small() {
-        let p = String::from_utf8(page("/api/hassio_ingress/abc")).unwrap();
+        let p =
+            String::from_utf8(page("/api/hassio_ingress/abc", b"{\"a\":\"</script>\"}")).unwrap();
         assert!(p.contains("<base href=\"/api/hassio_ingress/abc/\">"));
-        assert!(!p.contains("{{BASE}}"));
+        assert!(p.contains(r#"{"a":"<\/script>"}</script>"#));
+        assert!(!p.contains("{{BASE}}") && !p.contains("{{SNAPSHOT}}"));
         assert!(PAGE.len() < 48 * 1024);
         assert!(!PAGE.contains("http://") && !PAGE.contains("https://"));
     }

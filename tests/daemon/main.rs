@@ -7,6 +7,7 @@
 mod support;
 
 mod addon;
+mod browser;
 mod cli;
 mod loopback;
 mod mgmt_socket;

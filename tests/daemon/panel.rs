@@ -15,12 +15,15 @@ use crate::support::server::{Scratch, free_ports, ipc, sample_clients};
 use crate::support::{Daemon, Launch};
 
 /// A daemon with the panel on a free loopback port, plus `extra` options.
+/// Dead peer detection is off: the test clients send no heartbeats.
 pub(crate) fn start(dir: &Scratch, extra: &[&str]) -> (Daemon, u16) {
     let http = free_ports(1)[0];
     let spec = format!("127.0.0.1:{http}");
     let mut args = vec!["-s", "off", "--http", spec.as_str()];
     args.extend(extra);
-    let launch = Launch::ours(&dir.0, "panel").args(&args);
+    let launch = Launch::ours(&dir.0, "panel")
+        .args(&args)
+        .settings("dpd_enabled=off");
     (launch.start(), http)
 }
 
