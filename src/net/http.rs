@@ -208,11 +208,14 @@ impl Http {
             match conn.stream.read(&mut buf) {
                 Ok(0) => return false,
                 Ok(n) => {
-                    if conn.answered {
-                        continue; // nothing more is expected: discard
-                    }
+                    // After the head only a small body may follow (it is
+                    // never used); more is a misbehaving client.
                     conn.rx.extend_from_slice(buf.get(..n).unwrap_or_default());
-                    if conn.rx.len() > MAX_REQUEST {
+                    if conn.answered {
+                        if conn.rx.len() > MAX_REQUEST {
+                            return false;
+                        }
+                    } else if conn.rx.len() > MAX_REQUEST {
                         break;
                     }
                 }

@@ -215,3 +215,23 @@ fn event_stream_delivers_connects_and_disconnects() {
         "{kinds:?}"
     );
 }
+
+#[test]
+fn a_client_that_keeps_sending_after_its_request_is_closed() {
+    let dir = Scratch::new("panel-flood");
+    let (_d, port) = start(&dir, &[]);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /api/events HTTP/1.1\r\n\r\n").unwrap();
+    let mut first = [0u8; 16];
+    s.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200 OK\r");
+    // The stream stays open for a quiet client; not for this one.
+    let _ = s.write_all(&vec![b'x'; 4 * qnetd::panel::MAX_REQUEST]);
+    let mut rest = Vec::new();
+    let closed = match s.read_to_end(&mut rest) {
+        Ok(_) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    };
+    assert!(closed, "the stream was not closed");
+}
