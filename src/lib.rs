@@ -14,9 +14,11 @@
 //!  └──────────────────────────────────────────────────────────────────────┘
 //!    ↓
 //!  mgmt     management protocol and reports, read-only over the Instance
+//!  panel    the status panel, sans-IO: HTTP routing, the page, live feed
 //!    ↓
 //!  net      the shell: one mio loop owning every socket, TLS (net/tls),
-//!           the management socket (net/ipc), signals, the clock
+//!           the management socket (net/ipc), the panel's HTTP
+//!           listener (net/http), signals, the clock
 //!    ↓
 //!  cmd      the programs: daemon, certutil, tool, healthcheck (main.rs
 //!           picks one)
@@ -43,6 +45,7 @@ pub mod logging;
 pub mod mgmt;
 pub mod mqtt;
 pub mod net;
+pub mod panel;
 pub mod sys;
 
 /// The reference server whose protocol we speak byte for byte

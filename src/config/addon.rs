@@ -350,13 +350,17 @@ impl Options {
 }
 
 /// The defaults of the add-on: [`Config::default`] with the certificate
-/// store in `/data/tls`.
+/// store in `/data/tls`, and the status panel on the Ingress port
+/// answering only the Supervisor's Ingress proxy (`--http`/`--http-allow`
+/// after `--options` override both, e.g. for tests).
 #[must_use]
 pub fn base_config() -> Config {
     let mut config = Config::default();
     config.advanced.nss_db_dir = PathBuf::from(NSS_DB_DIR);
     config.advanced.lock_file = PathBuf::from(LOCK_FILE);
     config.advanced.local_socket_file = PathBuf::from(LOCAL_SOCKET_FILE);
+    config.http = Some((std::net::Ipv4Addr::UNSPECIFIED, crate::panel::INGRESS_PORT).into());
+    config.http_allow = Some(crate::panel::INGRESS_PROXY);
     config
 }
 

@@ -9,7 +9,12 @@
 //!       [--mqtt mqtt[s]://[user[:pass]@]host[:port]] [--mqtt-topic-prefix P]
 //!       [--mqtt-discovery-prefix P] [--mqtt-remove-after SECONDS]
 //!       [--mqtt-ca-file FILE]
+//!       [--http [ADDR:]PORT] [--http-allow ADDR] [--http-timeout MS]
 //! ```
+//!
+//! The `--http*` options are ours (the status panel, [`crate::panel`]):
+//! `--http PORT` binds loopback, `--http ADDR:PORT` (IPv6 as `[::1]:PORT`)
+//! that address; `--http-allow ADDR` answers only that source.
 //!
 //! `-h` and `-v` exit 1 as the reference; `--help` and `--version` exit 0,
 //! as in every `qnetd` program ([`crate::cmd`]).
@@ -54,8 +59,8 @@ pub enum Command {
 #[must_use]
 pub fn usage(program: &str) -> String {
     format!(
-        "usage: {program} [-46dfhv] [-l listen_addr] [-p listen_port] [-s tls]\n{:14}[-c client_cert_required] [-m max_clients] [-S option=value[,option2=value2,...]]\n{:14}[--options FILE] [--mqtt URL] [--mqtt-topic-prefix P] [--mqtt-discovery-prefix P]\n{:14}[--mqtt-remove-after SECONDS] [--mqtt-ca-file FILE]\n",
-        "", "", ""
+        "usage: {program} [-46dfhv] [-l listen_addr] [-p listen_port] [-s tls]\n{:14}[-c client_cert_required] [-m max_clients] [-S option=value[,option2=value2,...]]\n{:14}[--options FILE] [--mqtt URL] [--mqtt-topic-prefix P] [--mqtt-discovery-prefix P]\n{:14}[--mqtt-remove-after SECONDS] [--mqtt-ca-file FILE]\n{:14}[--http [ADDR:]PORT] [--http-allow ADDR] [--http-timeout MS]\n",
+        "", "", "", ""
     )
 }
 
@@ -187,6 +192,23 @@ pub fn parse_onto(
             Long("mqtt-ca-file") => {
                 config.mqtt.ca_file = Some(PathBuf::from(value(&mut parser)?));
             }
+            Long("http") => config.http = Some(parse_http(&value(&mut parser)?)?),
+            Long("http-allow") => {
+                let v = value(&mut parser)?;
+                config.http_allow = Some(v.parse().map_err(|_| {
+                    ConfigError::new(format!("--http-allow: expected an IP address, got '{v}'"))
+                })?);
+            }
+            Long("http-timeout") => {
+                let v = value(&mut parser)?;
+                config.http_request_timeout_ms = parse_int(&v, 1, 3_600_000)
+                    .and_then(|n| u64::try_from(n).ok())
+                    .ok_or_else(|| {
+                        ConfigError::new(format!(
+                            "--http-timeout: expected milliseconds 1-3600000, got '{v}'"
+                        ))
+                    })?;
+            }
             other => {
                 return Err(ConfigError::new(format!(
                     "{}\n{}",
@@ -212,6 +234,18 @@ fn check_prefixes(config: &Config) -> Result<(), ConfigError> {
             "--mqtt-topic-prefix"
         };
         ConfigError::new(format!("{option}: {e}"))
+    })
+}
+
+/// `--http`: a port (on loopback) or an address with a port.
+fn parse_http(v: &str) -> Result<std::net::SocketAddr, ConfigError> {
+    if let Some(port) = parse_int(v, 0, 65535).and_then(|p| u16::try_from(p).ok()) {
+        return Ok((std::net::Ipv4Addr::LOCALHOST, port).into());
+    }
+    v.parse().map_err(|_| {
+        ConfigError::new(format!(
+            "--http: expected PORT or ADDR:PORT (IPv6 as [::1]:PORT), got '{v}'"
+        ))
     })
 }
 

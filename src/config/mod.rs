@@ -13,6 +13,7 @@
 //! engine's; this model takes them from there.
 
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use crate::core::InstanceConfig;
@@ -340,6 +341,15 @@ pub struct Config {
     pub advanced: AdvancedSettings,
     /// Home Assistant over MQTT (off by default).
     pub mqtt: MqttConfig,
+    /// The status panel's HTTP listener (`--http`, the add-on's Ingress
+    /// port); `None` = off.
+    pub http: Option<SocketAddr>,
+    /// The only source the panel answers (`--http-allow`; the Ingress
+    /// proxy in the add-on); `None` = any.
+    pub http_allow: Option<IpAddr>,
+    /// Time a panel client has to send its request and take the answer,
+    /// ms (`--http-timeout`).
+    pub http_request_timeout_ms: u64,
 }
 
 /// Where the MQTT broker comes from.
@@ -383,6 +393,9 @@ impl Default for Config {
             debug: 0,
             advanced: AdvancedSettings::default(),
             mqtt: MqttConfig::default(),
+            http: None,
+            http_allow: None,
+            http_request_timeout_ms: crate::panel::DEFAULT_REQUEST_TIMEOUT_MS,
         }
     }
 }

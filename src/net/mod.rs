@@ -14,6 +14,7 @@
 //! in the poll timeout, and one call after each round of engine events.
 
 mod admission;
+mod http;
 mod ipc;
 mod listen;
 mod lock;
@@ -296,6 +297,8 @@ struct Server {
     buf: Box<[u8]>,
     /// Set when TLS is on or required.
     tls_config: Option<Arc<rustls::ServerConfig>>,
+    /// The status panel, when `--http` or add-on mode asks for it.
+    http: Option<http::Http>,
     /// `accept` failed (e.g. out of file descriptors): connections may be
     /// waiting in the backlog without a new edge to announce them, so the
     /// loop retries on a short timer.
@@ -330,7 +333,8 @@ pub fn run(config: &Config) -> Result<(), Error> {
     let local = listener
         .local_addr()
         .map_err(|e| Error::io("read listen address", e))?;
-    let mut server = Server::new(config, listener, ipc, tls_config, signals)?;
+    let http = http::Http::bind(config)?;
+    let mut server = Server::new(config, listener, ipc, tls_config, signals, http)?;
     log::info!(
         "QNetd ready to provide service: listening on {local} (tls={}, client certificate required={})",
         tls_name(config),
@@ -338,6 +342,9 @@ pub fn run(config: &Config) -> Result<(), Error> {
     );
     server.mqtt = mqtt::Mqtt::setup(&config.mqtt, config.listen_addr.as_deref(), config.port)
         .map_err(Error::Config)?;
+    if let Some(h) = server.http.as_ref() {
+        h.log_ready();
+    }
     crate::sys::notify::ready();
     let outcome = server.run();
     crate::sys::notify::stopping();
@@ -382,6 +389,7 @@ impl Server {
         mut ipc: ipc::Ipc,
         tls_config: Option<Arc<rustls::ServerConfig>>,
         mut signals: Signals,
+        mut http: Option<http::Http>,
     ) -> Result<Self, Error> {
         let poll = Poll::new().map_err(|e| Error::io("create poll", e))?;
         poll.registry()
@@ -392,6 +400,10 @@ impl Server {
             .map_err(|e| Error::io("register signals", e))?;
         ipc.register(poll.registry())
             .map_err(|e| Error::io("register local socket", e))?;
+        if let Some(h) = http.as_mut() {
+            h.register(poll.registry())
+                .map_err(|e| Error::io("register status panel", e))?;
+        }
         Ok(Self {
             poll,
             listener,
@@ -404,6 +416,7 @@ impl Server {
             clock: Clock::new(),
             buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
             tls_config,
+            http,
             accept_failed: false,
             mqtt: None,
         })
@@ -428,6 +441,7 @@ impl Server {
             } else {
                 Some(Duration::ZERO)
             };
+            let timeout = self.with_http_deadline(timeout);
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if interrupted(&e) {
                     continue;
@@ -435,9 +449,14 @@ impl Server {
                 return Err(Error::io("poll", e));
             }
             let now = self.clock.now();
+            // Client traffic or engine timers may change what the panel shows.
+            let mut activity = events.is_empty();
             for event in &events {
                 match event.token() {
-                    LISTENER => self.accept(now),
+                    LISTENER => {
+                        activity = true;
+                        self.accept(now);
+                    }
                     mqtt::TOKEN => {
                         if let Some(m) = &mut self.mqtt {
                             m.handle_event(event);
@@ -460,7 +479,18 @@ impl Server {
                             return Ok(());
                         }
                     }
+                    token if http::owns(token) => {
+                        if let Some(h) = self.http.as_mut() {
+                            h.handle_event(
+                                self.poll.registry(),
+                                token,
+                                now.as_millis(),
+                                &self.instance,
+                            );
+                        }
+                    }
                     token => {
+                        activity = true;
                         let Some(id) = self.id_of(token) else {
                             continue;
                         };
@@ -487,6 +517,12 @@ impl Server {
             self.process_outputs(now);
             if let Some(m) = &mut self.mqtt {
                 m.after_events(self.poll.registry(), &self.instance);
+            }
+            if let Some(h) = self.http.as_mut() {
+                if activity {
+                    h.mark_dirty();
+                }
+                h.tick(self.poll.registry(), now.as_millis(), &self.instance);
             }
         }
     }
@@ -541,6 +577,15 @@ impl Server {
             let ip = conn.addr.0.ip();
             self.admission.left(ip);
         }
+    }
+
+    /// The poll timeout, shortened to the panel's next deadline.
+    fn with_http_deadline(&self, timeout: Option<Duration>) -> Option<Duration> {
+        let Some(at) = self.http.as_ref().and_then(http::Http::next_deadline) else {
+            return timeout;
+        };
+        let wait = Duration::from_millis(at.saturating_sub(self.clock.now().as_millis()));
+        Some(timeout.map_or(wait, |t| t.min(wait)))
     }
 
     fn id_of(&self, token: Token) -> Option<ClientId> {
@@ -746,6 +791,9 @@ impl Server {
         self.ipc.close(self.poll.registry());
         if let Some(m) = &mut self.mqtt {
             m.shutdown(self.poll.registry());
+        }
+        if let Some(h) = self.http.as_mut() {
+            h.close(self.poll.registry());
         }
         for id in self.instance.shutdown(now) {
             if let Some(slot) = usize::try_from(id.index())

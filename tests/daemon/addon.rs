@@ -381,7 +381,8 @@ fn least_privilege() {
         "host_uts",
         "devices",
         "kernel_modules",
-        "ingress",
+        "auth_api",
+        "webui",
     ] {
         assert!(c[key].is_badvalue(), "{key} must not be set");
     }
@@ -713,6 +714,8 @@ fn healthcheck_answers_against_a_server_with_addon_settings() {
     let sock = dir.join("qnetd.sock");
     config.advanced.lock_file = dir.join("qnetd.pid");
     config.advanced.local_socket_file.clone_from(&sock);
+    // The panel's Ingress port, on loopback and a free port here.
+    config.http = Some((std::net::Ipv4Addr::LOCALHOST, 0).into());
     // The server thread runs until the test binary exits.
     std::thread::spawn(move || qnetd::net::run(&config));
     let args = ["-p", sock.to_str().unwrap()].map(OsString::from);
@@ -769,6 +772,8 @@ fn addon_mode_logs_to_stdout_and_stops_on_sigterm() {
         &port,
         "-S",
         &lock,
+        "--http",
+        "0",
     ])
     .stdout(std::process::Stdio::piped())
     .stderr(std::process::Stdio::piped())
@@ -823,4 +828,93 @@ fn addon_mode_logs_to_stdout_and_stops_on_sigterm() {
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert_eq!(stderr, "", "add-on mode logs to stdout only");
     assert!(Path::new(&dir.join("q.pid")).exists());
+}
+
+// ------------------------------------------------- the panel and the rating
+
+/// The Supervisor's `rating_security` (`supervisor/apps/utils.py`), from
+/// `config.yaml` and whether the add-on ships `apparmor.txt`.
+fn rating_security(c: &Yaml, apparmor_txt: bool) -> i64 {
+    let yes = |key: &str| c[key].as_bool() == Some(true);
+    let mut rating = 5;
+    if c["apparmor"].as_bool() == Some(false) {
+        rating -= 1;
+    } else if apparmor_txt {
+        rating += 1;
+    }
+    if yes("ingress") {
+        rating += 2;
+    } else if yes("auth_api") {
+        rating += 1;
+    }
+    // Signing: the Supervisor's `signed` is always false.
+    let privileged: Vec<&str> = c["privileged"]
+        .as_vec()
+        .map(|v| v.iter().filter_map(Yaml::as_str).collect())
+        .unwrap_or_default();
+    let dangerous = [
+        "BPF",
+        "CHECKPOINT_RESTORE",
+        "DAC_READ_SEARCH",
+        "NET_ADMIN",
+        "NET_RAW",
+        "PERFMON",
+        "SYS_ADMIN",
+        "SYS_MODULE",
+        "SYS_PTRACE",
+        "SYS_RAWIO",
+    ];
+    if privileged.iter().any(|p| dangerous.contains(p)) || yes("kernel_modules") {
+        rating -= 1;
+    }
+    match c["hassio_role"].as_str() {
+        Some("manager") => rating -= 1,
+        Some("admin") => rating -= 2,
+        _ => {}
+    }
+    if yes("host_network") {
+        rating -= 1;
+    }
+    if yes("host_pid") {
+        rating -= 2;
+    }
+    if yes("host_uts") && privileged.contains(&"SYS_ADMIN") {
+        rating -= 1;
+    }
+    if yes("docker_api") || yes("full_access") {
+        rating = 1;
+    }
+    rating.clamp(1, 8)
+}
+
+#[test]
+fn security_rating_is_8() {
+    let c = config();
+    let apparmor_txt = root().join("addon/apparmor.txt").is_file();
+    assert_eq!(rating_security(&c, apparmor_txt), 8);
+    // The rule itself: without Ingress the same add-on scores 6.
+    let mut without = c.clone();
+    if let Yaml::Hash(h) = &mut without {
+        h.remove(&Yaml::String("ingress".into()));
+    }
+    assert_eq!(rating_security(&without, apparmor_txt), 6);
+}
+
+#[test]
+fn ingress_panel_settings() {
+    let c = config();
+    assert_eq!(c["ingress"].as_bool(), Some(true));
+    // The daemon's default Ingress port is the Supervisor's default.
+    let port = c["ingress_port"].as_i64().unwrap_or(8099);
+    assert_eq!(port, i64::from(qnetd::panel::INGRESS_PORT));
+    assert!(
+        c["panel_icon"]
+            .as_str()
+            .is_some_and(|i| i.starts_with("mdi:"))
+    );
+    assert!(c["panel_title"].as_str().is_some_and(|t| !t.is_empty()));
+    // Add-on mode serves the panel there, to the Ingress proxy only.
+    let (config, _) = addon::config_from_json_str("{}").unwrap();
+    assert_eq!(config.http, Some(([0, 0, 0, 0], port as u16).into()));
+    assert_eq!(config.http_allow, Some(qnetd::panel::INGRESS_PROXY));
 }

@@ -1,5 +1,6 @@
 //! The daemon test binary: our real `qnetd` binary on loopback (plain and
-//! TLS sessions, the management socket, the add-on mode) and, `#[ignore]`d
+//! TLS sessions, the management socket, the add-on mode, the status panel
+//! over HTTP and in headless Chromium) and, `#[ignore]`d
 //! because they need root (`make test-ignored`), the real NSS and OpenSSL
 //! clients against it.
 
@@ -17,6 +18,7 @@ mod support;
 mod testkit;
 
 mod addon;
+mod browser;
 mod cert_policy;
 mod cli;
 mod loopback;
@@ -25,5 +27,6 @@ mod mqtt_broker;
 mod mqtt_daemon;
 mod nss_interop;
 mod packaging;
+mod panel;
 mod systemd;
 mod tls_loopback;

@@ -1,0 +1,237 @@
+//! The status panel through the real binary (`--http`): source filtering,
+//! the Ingress base path, request limits, the JSON status against the
+//! management socket's `json` answer, the event stream, the CSRF rule.
+
+#![allow(
+    clippy::disallowed_methods,
+    reason = "these tests drive real processes and wait on the real clock"
+)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use crate::support::server::{Scratch, free_ports, ipc, sample_clients};
+use crate::support::{Daemon, Launch};
+
+/// A daemon with the panel on a free loopback port, plus `extra` options.
+/// Dead peer detection is off: the test clients send no heartbeats.
+pub(crate) fn start(dir: &Scratch, extra: &[&str]) -> (Daemon, u16) {
+    let http = free_ports(1)[0];
+    let spec = format!("127.0.0.1:{http}");
+    let mut args = vec!["-s", "off", "--http", spec.as_str()];
+    args.extend(extra);
+    let launch = Launch::ours(&dir.0, "panel")
+        .args(&args)
+        .settings("dpd_enabled=off");
+    (launch.start(), http)
+}
+
+/// Sends `request` and returns everything until the server closes (or 5 s
+/// of silence).
+pub(crate) fn http(port: u16, request: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn body(response: &str) -> &str {
+    response.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}
+
+fn get(port: u16, path: &str) -> String {
+    http(port, &format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"))
+}
+
+#[test]
+fn only_the_allowed_source_is_served() {
+    let dir = Scratch::new("panel-source");
+    let (_d, port) = start(&dir, &["--http-allow", "127.0.0.2"]);
+    let r = get(port, "/api/status");
+    assert!(r.is_empty() || r.starts_with("HTTP/1.1 403 "), "{r}");
+    assert!(!r.contains("schema_version"));
+
+    let dir = Scratch::new("panel-source-ok");
+    let (_d, port) = start(&dir, &["--http-allow", "127.0.0.1"]);
+    assert!(get(port, "/api/status").starts_with("HTTP/1.1 200 "));
+}
+
+#[test]
+fn routes_base_path_and_csrf() {
+    let dir = Scratch::new("panel-routes");
+    let (_d, port) = start(&dir, &[]);
+    let page = http(
+        port,
+        "GET / HTTP/1.1\r\nX-Ingress-Path: /api/hassio_ingress/AbC-12_x\r\n\r\n",
+    );
+    assert!(page.starts_with("HTTP/1.1 200 "), "{page}");
+    assert!(page.contains("Content-Type: text/html"));
+    assert!(body(&page).contains("<base href=\"/api/hassio_ingress/AbC-12_x/\">"));
+    // Without Ingress: the root.
+    assert!(body(&get(port, "/")).contains("<base href=\"/\">"));
+    assert!(get(port, "/nope").starts_with("HTTP/1.1 404 "));
+    assert!(get(port, "/api/pair").starts_with("HTTP/1.1 405 "));
+    // State-changing calls: POST with the custom header only.
+    let no_header = http(port, "POST /api/pair HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    assert!(no_header.starts_with("HTTP/1.1 403 "), "{no_header}");
+    let unpair = http(
+        port,
+        "POST /api/unpair HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert!(unpair.starts_with("HTTP/1.1 403 "), "{unpair}");
+    let with = http(
+        port,
+        "POST /api/pair HTTP/1.1\r\nX-Qnetd-Request: 1\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert!(with.starts_with("HTTP/1.1 501 "), "{with}");
+    assert!(body(&with).contains("Pairing is not supported"));
+}
+
+#[test]
+fn oversized_and_slow_requests_are_cut_off_and_voting_goes_on() {
+    let dir = Scratch::new("panel-limits");
+    let (d, port) = start(&dir, &["--http-timeout", "300"]);
+    let big = format!(
+        "GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(qnetd::panel::MAX_REQUEST)
+    );
+    let r = http(port, &big);
+    assert!(r.is_empty() || r.starts_with("HTTP/1.1 431 "), "{r}");
+
+    // A client that never finishes its request is closed after the
+    // deadline, without an answer; meanwhile nodes are served.
+    let mut slow = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    slow.write_all(b"GET / HTT").unwrap();
+    let nodes = sample_clients(d.port);
+    let mut got = Vec::new();
+    let closed = slow.read_to_end(&mut got).is_ok();
+    assert!(closed, "the slow client was not closed");
+    assert!(got.is_empty(), "{got:?}");
+    // The nodes got their votes while the slow client waited.
+    let status = body(&get(port, "/api/status")).to_string();
+    let doc: qnetd::mgmt::json::Report = serde_json::from_str(&status).unwrap();
+    assert_eq!(doc.server.connected_clients, 3);
+    drop(nodes);
+}
+
+#[test]
+fn json_status_is_the_management_sockets_json() {
+    let dir = Scratch::new("panel-json");
+    let (d, port) = start(&dir, &[]);
+    let nodes = sample_clients(d.port);
+    let r = get(port, "/api/status");
+    assert!(r.starts_with("HTTP/1.1 200 "), "{r}");
+    assert!(r.contains("Content-Type: application/json"));
+    let raw = ipc(&dir.path("panel.sock"), b"json\n").unwrap();
+    let mgmt = String::from_utf8(raw).unwrap();
+    let mgmt = mgmt.strip_prefix("OK\n").unwrap();
+    assert_eq!(body(&r), mgmt);
+    let doc: qnetd::mgmt::json::Report = serde_json::from_str(body(&r)).unwrap();
+    assert_eq!(doc.clusters.len(), 2);
+    drop(nodes);
+}
+
+/// Reads server-sent events until one `status` event satisfies `want`.
+fn next_status(
+    s: &mut TcpStream,
+    pending: &mut Vec<u8>,
+    want: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let mut buf = [0u8; 4096];
+    loop {
+        while let Some(end) = pending.windows(2).position(|w| w == b"\n\n") {
+            let frame = String::from_utf8_lossy(&pending[..end]).into_owned();
+            pending.drain(..end + 2);
+            if let Some(data) = frame
+                .strip_prefix("event: status\ndata: ")
+                .map(|d| serde_json::from_str::<serde_json::Value>(d).unwrap())
+                && want(&data)
+            {
+                return data;
+            }
+        }
+        let n = s.read(&mut buf).expect("an event within 5 s");
+        assert!(n > 0, "stream closed");
+        pending.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[test]
+fn event_stream_delivers_connects_and_disconnects() {
+    let dir = Scratch::new("panel-sse");
+    let (d, port) = start(&dir, &[]);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /api/events HTTP/1.1\r\nAccept: text/event-stream\r\n\r\n")
+        .unwrap();
+    let mut pending = Vec::new();
+    let mut head = [0u8; 1];
+    while !pending.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut head).unwrap(), 1);
+        pending.push(head[0]);
+    }
+    let head = String::from_utf8(std::mem::take(&mut pending)).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert!(head.contains("Content-Type: text/event-stream"));
+    let first = next_status(&mut s, &mut pending, |_| true);
+    assert_eq!(first["report"]["clusters"], serde_json::json!([]));
+
+    let nodes = sample_clients(d.port);
+    let v = next_status(&mut s, &mut pending, |v| {
+        v["report"]["clusters"]
+            .as_array()
+            .is_some_and(|c| c.len() == 2)
+    });
+    let connects = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "connect")
+        .count();
+    assert_eq!(connects, 3, "{v}");
+    let key = format!("testcluster/127.0.0.1:{}", nodes[0].local_port);
+    assert!(v["connected_since_ms"][&key].is_u64(), "{v}");
+
+    drop(nodes);
+    let v = next_status(&mut s, &mut pending, |v| {
+        v["report"]["clusters"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    });
+    let kinds: Vec<_> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "disconnect").count(),
+        3,
+        "{kinds:?}"
+    );
+}
+
+#[test]
+fn a_client_that_keeps_sending_after_its_request_is_closed() {
+    let dir = Scratch::new("panel-flood");
+    let (_d, port) = start(&dir, &[]);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /api/events HTTP/1.1\r\n\r\n").unwrap();
+    let mut first = [0u8; 16];
+    s.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200 OK\r");
+    // The stream stays open for a quiet client; not for this one.
+    let _ = s.write_all(&vec![b'x'; 4 * qnetd::panel::MAX_REQUEST]);
+    let mut rest = Vec::new();
+    let closed = match s.read_to_end(&mut rest) {
+        Ok(_) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    };
+    assert!(closed, "the stream was not closed");
+}
