@@ -233,7 +233,10 @@ fn start_addon(dir: &Scratch, options: &str, body: String) -> (Daemon, String) {
     let (sup_port, sup) = fake_supervisor(body);
     let file = dir.path("options.json");
     std::fs::write(&file, options).unwrap();
-    let launch = Launch::ours(dir, "addon").args(&["--options", file.to_str().unwrap()]);
+    // `--http 0`: the panel on an ephemeral loopback port, not the add-on's
+    // 8099, so add-on tests run side by side.
+    let launch =
+        Launch::ours(dir, "addon").args(&["--options", file.to_str().unwrap(), "--http", "0"]);
     let mut child = launch
         .command(free_ports(1)[0])
         .env("SUPERVISOR_TOKEN", "t0ken")
