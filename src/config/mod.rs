@@ -20,6 +20,7 @@ use crate::core::settings::{MIN_CLIENT_MSG_SIZE, MIN_CLIENT_SEND_BUFFERS};
 use crate::proto::TlsSupported;
 
 pub mod addon;
+mod auth;
 pub mod cli;
 
 /// Default TCP port (`QNETD_DEFAULT_HOST_PORT`).

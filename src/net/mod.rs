@@ -289,6 +289,9 @@ pub fn run(config: &Config) -> Result<(), Error> {
         .local_addr()
         .map_err(|e| Error::io("read listen address", e))?;
     let mut server = Server::new(config, listener, ipc, tls_config, signals)?;
+    if let Some(reason) = config.unauthenticated_reason() {
+        log::warn!("{reason}");
+    }
     log::info!(
         "QNetd ready to provide service: listening on {local} (tls={}, client certificate required={})",
         tls_name(config),

@@ -371,6 +371,22 @@ fn schema_and_struct_cannot_drift() {
     }
 }
 
+/// A fresh install authenticates every client: `tls: required` (mapped to
+/// `-s req`) with `client_cert_required: true`, so the daemon has nothing
+/// to warn about; `tls: on` would let a plain-text client join any cluster.
+#[test]
+fn defaults_authenticate_clients() {
+    let c = config();
+    assert_eq!(c["options"]["tls"].as_str(), Some("required"));
+    let written = to_json(&c["options"]).to_string();
+    let (config, _) = qnetd::config::addon::config_from_json_str(&written).unwrap();
+    assert_eq!(config.tls, qnetd::proto::TlsSupported::Required);
+    assert!(config.client_cert_required);
+    assert_eq!(config.unauthenticated_reason(), None);
+    let (on, _) = qnetd::config::addon::config_from_json_str(r#"{"tls":"on"}"#).unwrap();
+    assert!(on.unauthenticated_reason().is_some());
+}
+
 #[test]
 fn translations_cover_every_option_and_the_port() {
     let c = config();
@@ -572,9 +588,16 @@ fn addon_mode_logs_to_stdout_and_stops_on_sigterm() {
         }
         lines
     });
-    let ready = rx
+    let warning = rx
         .recv_timeout(Duration::from_secs(20))
         .expect("a first log line on stdout");
+    assert!(
+        warning.contains("warning clients are not authenticated: TLS is off (-s off)"),
+        "tls: off warns once at start: {warning}"
+    );
+    let ready = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the ready line on stdout");
     assert!(
         ready.contains(&format!(
             "QNetd ready to provide service: listening on 127.0.0.1:{port} (tls=off"
@@ -587,6 +610,14 @@ fn addon_mode_logs_to_stdout_and_stops_on_sigterm() {
     assert!(start.elapsed() < Duration::from_secs(1), "stops within 1 s");
     assert_eq!(status.code(), Some(0));
     let lines = reader.join().unwrap();
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("not authenticated"))
+            .count(),
+        1,
+        "{lines:?}"
+    );
     assert!(
         lines
             .iter()
