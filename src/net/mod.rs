@@ -368,9 +368,10 @@ impl Server {
         log::debug!("Running QNetd main loop");
         loop {
             let timeout = if self.ready.is_empty() {
-                let next = self
-                    .instance
-                    .poll_timeout()
+                let next = [self.instance.poll_timeout(), self.ipc.poll_timeout()]
+                    .into_iter()
+                    .flatten()
+                    .min()
                     .map(|t| Duration::from_millis(t.millis_since(self.clock.now())));
                 if self.accept_failed {
                     Some(next.map_or(ACCEPT_RETRY, |t| t.min(ACCEPT_RETRY)))
@@ -400,7 +401,7 @@ impl Server {
                     token if ipc::owns(token) => {
                         if self
                             .ipc
-                            .handle_event(self.poll.registry(), token, &self.instance)
+                            .handle_event(self.poll.registry(), token, &self.instance, now)
                         {
                             log::info!("Shutdown requested through the local socket");
                             self.shutdown(now);
@@ -430,6 +431,7 @@ impl Server {
                 }
             }
             self.instance.handle_timeout(now);
+            self.ipc.handle_timeout(self.poll.registry(), now);
             self.process_outputs(now);
         }
     }

@@ -379,11 +379,11 @@ fn defaults_authenticate_clients() {
     let c = config();
     assert_eq!(c["options"]["tls"].as_str(), Some("required"));
     let written = to_json(&c["options"]).to_string();
-    let (config, _) = qnetd::config::addon::config_from_json_str(&written).unwrap();
+    let (config, _) = addon::config_from_json_str(&written).unwrap();
     assert_eq!(config.tls, qnetd::proto::TlsSupported::Required);
     assert!(config.client_cert_required);
     assert_eq!(config.unauthenticated_reason(), None);
-    let (on, _) = qnetd::config::addon::config_from_json_str(r#"{"tls":"on"}"#).unwrap();
+    let (on, _) = addon::config_from_json_str(r#"{"tls":"on"}"#).unwrap();
     assert!(on.unauthenticated_reason().is_some());
 }
 

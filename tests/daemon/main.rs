@@ -7,6 +7,7 @@
 mod support;
 
 mod addon;
+mod local_files;
 mod loopback;
 mod mgmt_socket;
 mod nss_interop;
