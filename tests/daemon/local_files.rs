@@ -167,3 +167,32 @@ fn only_root_or_the_daemon_user_may_shut_down() {
     assert_eq!(ipc(&server.socket, b"shutdown\n").unwrap(), b"OK\n");
     assert!(server.wait_exit(Duration::from_secs(5)).is_some());
 }
+
+#[test]
+fn a_symlinked_lock_file_is_refused_and_its_target_kept() {
+    let dir = Scratch::new("lock-link");
+    let victim = dir.path("victim");
+    std::fs::write(&victim, b"precious\n").unwrap();
+    let lock = dir.path("q.pid");
+    std::os::unix::fs::symlink(&victim, &lock).unwrap();
+    let socket = dir.path("q.sock");
+    let mut server = Server::spawn(
+        Kind::Ours,
+        &dir,
+        "ours",
+        free_ports(1)[0],
+        &lock,
+        &socket,
+        "",
+    );
+    let status = server.wait_exit(Duration::from_secs(10)).expect("exits");
+    assert_eq!(status.code(), Some(1), "{}", server.log_text());
+    let log = server.log_text();
+    let line = format!(
+        "Can't open lock file {}: it is a symbolic link, which is never followed",
+        lock.display()
+    );
+    assert!(log.contains(&line), "{log}");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious\n");
+    assert!(!socket.exists(), "refused before binding the socket");
+}
