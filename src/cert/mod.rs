@@ -17,3 +17,4 @@ mod issue;
 mod lock;
 pub mod name;
 pub mod store;
+mod trust;
