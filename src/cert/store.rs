@@ -109,7 +109,8 @@ pub(super) const DIR_MODE: u32 = 0o750;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum CertStoreError {
-    /// Other users can write the store directory (see [`super::trust`]).
+    /// Other users can write the store directory, or it belongs to another
+    /// user.
     UnsafeDirectory {
         /// The directory.
         dir: PathBuf,
