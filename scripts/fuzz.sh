@@ -41,6 +41,6 @@ done
 
 echo
 echo "totals across sessions (fuzz/runs.tsv; the goal is 10^8 per target):"
+printf '%-14s %14s %10s %8s\n' target executions seconds 'last cov'
 awk -F '\t' 'NR > 1 { e[$2] += $4; s[$2] += $3; c[$2] = $5 }
-    END { printf "%-14s %14s %10s %8s\n", "target", "executions", "seconds", "last cov";
-          for (t in e) printf "%-14s %14d %10d %8s\n", t, e[t], s[t], c[t] }' "$runs" | sort
+    END { for (t in e) printf "%-14s %14d %10d %8s\n", t, e[t], s[t], c[t] }' "$runs" | sort
