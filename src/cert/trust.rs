@@ -2,10 +2,13 @@
 //!
 //! * The directory must not be writable by other users: anyone who can
 //!   write it can swap the CA certificate the daemon trusts, or the key it
-//!   signs with. Refused: group- or world-writable directories, and
-//!   directories owned by anyone but us, root, or the owner of the parent
-//!   directory (who can replace the directory anyway; the reference gives
-//!   the store the parent's owner when run as root).
+//!   signs with. Refused: world-writable directories, group-writable ones
+//!   whose group is neither root's (gid 0) nor ours (the reference's
+//!   `certutil -i` makes the store 0770 with the group of
+//!   `/etc/corosync/qnetd`, so a migrated store must pass), and directories
+//!   owned by anyone but us, root, or the owner of the parent directory
+//!   (who can replace the directory anyway; the reference gives the store
+//!   the parent's owner when run as root).
 //! * The CA certificate must belong to the CA key: a store whose
 //!   `qnetd-cacert.crt` was replaced would otherwise trust one CA and sign
 //!   with another, and nodes given the CA certificate could not verify
@@ -35,9 +38,12 @@ pub(super) fn check_dir(dir: &Path) -> Result<()> {
         reason,
     };
     let mode = meta.permissions().mode();
-    if mode & 0o022 != 0 {
+    let group = meta.gid();
+    let our_group = rustix::process::getegid().as_raw();
+    let group_ok = group == 0 || group == our_group;
+    if mode & 0o002 != 0 || (mode & 0o020 != 0 && !group_ok) {
         return Err(unsafe_dir(format!(
-            "mode {:04o} lets other users write it (use chmod go-w)",
+            "mode {:04o} with group {group} lets other users write it (use chmod go-w)",
             mode & 0o7777
         )));
     }
