@@ -160,9 +160,7 @@ callgrind: static
 # a stable toolchain take the sanitizer flags.
 FUZZ_SECONDS ?= 60
 fuzz:
-	cd fuzz && for t in frame msg_roundtrip instance; do \
-		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
-	done
+	FUZZ_SECONDS=$(FUZZ_SECONDS) CARGO=$(CARGO) scripts/fuzz.sh
 
 clean:
 	$(CARGO) clean

@@ -22,3 +22,4 @@ mod lock;
 pub mod name;
 pub mod policy;
 pub mod store;
+mod trust;

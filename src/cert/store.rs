@@ -70,6 +70,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use super::atomic::{TMP_PREFIX, sync_dir, write_atomic};
 use super::issue::{generate_key, params, parse_request, wall_clock};
 use super::lock::{DirLock, new_file_owner};
+use super::trust::{check_ca_pair, check_dir};
 
 /// Default store directory, the reference's `nss_db_dir`.
 pub const DEFAULT_DIR: &str = "/etc/corosync/qnetd/nssdb";
@@ -111,6 +112,21 @@ pub(super) const DIR_MODE: u32 = 0o750;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum CertStoreError {
+    /// Other users can write the store directory, or it belongs to another
+    /// user.
+    UnsafeDirectory {
+        /// The directory.
+        dir: PathBuf,
+        /// Which permission or owner is wrong.
+        reason: String,
+    },
+    /// The CA certificate does not belong to the CA key.
+    CaKeyMismatch {
+        /// The CA certificate.
+        cert: PathBuf,
+        /// The CA key.
+        key: PathBuf,
+    },
     /// A file-system operation failed.
     Io {
         /// What was being done ("read", "create", "rename", ...).
@@ -192,6 +208,17 @@ impl fmt::Display for CertStoreError {
             Self::Io { op, path, source } => {
                 write!(f, "cannot {op} {}: {source}", path.display())
             }
+            Self::UnsafeDirectory { dir, reason } => write!(
+                f,
+                "refusing to use the certificate store {}: {reason}",
+                dir.display()
+            ),
+            Self::CaKeyMismatch { cert, key } => write!(
+                f,
+                "the CA certificate {} does not match the CA key {}",
+                cert.display(),
+                key.display()
+            ),
             Self::NotInitialized { dir } => write!(
                 f,
                 "no certificate store in {} (initialise it with `certutil -i`)",
@@ -377,7 +404,9 @@ impl CertStore {
     /// directory holds something this must not overwrite; I/O and key
     /// generation errors otherwise.
     pub fn init(&self) -> Result<InitOutcome> {
+        check_dir(&self.dir)?;
         let _lock = DirLock::acquire(&self.dir, true)?;
+        check_dir(&self.dir)?;
         match self.state()? {
             StoreState::Complete => return Ok(InitOutcome::AlreadyExists),
             StoreState::NssDatabase => {
@@ -446,7 +475,13 @@ impl CertStore {
             _ => self.init()?,
         };
         self.load_server_identity()?;
-        self.load_ca_certs()?;
+        let ca = self.load_ca_certs()?;
+        let ca_der = ca.first().ok_or_else(|| CertStoreError::BadPem {
+            path: self.ca_cert_path(),
+            what: "certificate",
+        })?;
+        let (ca_key, key_path) = self.load_ca_key()?;
+        check_ca_pair(ca_der, &self.ca_cert_path(), &ca_key, &key_path)?;
         Ok(outcome)
     }
 
@@ -482,12 +517,8 @@ impl CertStore {
                     path: self.ca_cert_path(),
                     what: "certificate",
                 })?;
-        let key_path = self.dir.join(CA_KEY_FILE);
-        let key_pem = read_string(&key_path)?;
-        let ca_key = KeyPair::from_pem(&key_pem).map_err(|source| CertStoreError::BadKey {
-            path: key_path.clone(),
-            source,
-        })?;
+        let (ca_key, key_path) = self.load_ca_key()?;
+        check_ca_pair(&ca_der, &self.ca_cert_path(), &ca_key, &key_path)?;
         let issuer = Issuer::from_ca_cert_der(&ca_der, ca_key).map_err(|source| {
             CertStoreError::BadCertificate {
                 path: self.ca_cert_path(),
@@ -558,7 +589,19 @@ impl CertStore {
         read_certs(&self.ca_cert_path())
     }
 
+    /// The CA key and its path.
+    fn load_ca_key(&self) -> Result<(KeyPair, PathBuf)> {
+        let key_path = self.dir.join(CA_KEY_FILE);
+        let key_pem = read_string(&key_path)?;
+        let ca_key = KeyPair::from_pem(&key_pem).map_err(|source| CertStoreError::BadKey {
+            path: key_path.clone(),
+            source,
+        })?;
+        Ok((ca_key, key_path))
+    }
+
     fn require_complete(&self) -> Result<()> {
+        check_dir(&self.dir)?;
         match self.state()? {
             StoreState::Complete => Ok(()),
             StoreState::NssDatabase => Err(CertStoreError::NssDatabase {

@@ -24,13 +24,17 @@
 //! `qnetd tool`, `--help` and `--version` work and a failed connection
 //! names the socket path tried and how to give another.
 //!
-//! Exit codes: 0 success (also when the server closed the connection
-//! without a reply, as the reference), 1 usage, 2 internal error (command
-//! too long, send failed, status line too long), 3 cannot connect or
-//! unknown status line, 4 the server answered `Error` (the message goes to
-//! stderr after `Error: `). A server that closes the connection before the
-//! request is written (it does so past `ipc_max_clients`) kills the tool
-//! with SIGPIPE, as it kills the reference tool, which does not ignore it.
+//! Exit codes: 0 success, 1 usage, 2 internal error (command too long,
+//! send failed, status line too long), 3 cannot connect, unknown status
+//! line, or the connection closed before a status line, 4 the server
+//! answered `Error` (the message goes to stderr after `Error: `).
+//!
+//! Unlike the reference tool, a server that closes the connection without
+//! a reply (past `ipc_max_clients`, or a management connection deadline)
+//! is reported on stderr with exit 3 instead of exit 0 and no output, and a
+//! close before the request is written gives exit 2 with a message instead
+//! of death by SIGPIPE: a script or health check must not read silence as
+//! success.
 
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Read as _, Write};
@@ -280,8 +284,11 @@ fn print_reply(io: &mut Io<'_>, reply: &[u8]) -> u8 {
             }
         }
     }
-    // EOF before a status line: nothing to say, and no error.
-    0
+    io.fail(
+        3,
+        "The server closed the connection without a reply \
+         (too many management connections, or a timeout)",
+    )
 }
 
 fn run_with(io: &mut Io<'_>, args: &[OsString]) -> u8 {
@@ -317,13 +324,9 @@ fn run_with(io: &mut Io<'_>, args: &[OsString]) -> u8 {
         return io.fail(2, "Can't store command");
     }
     if let Err(e) = stream.write_all(&line).and_then(|()| stream.flush()) {
-        if e.kind() == io::ErrorKind::BrokenPipe {
-            // The server closed first (e.g. `ipc_max_clients` reached). The
-            // reference does not ignore SIGPIPE and dies of it here.
-            let _ = io.out.flush();
-            let _ = signal_hook::low_level::emulate_default_handler(signal_hook::consts::SIGPIPE);
-        }
-        return io.fail(2, "Can't send command");
+        // Rust ignores SIGPIPE, so a server that closed first (e.g.
+        // `ipc_max_clients` reached) shows up here as EPIPE.
+        return io.fail(2, &format!("Can't send command: {}", strerror(&e)));
     }
     let mut reply = Vec::new();
     // A read error ends the reply like EOF does (fgetc returns EOF).

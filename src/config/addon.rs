@@ -113,9 +113,11 @@ pub enum TlsOption {
     /// No TLS (`-s off`).
     Off,
     /// TLS offered, plain TCP accepted (`-s on`, the reference default).
-    #[default]
     On,
-    /// TLS required (`-s req`).
+    /// TLS required (`-s req`): the add-on default, because only then is
+    /// every client authenticated (with `client_cert_required`), and
+    /// Proxmox's qdevice uses TLS whenever the server offers it.
+    #[default]
     Required,
 }
 
@@ -410,7 +412,7 @@ mod tests {
         assert_eq!(options, Options::default());
         let (config, level) = config_from_json_str(EXAMPLE).unwrap();
         assert_eq!(level, LogLevel::Info);
-        assert_eq!(config.tls, TlsSupported::Supported);
+        assert_eq!(config.tls, TlsSupported::Required);
         assert!(config.client_cert_required);
         assert_eq!(config.max_clients, 0);
         assert_eq!(config.port, crate::config::DEFAULT_PORT);

@@ -23,6 +23,7 @@ use crate::mqtt::url::BrokerSettings;
 use crate::proto::TlsSupported;
 
 pub mod addon;
+mod auth;
 pub mod cli;
 
 /// Default TCP port (`QNETD_DEFAULT_HOST_PORT`).

@@ -218,6 +218,20 @@ pub fn respond(line: &[u8], view: &ServerView<'_>, max_send: usize) -> Response 
     Response { reply, shutdown }
 }
 
+/// The reply to a `shutdown` from a peer that is neither root nor the
+/// server's user (the socket layer checks `SO_PEERCRED`): an `Error` reply
+/// in the reference's style, and the server keeps running.
+#[must_use]
+pub fn shutdown_refused(max_send: usize) -> Response {
+    Response {
+        reply: error_reply(
+            b"Shutdown is allowed only for root and the server's user",
+            max_send,
+        ),
+        shutdown: false,
+    }
+}
+
 /// Whether a cluster named `name` passes the `cluster NAME` filter: no
 /// filter or an empty one passes everything, otherwise the names must be
 /// equal as C strings (case-sensitive).

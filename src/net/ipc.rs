@@ -4,12 +4,20 @@
 //!
 //! * Bind: the directory is created if missing (mode 0770; the reference
 //!   leaves that to systemd's `RuntimeDirectory`), a stale file at the path
-//!   is unlinked, the socket is bound with the process umask and listens
-//!   with `local_socket_backlog`. It is bound after the lock file is taken,
-//!   so a second instance refused by the lock never touches the first's
-//!   socket.
-//! * Accept until `WouldBlock`; past `ipc_max_clients` (0 = unlimited) a
-//!   connection is accepted and closed at once.
+//!   is unlinked, the socket is bound, its mode is cut to 0660 or tighter
+//!   whatever the umask (the reference keeps the umask's mode), and only
+//!   then does it listen with `local_socket_backlog`. It is bound after the
+//!   lock file is taken, so a second instance refused by the lock never
+//!   touches the first's socket.
+//! * Accept until `WouldBlock`, noting the peer's uid (`SO_PEERCRED`).
+//!   Past `ipc_max_clients` (0 = unlimited) the oldest connection that has
+//!   not sent its request line yet is closed to make room (the reference
+//!   closes the new one, so 10 idle connections locked out the health
+//!   check); if every connection is busy replying, the new one is closed.
+//! * Every connection has [`IPC_CONN_TIMEOUT_MS`] from accept to the end
+//!   of its reply; then it is closed without a reply.
+//! * `shutdown` is obeyed only from root or the server's effective uid;
+//!   anyone else gets an `Error` reply and a warning in the log.
 //! * Read in 256-byte chunks (as the reference) until a chunk holds an LF;
 //!   more than `ipc_max_receive_size` bytes before that closes the
 //!   connection without a reply, and so does EOF. Bytes after the LF are
@@ -31,9 +39,9 @@ use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::{interrupted, would_block};
 use crate::config::Config;
-use crate::core::Instance;
+use crate::core::{Instance, Timestamp};
 use crate::error::Error;
-use crate::mgmt::{ServerView, respond};
+use crate::mgmt::{ServerView, respond, shutdown_refused};
 
 /// Token of the listening socket.
 pub(super) const LISTENER: Token = Token(2);
@@ -46,6 +54,11 @@ const FIRST_CONN: usize = 1 << (usize::BITS - 2);
 /// decides how much of a pipelined request counts against
 /// `ipc_max_receive_size`, so it is part of the observable behaviour.
 const UNIX_SOCKET_CLIENT_BUFFER: usize = 256;
+
+/// Time a management connection has from accept until its reply is
+/// written. The tool sends its line at once and reads the reply in full, so
+/// only idle or stuck peers ever meet it.
+pub(super) const IPC_CONN_TIMEOUT_MS: u64 = 3000;
 
 /// Whether `token` belongs to the management socket or its connections.
 pub(super) fn owns(token: Token) -> bool {
@@ -61,6 +74,10 @@ struct Conn {
     tx: Option<(Vec<u8>, usize)>,
     /// Stop the server after the reply.
     shutdown: bool,
+    /// The peer's uid (`SO_PEERCRED`), if the kernel told us.
+    peer_uid: Option<u32>,
+    /// Closed without a reply if not done by then.
+    deadline: Timestamp,
 }
 
 /// What reading a request produced.
@@ -128,8 +145,8 @@ impl Ipc {
         // of a crashed instance would make bind fail.
         let _ = std::fs::remove_file(&path);
         socket.bind(&addr).map_err(fail)?;
-        let listener = socket
-            .set_nonblocking(true)
+        let listener = restrict_mode(&path)
+            .and_then(|()| socket.set_nonblocking(true))
             .and_then(|()| socket.listen(a.local_socket_backlog))
             .map(|()| {
                 UnixListener::from_std(std::os::unix::net::UnixListener::from(OwnedFd::from(
@@ -175,9 +192,10 @@ impl Ipc {
         registry: &Registry,
         token: Token,
         instance: &Instance,
+        now: Timestamp,
     ) -> bool {
         if token == LISTENER {
-            self.accept(registry);
+            self.accept(registry, now);
             return false;
         }
         let Some(index) = token.0.checked_sub(FIRST_CONN) else {
@@ -186,7 +204,52 @@ impl Ipc {
         self.serve(registry, index, instance)
     }
 
-    fn accept(&mut self, registry: &Registry) {
+    /// The earliest connection deadline, if any connection is open.
+    pub(super) fn poll_timeout(&self) -> Option<Timestamp> {
+        self.conns.iter().flatten().map(|c| c.deadline).min()
+    }
+
+    /// Closes the connections whose deadline has passed.
+    pub(super) fn handle_timeout(&mut self, registry: &Registry, now: Timestamp) {
+        for index in 0..self.conns.len() {
+            let expired = self
+                .conns
+                .get(index)
+                .and_then(Option::as_ref)
+                .is_some_and(|c| c.deadline <= now);
+            if expired {
+                log::warn!(
+                    "IPC client did not finish within {IPC_CONN_TIMEOUT_MS} ms. Disconnecting client"
+                );
+                self.drop_conn(registry, index);
+            }
+        }
+    }
+
+    /// At `ipc_max_clients`: closes the oldest connection still waiting
+    /// for its request line. Returns whether there is room now.
+    fn make_room(&mut self, registry: &Registry) -> bool {
+        let oldest = self
+            .conns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                c.as_ref()
+                    .filter(|c| c.tx.is_none())
+                    .map(|c| (c.deadline, i))
+            })
+            .min();
+        let Some((_, index)) = oldest else {
+            return false;
+        };
+        log::warn!(
+            "Maximum IPC clients reached. Closing the oldest idle IPC connection to accept a new one"
+        );
+        self.drop_conn(registry, index);
+        true
+    }
+
+    fn accept(&mut self, registry: &Registry, now: Timestamp) {
         loop {
             let Some(listener) = self.listener.as_ref() else {
                 return;
@@ -200,10 +263,13 @@ impl Ipc {
                     return;
                 }
             };
-            if self.max_clients != 0 && self.open >= self.max_clients {
+            if self.max_clients != 0 && self.open >= self.max_clients && !self.make_room(registry) {
                 log::error!("Maximum IPC clients reached. Not accepting connection");
                 continue; // dropping the stream closes it
             }
+            let peer_uid = rustix::net::sockopt::socket_peercred(&stream)
+                .ok()
+                .map(|cred| cred.uid.as_raw());
             let index = match self.conns.iter().position(Option::is_none) {
                 Some(i) => i,
                 None => {
@@ -224,6 +290,8 @@ impl Ipc {
                     rx: Vec::new(),
                     tx: None,
                     shutdown: false,
+                    peer_uid,
+                    deadline: now.add_millis(IPC_CONN_TIMEOUT_MS),
                 });
                 self.open += 1;
             }
@@ -249,7 +317,15 @@ impl Ipc {
                     return false;
                 }
                 Request::Line => {
-                    let response = respond(&conn.rx, &view, max_send);
+                    let mut response = respond(&conn.rx, &view, max_send);
+                    if response.shutdown && !may_shut_down(conn.peer_uid) {
+                        log::warn!(
+                            "IPC client with uid {} may not shut the server down. Refusing",
+                            conn.peer_uid
+                                .map_or_else(|| "unknown".into(), |u| u.to_string())
+                        );
+                        response = shutdown_refused(max_send);
+                    }
                     let Some(reply) = response.reply else {
                         self.drop_conn(registry, index);
                         return false;
@@ -303,6 +379,21 @@ impl Drop for Ipc {
             let _ = std::fs::remove_file(&self.path);
         }
     }
+}
+
+/// Cuts the socket file's mode to 0660 or tighter: group and others lose
+/// execute, others lose everything. Connecting needs write permission, so
+/// only the owner and the group can reach the server.
+fn restrict_mode(path: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path)?.permissions().mode() & 0o660;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+/// Whether a peer with `uid` may stop the server: root or our own
+/// effective uid.
+fn may_shut_down(uid: Option<u32>) -> bool {
+    uid.is_some_and(|uid| uid == 0 || uid == rustix::process::geteuid().as_raw())
 }
 
 fn read_request(conn: &mut Conn, max_receive: usize) -> Request {

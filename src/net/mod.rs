@@ -335,6 +335,9 @@ pub fn run(config: &Config) -> Result<(), Error> {
         .map_err(|e| Error::io("read listen address", e))?;
     let http = http::Http::bind(config)?;
     let mut server = Server::new(config, listener, ipc, tls_config, signals, http)?;
+    if let Some(reason) = config.unauthenticated_reason() {
+        log::warn!("{reason}");
+    }
     log::info!(
         "QNetd ready to provide service: listening on {local} (tls={}, client certificate required={})",
         tls_name(config),
@@ -427,17 +430,18 @@ impl Server {
         log::debug!("Running QNetd main loop");
         loop {
             let timeout = if self.ready.is_empty() {
-                let next = self
-                    .instance
-                    .poll_timeout()
-                    .map(|t| Duration::from_millis(t.millis_since(self.clock.now())));
-                let admission = self
-                    .admission
-                    .next_deadline()
-                    .map(|t| Duration::from_millis(t.millis_since(self.clock.now())));
+                let next = [
+                    self.instance.poll_timeout(),
+                    self.ipc.poll_timeout(),
+                    self.admission.next_deadline(),
+                ]
+                .into_iter()
+                .flatten()
+                .min()
+                .map(|t| Duration::from_millis(t.millis_since(self.clock.now())));
                 let retry = self.accept_failed.then_some(ACCEPT_RETRY);
                 let mqtt = self.mqtt.as_ref().and_then(mqtt::Mqtt::poll_timeout);
-                [next, admission, retry, mqtt].into_iter().flatten().min()
+                [next, retry, mqtt].into_iter().flatten().min()
             } else {
                 Some(Duration::ZERO)
             };
@@ -472,7 +476,7 @@ impl Server {
                     token if ipc::owns(token) => {
                         if self
                             .ipc
-                            .handle_event(self.poll.registry(), token, &self.instance)
+                            .handle_event(self.poll.registry(), token, &self.instance, now)
                         {
                             log::info!("Shutdown requested through the local socket");
                             self.shutdown(now);
@@ -514,6 +518,7 @@ impl Server {
             }
             self.instance.handle_timeout(now);
             self.expire_pre_init(now);
+            self.ipc.handle_timeout(self.poll.registry(), now);
             self.process_outputs(now);
             if let Some(m) = &mut self.mqtt {
                 m.after_events(self.poll.registry(), &self.instance);

@@ -544,6 +544,22 @@ fn schema_and_struct_cannot_drift() {
     }
 }
 
+/// A fresh install authenticates every client: `tls: required` (mapped to
+/// `-s req`) with `client_cert_required: true`, so the daemon has nothing
+/// to warn about; `tls: on` would let a plain-text client join any cluster.
+#[test]
+fn defaults_authenticate_clients() {
+    let c = config();
+    assert_eq!(c["options"]["tls"].as_str(), Some("required"));
+    let written = to_json(&c["options"]).to_string();
+    let (config, _) = addon::config_from_json_str(&written).unwrap();
+    assert_eq!(config.tls, qnetd::proto::TlsSupported::Required);
+    assert!(config.client_cert_required);
+    assert_eq!(config.unauthenticated_reason(), None);
+    let (on, _) = addon::config_from_json_str(r#"{"tls":"on"}"#).unwrap();
+    assert!(on.unauthenticated_reason().is_some());
+}
+
 #[test]
 fn translations_cover_every_option_and_the_port() {
     let c = config();
@@ -803,6 +819,13 @@ fn addon_mode_logs_to_stdout_and_stops_on_sigterm() {
         )),
         "the first line names both versions: {first}"
     );
+    let warning = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a first log line on stdout");
+    assert!(
+        warning.contains("warning clients are not authenticated: TLS is off (-s off)"),
+        "tls: off warns once at start: {warning}"
+    );
     let ready = rx
         .recv_timeout(Duration::from_secs(20))
         .expect("the ready line on stdout");
@@ -818,6 +841,14 @@ fn addon_mode_logs_to_stdout_and_stops_on_sigterm() {
     assert!(start.elapsed() < Duration::from_secs(1), "stops within 1 s");
     assert_eq!(status.code(), Some(0));
     let lines = reader.join().unwrap();
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("not authenticated"))
+            .count(),
+        1,
+        "{lines:?}"
+    );
     assert!(
         lines
             .iter()

@@ -21,6 +21,7 @@ mod addon;
 mod browser;
 mod cert_policy;
 mod cli;
+mod local_files;
 mod loopback;
 mod mgmt_socket;
 mod mqtt_broker;

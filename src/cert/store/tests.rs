@@ -406,3 +406,79 @@ fn crash_never_leaves_a_half_store() {
     );
     assert!(checked >= 16, "the writer made only {checked} stores");
 }
+
+#[test]
+fn a_directory_other_users_can_write_is_refused() {
+    let (tmp, store) = store();
+    store.init().unwrap();
+    // Group-writable with our own group (or root's) is the reference's
+    // 0770 store: accepted.
+    fs::set_permissions(store.dir(), fs::Permissions::from_mode(0o770)).unwrap();
+    assert!(store.ensure_initialized().is_ok());
+    let mut modes = vec![0o757, 0o777];
+    if rustix::process::geteuid().is_root() {
+        // A foreign group that may write.
+        std::os::unix::fs::chown(store.dir(), None, Some(65534)).unwrap();
+        modes.insert(0, 0o770);
+    }
+    for mode in modes {
+        fs::set_permissions(store.dir(), fs::Permissions::from_mode(mode)).unwrap();
+        for e in [
+            store.load_server_identity().unwrap_err(),
+            store
+                .sign_request(REFERENCE_CSR, "testcluster")
+                .unwrap_err(),
+            store.ensure_initialized().unwrap_err(),
+        ] {
+            let text = e.to_string();
+            assert!(
+                matches!(e, CertStoreError::UnsafeDirectory { .. }),
+                "{mode:o}: {text}"
+            );
+            assert!(text.contains("lets other users write it"), "{text}");
+        }
+    }
+    fs::set_permissions(store.dir(), fs::Permissions::from_mode(0o750)).unwrap();
+    assert!(store.ensure_initialized().is_ok());
+    // A fresh store in a world-writable directory is not even created.
+    let open = tmp.path().join("open");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    assert!(matches!(
+        CertStore::open(&open).init(),
+        Err(CertStoreError::UnsafeDirectory { .. })
+    ));
+    assert_eq!(fs::read_dir(&open).unwrap().count(), 0);
+}
+
+#[test]
+fn a_directory_owned_by_another_user_is_refused() {
+    if !rustix::process::geteuid().is_root() {
+        return; // only root can give a directory away
+    }
+    let (tmp, store) = store();
+    store.init().unwrap();
+    std::os::unix::fs::chown(store.dir(), Some(65534), None).unwrap();
+    let e = store.load_server_identity().unwrap_err().to_string();
+    assert!(e.contains("owned by uid 65534"), "{e}");
+    // Unless that user owns the parent too (and could replace it anyway).
+    std::os::unix::fs::chown(tmp.path(), Some(65534), None).unwrap();
+    assert!(store.load_server_identity().is_ok());
+}
+
+#[test]
+fn a_ca_certificate_that_does_not_match_the_ca_key_is_refused() {
+    let (_b, other) = store();
+    let (_a, store) = store();
+    store.init().unwrap();
+    other.init().unwrap();
+    fs::copy(other.ca_cert_path(), store.ca_cert_path()).unwrap();
+    let e = store.ensure_initialized().unwrap_err();
+    assert!(matches!(e, CertStoreError::CaKeyMismatch { .. }), "{e}");
+    assert!(e.to_string().contains("does not match the CA key"), "{e}");
+    assert!(matches!(
+        store.sign_request(REFERENCE_CSR, "testcluster"),
+        Err(CertStoreError::CaKeyMismatch { .. })
+    ));
+    assert!(!store.dir().join("cluster-testcluster.crt").exists());
+}
