@@ -133,6 +133,12 @@ fn syslog_when_stderr_is_dev_null() {
             qnetd::REFERENCE_VERSION
         )
     );
+    // `-s off`: the one start-up warning, at priority warning (<28>).
+    let warning = recv(&sock);
+    assert!(
+        warning.starts_with("<28>") && warning.contains("clients are not authenticated"),
+        "{warning}"
+    );
     let ready = recv(&sock);
     assert!(
         ready.contains(&format!("{tag}QNetd ready to provide service")),
@@ -166,7 +172,9 @@ fn journal_prefixes_when_journal_stream_is_stderr() {
     let text = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert!(
-        lines[0].starts_with("<6>qnetd ") && lines[1].starts_with("<6>QNetd ready"),
+        lines[0].starts_with("<6>qnetd ")
+            && lines[1].starts_with("<4>clients are not authenticated")
+            && lines[2].starts_with("<6>QNetd ready"),
         "{text}"
     );
     assert!(lines.iter().all(|l| l.starts_with('<')), "{text}");
