@@ -21,5 +21,6 @@ pub mod healthcheck;
 pub mod limits;
 pub mod mgmt;
 pub mod net;
+pub mod pair;
 pub mod proto;
 pub mod tool;
