@@ -35,15 +35,25 @@ impl std::error::Error for PinError {}
 ///
 /// [`PinError`] when `cert_der` is not one DER X.509 certificate.
 pub fn spki_pin(cert_der: &[u8]) -> Result<String, PinError> {
-    let (rest, cert) = X509Certificate::from_der(cert_der).map_err(|e| PinError(e.to_string()))?;
-    if !rest.is_empty() {
-        return Err(PinError("trailing bytes after the certificate".into()));
-    }
+    let cert = one_certificate(cert_der)?;
     let hash = digest::digest(&digest::SHA256, cert.public_key().raw);
     Ok(format!(
         "{PIN_PREFIX}{}",
         data_encoding::BASE64.encode(hash.as_ref())
     ))
+}
+
+/// `der` as exactly one X.509 certificate (nothing after it).
+///
+/// # Errors
+///
+/// [`PinError`] naming the problem.
+pub fn one_certificate(der: &[u8]) -> Result<X509Certificate<'_>, PinError> {
+    match X509Certificate::from_der(der) {
+        Ok(([], cert)) => Ok(cert),
+        Ok(_) => Err(PinError("trailing bytes after the certificate".into())),
+        Err(e) => Err(PinError(e.to_string())),
+    }
 }
 
 /// Whether `pin` has the shape [`spki_pin`] produces (and so is safe in a
