@@ -13,6 +13,7 @@
 //! * [`pin`]: the SPKI pin of the server certificate for
 //!   `curl --pinnedpubkey`.
 //! * [`script`]: the node command and the node script it downloads.
+//! * [`http`]: the endpoint's request parser and handler (httparse).
 //! * [`corosync_conf`]: the corosync.conf editor: the server, not the
 //!   script, edits the file (add / remove `quorum.device`, raise
 //!   `config_version`, drop `two_node` & co. with warnings).
@@ -76,6 +77,7 @@
 //! paired nodes. A failure after the write prints how to undo
 //! (`pvecm qdevice remove`, or the undo file).
 pub mod corosync_conf;
+pub mod http;
 pub mod pin;
 pub mod script;
 pub mod token;

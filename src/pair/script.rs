@@ -116,7 +116,7 @@ pub fn node_command(
 }
 
 /// PEM text of one DER certificate.
-fn pem(der: &[u8]) -> String {
+pub(crate) fn pem(der: &[u8]) -> String {
     let b64 = data_encoding::BASE64.encode(der);
     let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
     for chunk in b64.as_bytes().chunks(64) {

@@ -523,17 +523,17 @@ impl Authorized<'_> {
             return Err(Refusal::BadClusterName(name.to_owned()));
         }
         let w = &mut *self.window;
+        if let Some(bound) = w.cluster.as_ref().filter(|b| *b != name) {
+            return Err(Refusal::ClusterMismatch {
+                bound: bound.clone(),
+                requested: name.to_owned(),
+            });
+        }
         let max = w.max_certs.unwrap_or(MAX_NODES);
         if nodes > max {
             return Err(Refusal::TooManyNodes { nodes, max });
         }
         match &w.cluster {
-            Some(bound) if bound != name => {
-                return Err(Refusal::ClusterMismatch {
-                    bound: bound.clone(),
-                    requested: name.to_owned(),
-                });
-            }
             Some(_) if w.issued > 0 => {}
             // The guard runs until the first certificate is signed: a name
             // given at `open` may have gained certificates since.
