@@ -121,8 +121,9 @@ targets() {
 on_node() {
     local idx=$1 script=$2 name=${M_NAME[$1]}
     if is_local "$idx"; then
+        # An explicit status: a bare return in the EXIT trap (rollback) would give the trap's.
         bash -c "$script"
-        return
+        return $?
     fi
     local opts=(-e none -o BatchMode=yes -o "HostKeyAlias=$name")
     if [ -f "/etc/pve/nodes/$name/ssh_known_hosts" ]; then
@@ -246,7 +247,7 @@ print_plan() {
     done
     say "  write $CONF:"
     diff -u "$TMP/corosync.conf.orig" "$TMP/corosync.conf.new" | sed 's/^/    /'
-    say "  corosync-cfgtool -R, then systemctl enable --now corosync-qdevice on: $(for idx in $(targets); do printf '%s ' "${M_NAME[idx]}"; done)"
+    say "  corosync-cfgtool -R, then enable and start corosync-qdevice on: $(for idx in $(targets); do printf '%s ' "${M_NAME[idx]}"; done)"
     say "  wait until corosync-quorumtool shows the qdevice vote"
 }
 
@@ -340,7 +341,7 @@ confirm() {
         fi
         sleep 1
     done
-    corosync-quorumtool -s | sed -n '/^Flags:/p;/Qdevice/p'
+    corosync-quorumtool -s | grep -E '^Flags:|Qdevice *$'
 }
 
 main() {

@@ -379,6 +379,198 @@ mod tests {
         }
     }
 
+    /// The outcome of the rendered script on the fake node of
+    /// `src/pair/testdata/fake-node` (a 2-node plain Corosync cluster).
+    struct FakeRun {
+        rc: i32,
+        stdout: String,
+        stderr: String,
+        log: String,
+        dir: tempfile::TempDir,
+    }
+
+    impl FakeRun {
+        fn file(&self, path: &str) -> Option<Vec<u8>> {
+            std::fs::read(self.dir.path().join("corosync").join(path)).ok()
+        }
+    }
+
+    const CONF_IN: &str = "src/pair/testdata/corosync-conf/plain-two-node.conf";
+    const CONF_NEW: &str = "src/pair/testdata/corosync-conf/plain-two-node.add";
+
+    fn fake_run(args: &[&str], env: &[(&str, &str)]) -> Option<FakeRun> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = tempfile::tempdir().expect("tmp");
+        let script_path = dir.path().join("pair.sh");
+        std::fs::write(&script_path, script("192.0.2.10")).expect("write");
+        let out = Command::new("bash")
+            .arg(root.join("src/pair/testdata/fake-node/run.sh"))
+            .arg(&script_path)
+            .arg(root.join(CONF_IN))
+            .arg(root.join(CONF_NEW))
+            .arg(dir.path())
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .ok()?;
+        let rc = std::fs::read_to_string(dir.path().join("rc")).ok();
+        let Some(rc) = rc.and_then(|r| r.trim().parse().ok()) else {
+            eprintln!(
+                "skipped: no user+mount namespace for the fake node (unshare -rm): {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            return None;
+        };
+        Some(FakeRun {
+            rc,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            log: std::fs::read_to_string(dir.path().join("state/log")).unwrap_or_default(),
+            dir,
+        })
+    }
+
+    fn original() -> Vec<u8> {
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(CONF_IN)).expect("conf")
+    }
+
+    fn assert_unchanged(run: &FakeRun) {
+        assert_eq!(
+            run.file("corosync.conf"),
+            Some(original()),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(run.file("qdevice/net/nssdb/ca.crt"), None, "{}", run.stderr);
+        assert!(!run.log.contains("cfgtool"), "{}", run.log);
+        assert!(!run.log.contains("systemctl"), "{}", run.log);
+        assert!(!run.stderr.contains("rollback failed"), "{}", run.stderr);
+    }
+
+    #[test]
+    fn fake_node_pairs() {
+        let Some(run) = fake_run(&[], &[]) else {
+            return;
+        };
+        assert_eq!(run.rc, 0, "{}\n{}", run.stdout, run.stderr);
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let new = std::fs::read(root.join(CONF_NEW)).expect("new");
+        assert_eq!(run.file("corosync.conf"), Some(new.clone()));
+        assert_eq!(run.file("corosync.conf.qnetd-bak"), Some(original()));
+        assert_eq!(run.file("corosync.conf.qnetd-undo"), Some(new));
+        assert!(run.file("qdevice/net/nssdb/cluster.crt").is_some());
+        assert!(run.stderr.contains("WARNING: removed two_node"));
+        // One progress line per step, all eight.
+        let steps: Vec<&str> = run.stdout.lines().filter(|l| l.starts_with('[')).collect();
+        assert_eq!(steps.len(), 8, "{}", run.stdout);
+        assert!(steps[7].starts_with("[8/8] paired"));
+        assert!(run.stdout.contains("To undo on this node"));
+        // The order: key and request, the signature, the import, then the
+        // reload before corosync-qdevice starts.
+        let pos = |s: &str| {
+            run.log
+                .find(s)
+                .unwrap_or_else(|| panic!("{s} missing:\n{}", run.log))
+        };
+        assert!(pos("certutil -i -c") < pos("certutil -r -n twonode"));
+        assert!(pos("certutil -r -n twonode") < pos("/sign?node=a"));
+        assert!(pos("/sign?node=a") < pos("certutil -M -c"));
+        assert!(pos("certutil -M -c") < pos("cfgtool -R"));
+        assert!(pos("cfgtool -R") < pos("systemctl restart corosync-qdevice"));
+        // Every request is pinned.
+        for line in run.log.lines().filter(|l| l.starts_with("curl")) {
+            assert!(line.contains("--pinnedpubkey sha256//"), "{line}");
+            assert!(line.contains("https://192.0.2.10:5403/pair/"), "{line}");
+        }
+    }
+
+    #[test]
+    fn fake_node_dry_run_changes_nothing() {
+        let Some(run) = fake_run(&["--dry-run"], &[]) else {
+            return;
+        };
+        assert_eq!(run.rc, 0, "{}", run.stderr);
+        assert!(run.stdout.contains("Dry run: nothing was changed."));
+        assert!(
+            run.stdout.contains("+\t\t\thost: 192.0.2.10"),
+            "{}",
+            run.stdout
+        );
+        assert!(!run.log.contains("certutil"), "{}", run.log);
+        assert_unchanged(&run);
+    }
+
+    #[test]
+    fn fake_node_failures_before_the_write_change_nothing() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("SIGN_CODE", "409")], "already signed its 2 certificates"),
+            (
+                &[("CONF_CODE", "409")],
+                "a quorum device is already configured",
+            ),
+            (
+                &[("FAIL_IMPORT", "1")],
+                "importing the certificate on a failed",
+            ),
+            (&[("NO_CERTUTIL", "1")], "apt install corosync-qdevice"),
+            (&[("OLD_DB", "1")], "run with --force to replace it"),
+            (
+                &[("DEVICE_HOST", "198.51.100.1")],
+                "already has a quorum device (host 198.51.100.1)",
+            ),
+        ];
+        for (env, message) in cases {
+            let Some(run) = fake_run(&[], env) else {
+                return;
+            };
+            assert_eq!(run.rc, 1, "{env:?}: {}", run.stderr);
+            assert!(run.stderr.contains(message), "{env:?}: {}", run.stderr);
+            if !env.iter().any(|(k, _)| *k == "OLD_DB") {
+                assert_unchanged(&run);
+            }
+        }
+    }
+
+    #[test]
+    fn fake_node_force_restores_the_old_store_on_failure() {
+        let env = [("OLD_DB", "1"), ("FAIL_IMPORT", "1")];
+        let Some(run) = fake_run(&["--force"], &env) else {
+            return;
+        };
+        assert_eq!(run.rc, 1, "{}", run.stderr);
+        assert_eq!(
+            run.file("qdevice/net/nssdb/cert9.db"),
+            Some(b"old\n".to_vec()),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(run.file("corosync.conf"), Some(original()));
+        assert!(!run.stderr.contains("rollback failed"), "{}", run.stderr);
+        // With --force and no failure the old store is replaced.
+        let Some(run) = fake_run(&["--force"], &[("OLD_DB", "1")]) else {
+            return;
+        };
+        assert_eq!(run.rc, 0, "{}", run.stderr);
+        assert_eq!(run.file("qdevice/net/nssdb/cert9.db"), None);
+        assert!(run.file("qdevice/net/nssdb/cluster.crt").is_some());
+        assert!(run.log.contains("corosync.conf?force=1"));
+    }
+
+    #[test]
+    fn fake_node_already_paired_with_us_is_a_no_op() {
+        let Some(run) = fake_run(&[], &[("DEVICE_HOST", "192.0.2.10")]) else {
+            return;
+        };
+        assert_eq!(run.rc, 0, "{}", run.stderr);
+        assert!(
+            run.stdout.contains("already uses this qnetd"),
+            "{}",
+            run.stdout
+        );
+        assert!(!run.log.contains("curl"), "{}", run.log);
+        assert_unchanged(&run);
+    }
+
     #[test]
     fn node_command_shape() {
         let pin = spki_pin(&reference("qnetd-server.crt")).expect("pin");
