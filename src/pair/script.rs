@@ -393,6 +393,15 @@ mod tests {
         fn file(&self, path: &str) -> Option<Vec<u8>> {
             std::fs::read(self.dir.path().join("corosync").join(path)).ok()
         }
+
+        /// A file of member `b` (10.0.0.2) under its /etc/corosync.
+        fn member_file(&self, path: &str) -> Option<Vec<u8>> {
+            std::fs::read(self.dir.path().join("state/node-10.0.0.2").join(path)).ok()
+        }
+
+        fn pve_file(&self, path: &str) -> Option<Vec<u8>> {
+            std::fs::read(self.dir.path().join("pve").join(path)).ok()
+        }
     }
 
     const CONF_IN: &str = "src/pair/testdata/corosync-conf/plain-two-node.conf";
@@ -569,6 +578,72 @@ mod tests {
         );
         assert!(!run.log.contains("curl"), "{}", run.log);
         assert_unchanged(&run);
+    }
+
+    #[test]
+    fn fake_proxmox_node_pairs_every_member() {
+        let Some(run) = fake_run(&[], &[("PVE", "1")]) else {
+            return;
+        };
+        assert_eq!(run.rc, 0, "{}\n{}", run.stdout, run.stderr);
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let new = std::fs::read(root.join(CONF_NEW)).expect("new");
+        assert_eq!(run.pve_file("corosync.conf"), Some(new));
+        assert_eq!(run.pve_file("corosync.conf.new"), None);
+        assert!(
+            run.stdout.contains(", pve mode, /etc/pve/corosync.conf"),
+            "{}",
+            run.stdout
+        );
+        // Each member has its own key and certificate; both were signed.
+        assert!(run.file("qdevice/net/nssdb/cluster.crt").is_some());
+        assert!(run.member_file("qdevice/net/nssdb/cluster.crt").is_some());
+        for node in ["a", "b"] {
+            assert!(
+                run.log.contains(&format!("/sign?node={node}")),
+                "{}",
+                run.log
+            );
+        }
+        // The member is reached the way PVE::SSHInfo does it.
+        assert!(
+            run.log
+                .contains("ssh -e none -o BatchMode=yes -o HostKeyAlias=b root@10.0.0.2 -- "),
+            "{}",
+            run.log
+        );
+        assert!(
+            !run.log.contains("HostKeyAlias=a"),
+            "the local node goes over ssh"
+        );
+        let restarts = run
+            .log
+            .lines()
+            .filter(|l| *l == "systemctl restart corosync-qdevice");
+        assert_eq!(restarts.count(), 2, "{}", run.log);
+        assert!(run.stdout.contains("To undo: pvecm qdevice remove"));
+    }
+
+    #[test]
+    fn fake_proxmox_failure_rolls_back_every_member() {
+        let Some(run) = fake_run(&[], &[("PVE", "1"), ("SIGN_CODE", "409")]) else {
+            return;
+        };
+        assert_eq!(run.rc, 1, "{}", run.stderr);
+        assert_eq!(run.pve_file("corosync.conf"), Some(original()));
+        assert_eq!(run.file("qdevice/net/nssdb/ca.crt"), None);
+        assert_eq!(
+            run.member_file("qdevice/net/nssdb/ca.crt"),
+            None,
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr
+                .contains("rollback: removing the new certificate store on b")
+        );
+        assert!(!run.stderr.contains("rollback failed"), "{}", run.stderr);
+        assert!(!run.log.contains("systemctl"), "{}", run.log);
     }
 
     #[test]
