@@ -36,7 +36,7 @@ CLUSTER=
 LOCAL_ID=
 API_ERROR=
 ALGORITHM=
-declare -a M_ID=() M_NAME=() M_ADDR=() CREATED=() OLD_DB=()
+declare -a M_ID=() M_NAME=() M_ADDR=() CREATED=() OLD_DB=() HAD_DB=()
 
 say() { printf '%s\n' "$*"; }
 warn() { printf 'WARNING: %s\n' "$*" >&2; }
@@ -136,11 +136,16 @@ on_node() {
 q() { printf '%q ' "$@"; }
 
 rollback() {
-    local i idx
+    local i idx undo
     for i in "${!CREATED[@]}"; do
         idx=${CREATED[i]}
         say "  rollback: removing the new certificate store on ${M_NAME[idx]}" >&2
-        on_node "$idx" "rm -rf $(q "$NSSDB"); if [ -e $(q "${OLD_DB[i]}") ]; then mv $(q "${OLD_DB[i]}" "$NSSDB"); fi" \
+        undo="rm -rf $(q "$NSSDB")"
+        if [ "${HAD_DB[i]}" = 1 ]; then
+            # Only once the old store was moved aside is the one in place ours.
+            undo="if [ -e $(q "${OLD_DB[i]}") ]; then rm -rf $(q "$NSSDB") && mv $(q "${OLD_DB[i]}" "$NSSDB"); fi"
+        fi
+        on_node "$idx" "$undo" \
             < /dev/null || warn "rollback failed on ${M_NAME[idx]}: remove $NSSDB there by hand"
     done
 }
@@ -252,14 +257,17 @@ print_plan() {
 }
 
 make_certs() {
-    local idx old ca="$TMP/qnetd-cacert.crt"
+    local idx old had ca="$TMP/qnetd-cacert.crt"
     printf '%s\n' "$QNETD_CA_PEM" > "$ca"
     for idx in $(targets); do
-        old="$NSSDB.qnetd-old.$$"
+        old="$NSSDB.qnetd-old.$$" had=0
+        # --force: an existing store is moved aside, and put back by the rollback.
+        if on_node "$idx" "[ -e $(q "$NSSDB") ]" < /dev/null; then had=1; fi
         # Recorded before the store exists, so that a failure half-way is rolled back too.
         CREATED+=("$idx")
         OLD_DB+=("$old")
-        on_node "$idx" "set -e; if [ -e $(q "$NSSDB") ]; then mv $(q "$NSSDB" "$old"); fi
+        HAD_DB+=("$had")
+        on_node "$idx" "set -e; if [ $had = 1 ]; then mv $(q "$NSSDB" "$old"); fi
             t=\$(mktemp); trap 'rm -f \"\$t\"' EXIT; cat > \"\$t\"
             $CERTUTIL -i -c \"\$t\" > /dev/null
             $CERTUTIL -r -n $(q "$CLUSTER") > /dev/null" < "$ca" \
