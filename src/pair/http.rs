@@ -25,6 +25,8 @@ use super::corosync_conf::{
 use super::script::{ScriptParams, pem, render};
 use super::token::{PairingWindow, Refusal, Token};
 use crate::core::time::Timestamp;
+use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::prelude::FromDer as _;
 
 /// Largest request head (request line and headers).
 pub const MAX_HEAD: usize = 8 * 1024;
@@ -277,6 +279,33 @@ pub fn parse(buf: &[u8]) -> Parse {
     )
 }
 
+/// Checks that the DER certificate request `der` names exactly `cluster`:
+/// one common name, equal to it. The certificate copies the request's
+/// subject, and qnetd admits a client to the cluster its certificate names,
+/// so a window bound to one cluster must never sign another name.
+///
+/// # Errors
+///
+/// A one-line reason.
+pub fn check_request_names(der: &[u8], cluster: &str) -> Result<(), String> {
+    let req = match X509CertificationRequest::from_der(der) {
+        Ok(([], req)) => req,
+        Ok(_) => return Err("trailing bytes after the certificate request".into()),
+        Err(e) => return Err(format!("not a DER certificate request: {e}")),
+    };
+    let mut names = req.certification_request_info.subject.iter_common_name();
+    match (names.next().map(|n| n.as_str()), names.next()) {
+        (Some(Ok(cn)), None) if cn == cluster => Ok(()),
+        (Some(Ok(cn)), None) => Err(format!(
+            "the certificate request is for '{}', not for cluster '{cluster}'",
+            cn.escape_debug()
+        )),
+        _ => Err(format!(
+            "the certificate request must have exactly one common name, '{cluster}'"
+        )),
+    }
+}
+
 /// The status code of a refusal.
 #[must_use]
 pub fn refusal_status(r: &Refusal) -> u16 {
@@ -309,8 +338,9 @@ fn conf_error(e: &ConfError) -> Response {
     Response::text(status, &e.to_string())
 }
 
-/// Signs a DER certificate request `(request, cluster, node)`, checking
-/// that it names `cluster`: the DER certificate, or a one-line reason.
+/// Signs a DER certificate request `(request, cluster, node)` whose names
+/// [`check_request_names`] already checked: the DER certificate, or a
+/// one-line reason (for example a wrong signature).
 pub type Signer<'a> = dyn FnMut(&[u8], &str, &str) -> Result<Vec<u8>, String> + 'a;
 
 /// What [`handle`] needs from the server.
@@ -418,6 +448,9 @@ pub fn handle(
                 Ok(c) => c.to_owned(),
                 Err(r) => return refusal(&r),
             };
+            if let Err(why) = check_request_names(&req.body, &cluster) {
+                return Response::text(400, &why);
+            }
             match (ctx.sign)(&req.body, &cluster, node) {
                 Ok(der) => match auth.record_signed() {
                     Ok(()) => Response::new(200, "application/pkix-cert", der),

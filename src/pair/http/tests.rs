@@ -29,6 +29,38 @@ fn corpus(name: &str) -> Vec<u8> {
     .expect("corpus")
 }
 
+/// A DER certificate request with common name `cn` (or only an O).
+fn request_for(cn: Option<&str>) -> Vec<u8> {
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    match cn {
+        Some(cn) => params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn),
+        None => params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "x"),
+    }
+    let key = rcgen::KeyPair::generate().expect("key");
+    params.serialize_request(&key).expect("csr").der().to_vec()
+}
+
+#[test]
+fn request_names() {
+    let reference = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/testdata/reference/qdevice-net-node.crq"),
+    )
+    .expect("crq");
+    assert_eq!(check_request_names(&reference, "testcluster"), Ok(()));
+    assert!(check_request_names(&reference, "TestCluster").is_err());
+    assert!(check_request_names(&reference, "testcluste").is_err());
+    assert!(check_request_names(&request_for(Some("a")), "a").is_ok());
+    assert!(check_request_names(&request_for(Some("*")), "a").is_err());
+    assert!(check_request_names(&request_for(None), "a").is_err());
+    assert!(check_request_names(&[], "a").is_err());
+    assert!(check_request_names(&reference[..reference.len() - 1], "testcluster").is_err());
+}
+
 fn token() -> Token {
     Token::from_random(&[0x3c; RANDOM_LEN])
 }
@@ -265,9 +297,10 @@ impl Server {
         let has_live = move |n: &str| live.contains(&n);
         let signed = &self.signed;
         let mut sign = |csr: &[u8], cluster: &str, node: &str| {
-            if csr == b"bad" {
-                return Err("not a certificate request".to_owned());
+            if node == "broken" {
+                return Err("the request's signature is wrong".to_owned());
             }
+            assert!(check_request_names(csr, cluster).is_ok());
             signed
                 .borrow_mut()
                 .push((cluster.to_owned(), node.to_owned()));
@@ -301,8 +334,9 @@ fn pairing_flow() {
     let ca = s.call("GET", "/ca.crt", b"");
     let back = CertificateDer::from_pem_slice(ca.body()).expect("pem");
     assert_eq!(back.as_ref(), &s.ca[..]);
+    let csr = request_for(Some("homelab"));
     // Signing before corosync.conf binds the window is refused.
-    assert_eq!(s.call("POST", "/sign?node=pve1", b"csr").status(), 409);
+    assert_eq!(s.call("POST", "/sign?node=pve1", &csr).status(), 409);
     let conf = corpus("pve8-2node.conf");
     let edited = s.call("POST", "/corosync.conf", &conf);
     assert_eq!(edited.status(), 200);
@@ -324,15 +358,30 @@ fn pairing_flow() {
     let undo = s.call("POST", "/corosync.conf/undo", &conf);
     assert_eq!(undo.status(), 200);
     assert!(String::from_utf8_lossy(undo.body()).contains("config_version: 4"));
-    // A bad request is not counted.
-    assert_eq!(s.call("POST", "/sign?node=pve1", b"bad").status(), 400);
+    // Refused requests are not counted: a signer failure, a request for
+    // another cluster or without a name, garbage.
+    assert_eq!(s.call("POST", "/sign?node=broken", &csr).status(), 400);
+    let other = s.call("POST", "/sign?node=pve1", &request_for(Some("prod")));
+    assert_eq!(other.status(), 400);
+    assert!(
+        String::from_utf8_lossy(other.body()).contains("is for 'prod', not for cluster 'homelab'")
+    );
+    assert_eq!(
+        s.call("POST", "/sign?node=pve1", &request_for(None))
+            .status(),
+        400
+    );
+    assert_eq!(s.call("POST", "/sign?node=pve1", b"csr").status(), 400);
+    let mut trailing = csr.clone();
+    trailing.push(0);
+    assert_eq!(s.call("POST", "/sign?node=pve1", &trailing).status(), 400);
     for node in ["pve1", "pve2"] {
-        let r = s.call("POST", &format!("/sign?node={node}"), b"csr");
+        let r = s.call("POST", &format!("/sign?node={node}"), &csr);
         assert_eq!(r.status(), 200);
         assert_eq!(r.body(), format!("CERT homelab {node}").as_bytes());
     }
     // A replay after N certificates.
-    let r = s.call("POST", "/sign?node=pve3", b"csr");
+    let r = s.call("POST", "/sign?node=pve3", &csr);
     assert_eq!(r.status(), 409);
     assert_eq!(
         *s.signed.borrow(),
