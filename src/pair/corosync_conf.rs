@@ -296,6 +296,12 @@ impl CorosyncConf {
             return Err(ConfError::TooLarge(input.len()));
         }
         let text = core::str::from_utf8(input).map_err(|_| ConfError::NotUtf8)?;
+        Self::parse_text(text)
+    }
+
+    /// [`Self::parse`] without the size limit, for the file after an edit
+    /// (which may grow past it by the lines the edit adds).
+    fn parse_text(text: &str) -> Result<Self, ConfError> {
         let mut lines: Vec<Line> = Vec::new();
         let mut stack: Vec<usize> = Vec::new();
         let mut rest = text;
@@ -508,7 +514,7 @@ impl CorosyncConf {
     /// Inserts raw lines before line `at`, then re-parses so that every
     /// index is right again. The inserted text is made here, never from
     /// input that could unbalance the file.
-    fn insert(&mut self, at: usize, texts: &[String]) {
+    fn insert(&mut self, at: usize, texts: &[String]) -> Result<(), ConfError> {
         let eol = self.eol();
         let new = texts.iter().map(|t| Line {
             text: t.clone(),
@@ -516,15 +522,17 @@ impl CorosyncConf {
             kind: Kind::Blank,
         });
         self.lines.splice(at..at, new);
-        self.reparse();
+        self.reparse()
     }
 
-    fn remove(&mut self, range: Range<usize>) {
+    fn remove(&mut self, range: Range<usize>) -> Result<(), ConfError> {
         self.lines.drain(range);
-        self.reparse();
+        self.reparse()
     }
 
-    fn reparse(&mut self) {
+    /// Re-parses after an edit. Edits keep the file balanced, so this does
+    /// not fail; if it ever did, the edit is refused rather than written.
+    fn reparse(&mut self) -> Result<(), ConfError> {
         // A last line without an ending that is no longer last gets one.
         let eol = self.eol();
         let n = self.lines.len();
@@ -533,8 +541,8 @@ impl CorosyncConf {
                 l.eol = eol;
             }
         }
-        *self = Self::parse(self.to_text().as_bytes())
-            .unwrap_or_else(|e| unreachable!("an edit broke the file: {e}"));
+        *self = Self::parse_text(&self.to_text())?;
+        Ok(())
     }
 
     /// Raises `totem.config_version` by `by`, or adds it with value `by`.
@@ -554,12 +562,12 @@ impl CorosyncConf {
                 unreachable!("pair() returns pairs")
             };
             self.lines[line].text.replace_range(value, &new.to_string());
-            self.reparse();
+            self.reparse()?;
             Ok(new)
         } else {
             let text = format!("{}config_version: {by}", self.child_indent(totem));
             let close = self.close_of(totem);
-            self.insert(close, &[text]);
+            self.insert(close, &[text])?;
             Ok(by)
         }
     }
@@ -678,7 +686,7 @@ pub fn add_device(input: &[u8], settings: DeviceSettings<'_>) -> Result<Edit, Co
             return Err(ConfError::AlreadyConfigured);
         }
         let host = conf.get("quorum.device.net.host").unwrap_or("?").to_owned();
-        conf.remove(dev..conf.close_of(dev) + 1);
+        conf.remove(dev..conf.close_of(dev) + 1)?;
         warnings.push(format!(
             "replaced the quorum device that used host {host} (--force)"
         ));
@@ -690,7 +698,7 @@ pub fn add_device(input: &[u8], settings: DeviceSettings<'_>) -> Result<Edit, Co
                 "removed '{key}: {}' from the quorum section: {why}",
                 conf.value(line).escape_debug()
             ));
-            conf.remove(line..line + 1);
+            conf.remove(line..line + 1)?;
         }
     }
     let q = quorum_section(&conf)?;
@@ -712,7 +720,7 @@ pub fn add_device(input: &[u8], settings: DeviceSettings<'_>) -> Result<Edit, Co
     block.push(format!("{i2}}}"));
     block.push(format!("{i1}}}"));
     let close = conf.close_of(q);
-    conf.insert(close, &block);
+    conf.insert(close, &block)?;
     let config_version = conf.bump_config_version(1)?;
     Ok(Edit {
         text: conf.to_text(),
@@ -735,7 +743,7 @@ pub fn remove_device(input: &[u8]) -> Result<Edit, ConfError> {
     let dev = conf
         .section(Some(q), "device")?
         .ok_or(ConfError::NoDevice)?;
-    conf.remove(dev..conf.close_of(dev) + 1);
+    conf.remove(dev..conf.close_of(dev) + 1)?;
     let config_version = conf.bump_config_version(1)?;
     Ok(Edit {
         text: conf.to_text(),

@@ -409,6 +409,22 @@ fn values_are_read_as_corosync_reads_them() {
 }
 
 #[test]
+fn a_file_at_the_size_limit_can_still_be_edited() {
+    let q = "quorum {\n provider: corosync_votequorum\n}\n";
+    let mut text = minimal(q);
+    let pad = MAX_CONF_LEN - text.len();
+    text.push_str(&"#".repeat(pad - 1));
+    text.push('\n');
+    assert_eq!(text.len(), MAX_CONF_LEN);
+    let edit = add(&text).expect("add");
+    assert!(edit.text.len() > MAX_CONF_LEN);
+    assert!(
+        remove_device(edit.text.as_bytes()).is_err(),
+        "the limit still holds for input"
+    );
+}
+
+#[test]
 fn config_version_keeps_its_spacing() {
     let text = minimal("quorum {\n provider: corosync_votequorum\n}\n")
         .replace("config_version: 1", "config_version:\t 41  ");
@@ -454,6 +470,26 @@ proptest! {
         }
         let _ = add_device(&bytes, DeviceSettings { host: "h", port: 1, force: true });
         let _ = remove_device(&bytes);
+    }
+
+    #[test]
+    fn edits_of_valid_files_never_fail_inside(
+        totem in prop::collection::vec(line_strategy(), 0..8),
+        quorum in prop::collection::vec(line_strategy(), 0..8),
+        node in prop::collection::vec(line_strategy(), 0..8),
+        force in any::<bool>(),
+    ) {
+        let text = format!(
+            "totem {{\n{}}}\nnodelist {{\n node {{\n{}  }}\n}}\nquorum {{\n provider: corosync_votequorum\n{}}}\n",
+            totem.concat(), node.concat(), quorum.concat()
+        );
+        let settings = DeviceSettings { host: "fd00::1", port: 5404, force };
+        if let Ok(edit) = add_device(text.as_bytes(), settings) {
+            let conf = CorosyncConf::parse(edit.text.as_bytes()).expect("the output parses");
+            prop_assert_eq!(conf.get("quorum.device.net.host"), Some("fd00::1"));
+            let removed = remove_device(edit.text.as_bytes()).expect("and the device comes out");
+            prop_assert!(!CorosyncConf::parse(removed.text.as_bytes()).expect("parses").has_device());
+        }
     }
 
     #[test]
