@@ -50,7 +50,9 @@
 //! editor changes only the lines it must, so on a file Proxmox wrote (sorted,
 //! two spaces) the result differs from pvecm's only in the position of the
 //! `device` block inside `quorum` (last here, sorted there) and in the order
-//! of keys inside it; corosync reads both the same. Proxmox refuses a file
+//! of keys inside it; corosync reads both the same (the tests compare the
+//! keys and values with `pvecm`'s output for the Proxmox files of the corpus,
+//! `*.pvecm`). Proxmox refuses a file
 //! without `config_version`; we add one. Proxmox removes none of the
 //! incompatible quorum options (it never writes them itself); we do, as pcs
 //! does. Proxmox never writes `port`; we write it when it is not 5403.
