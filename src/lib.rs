@@ -39,3 +39,4 @@ pub mod config;
 pub mod error;
 pub mod mgmt;
 pub mod net;
+pub mod pair;
