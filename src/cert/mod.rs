@@ -8,11 +8,13 @@
 //!   lock    exclusive flock(2) on the store directory
 //!   atomic  crash-safe file writes (temp file, fsync, rename, fsync dir)
 //!   issue   key generation and certificate issuing with rcgen
+//!   index   the index of issued certificates (serial, cluster, node, time, state)
 //! ```
 //!
 //! No sockets and no clock except the wall clock for certificate validity.
 
 mod atomic;
+pub mod index;
 mod issue;
 mod lock;
 pub mod name;
