@@ -7,6 +7,8 @@
 //! qnetd certutil [certutil options]           the certificate store (corosync-qnetd-certutil compatible)
 //! qnetd tool [tool options]                   the management client (corosync-qnetd-tool compatible)
 //! qnetd healthcheck [options]                 exit 0 if the daemon answers, 1 otherwise
+//! qnetd pair [options]                        open a pairing window; prints the node command last
+//! qnetd unpair CLUSTER [-p SOCKET]            revoke a cluster's certificates
 //! ```
 //!
 //! Invoked as `corosync-qnetd` (a symlink) it behaves the same; invoked as
@@ -17,7 +19,7 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::process::ExitCode;
 
-use qnetd::cmd::{certutil, daemon, healthcheck, tool};
+use qnetd::cmd::{certutil, daemon, healthcheck, pair, tool, unpair};
 
 /// A program's entry point: the name to show in messages, the arguments
 /// after it.
@@ -30,10 +32,12 @@ const BY_NAME: [(&str, Run); 2] = [
 ];
 
 /// Subcommands: `qnetd NAME ...`.
-const SUBCOMMANDS: [(&str, Run); 3] = [
+const SUBCOMMANDS: [(&str, Run); 5] = [
     ("certutil", certutil::run),
     ("tool", tool::run),
     ("healthcheck", healthcheck::run),
+    ("pair", pair::run),
+    ("unpair", unpair::run),
 ];
 
 fn main() -> ExitCode {

@@ -51,7 +51,7 @@ struct Target {
     clippy::disallowed_methods,
     reason = "a client with a deadline reads the clock; this is not the sans-IO core"
 )]
-fn now() -> Instant {
+pub(crate) fn now() -> Instant {
     Instant::now()
 }
 
@@ -125,6 +125,16 @@ fn apply_options(t: &mut Target) -> Result<(), String> {
 
 /// Sends `status` and returns the reply.
 fn ask_status(path: &std::path::Path, deadline: Instant) -> Result<Vec<u8>, String> {
+    ask(path, b"status \n", deadline)
+}
+
+/// Sends one request line to the management socket at `path` and returns
+/// the whole reply, all within `deadline`.
+pub(crate) fn ask(
+    path: &std::path::Path,
+    request: &[u8],
+    deadline: Instant,
+) -> Result<Vec<u8>, String> {
     let fail = |e: io::Error| format!("local socket {}: {e}", path.display());
     let socket = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(fail)?;
     // Non-blocking connect: a full backlog fails at once instead of waiting.
@@ -137,7 +147,7 @@ fn ask_status(path: &std::path::Path, deadline: Instant) -> Result<Vec<u8>, Stri
     stream
         .set_write_timeout(Some(remaining(deadline)?))
         .map_err(fail)?;
-    stream.write_all(b"status \n").map_err(fail)?;
+    stream.write_all(request).map_err(fail)?;
     let mut reply = Vec::new();
     let mut buf = [0u8; 1024];
     loop {

@@ -7,6 +7,8 @@
 //!   certutil      qnetd certutil [options]        corosync-qnetd-certutil
 //!   tool          qnetd tool [options]            corosync-qnetd-tool
 //!   healthcheck   qnetd healthcheck [options]     exit 0 if the daemon answers
+//!   pair          qnetd pair [options]            open a pairing window, print the node command
+//!   unpair        qnetd unpair CLUSTER            revoke a cluster's certificates
 //! ```
 //!
 //! `main.rs` only picks one of them by name.
@@ -14,4 +16,6 @@
 pub mod certutil;
 pub mod daemon;
 pub mod healthcheck;
+pub mod pair;
 pub mod tool;
+pub mod unpair;

@@ -11,6 +11,7 @@
 mod ipc;
 mod listen;
 mod lock;
+mod pair;
 pub mod tls;
 
 use std::collections::VecDeque;
@@ -41,6 +42,10 @@ const LISTENER: Token = Token(0);
 const SIGNALS: Token = Token(1);
 const FIRST_CLIENT: usize = 16;
 
+/// First byte of a TLS handshake record: a pairing connection (the qdevice
+/// protocol starts with 0x00).
+const TLS_HANDSHAKE: u8 = 0x16;
+
 /// How soon a failed `accept` is retried.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
@@ -55,6 +60,9 @@ struct Conn {
     tls: Option<Box<TlsSession>>,
     /// The instance was told the handshake finished.
     tls_announced: bool,
+    /// No byte read yet: the first one tells pairing HTTPS (0x16) from
+    /// the qdevice protocol.
+    fresh: bool,
 }
 
 /// Bytes waiting for a socket: the instance's output for a client in clear,
@@ -209,6 +217,9 @@ enum ReadOutcome {
     More,
     /// EOF or error: the client is gone.
     Closed,
+    /// The first `n` bytes in the read buffer start a TLS handshake: a
+    /// pairing connection.
+    Pairing(usize),
 }
 
 /// Switches a connection to TLS after an accepted STARTTLS. Replies queued
@@ -261,6 +272,8 @@ struct Server {
     buf: Box<[u8]>,
     /// Set when TLS is on or required.
     tls_config: Option<Arc<rustls::ServerConfig>>,
+    /// The pairing endpoint and state, when TLS is on.
+    pairing: Option<pair::Pairing>,
     /// `accept` failed (e.g. out of file descriptors): connections may be
     /// waiting in the backlog without a new edge to announce them, so the
     /// loop retries on a short timer.
@@ -280,7 +293,12 @@ pub fn run(config: &Config) -> Result<(), Error> {
     let signals =
         Signals::new([SIGTERM, SIGINT]).map_err(|e| Error::io("install signal handlers", e))?;
     let _lock = LockFile::acquire(&config.advanced.lock_file)?;
-    let tls_config = tls_setup(config)?;
+    let revoked = tls::RevokedSerials::default();
+    let tls_config = tls_setup(config, &revoked)?;
+    let pairing = match tls_config {
+        Some(_) => Some(pair::Pairing::new(config, revoked)?),
+        None => None,
+    };
     log::debug!("Initializing local socket");
     let ipc = ipc::Ipc::bind(config)?;
     log::debug!("Creating listening socket");
@@ -289,6 +307,7 @@ pub fn run(config: &Config) -> Result<(), Error> {
         .local_addr()
         .map_err(|e| Error::io("read listen address", e))?;
     let mut server = Server::new(config, listener, ipc, tls_config, signals)?;
+    server.pairing = pairing;
     log::info!(
         "QNetd ready to provide service: listening on {local} (tls={}, client certificate required={})",
         tls_name(config),
@@ -299,7 +318,10 @@ pub fn run(config: &Config) -> Result<(), Error> {
 
 /// Opens the certificate store (creating it on first start) and builds the
 /// TLS server configuration, unless TLS is off.
-fn tls_setup(config: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, Error> {
+fn tls_setup(
+    config: &Config,
+    revoked: &tls::RevokedSerials,
+) -> Result<Option<Arc<rustls::ServerConfig>>, Error> {
     if config.tls == TlsSupported::Unsupported {
         return Ok(None);
     }
@@ -316,7 +338,7 @@ fn tls_setup(config: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, Error
         }
         Err(e) => return Err(Error::Tls(e.into())),
     }
-    let cfg = tls::server_config(&store, config.client_cert_required)?;
+    let cfg = tls::server_config_revocable(&store, config.client_cert_required, revoked)?;
     Ok(Some(cfg))
 }
 
@@ -356,6 +378,7 @@ impl Server {
             clock: Clock::new(),
             buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
             tls_config,
+            pairing: None,
             accept_failed: false,
         })
     }
@@ -365,10 +388,12 @@ impl Server {
         log::debug!("Running QNetd main loop");
         loop {
             let timeout = if self.ready.is_empty() {
-                let next = self
-                    .instance
-                    .poll_timeout()
-                    .map(|t| Duration::from_millis(t.millis_since(self.clock.now())));
+                let pair_next = self.pairing.as_ref().and_then(pair::Pairing::poll_timeout);
+                let next = match (self.instance.poll_timeout(), pair_next) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+                .map(|t| Duration::from_millis(t.millis_since(self.clock.now())));
                 if self.accept_failed {
                     Some(next.map_or(ACCEPT_RETRY, |t| t.min(ACCEPT_RETRY)))
                 } else {
@@ -395,13 +420,25 @@ impl Server {
                         }
                     }
                     token if ipc::owns(token) => {
-                        if self
-                            .ipc
-                            .handle_event(self.poll.registry(), token, &self.instance)
-                        {
+                        let outcome = self.ipc.handle_event(
+                            self.poll.registry(),
+                            token,
+                            &self.instance,
+                            self.pairing.as_mut(),
+                            now,
+                        );
+                        for id in outcome.disconnect {
+                            self.close(now, id);
+                        }
+                        if outcome.shutdown {
                             log::info!("Shutdown requested through the local socket");
                             self.shutdown(now);
                             return Ok(());
+                        }
+                    }
+                    token if pair::owns(token) => {
+                        if let Some(p) = self.pairing.as_mut() {
+                            p.handle_event(self.poll.registry(), token, now);
                         }
                     }
                     token => {
@@ -427,6 +464,9 @@ impl Server {
                 }
             }
             self.instance.handle_timeout(now);
+            if let Some(p) = self.pairing.as_mut() {
+                p.handle_timeout(self.poll.registry(), now);
+            }
             self.process_outputs(now);
         }
     }
@@ -489,6 +529,7 @@ impl Server {
                     addr: PeerAddr(addr),
                     tls: None,
                     tls_announced: false,
+                    fresh: true,
                 });
             }
         }
@@ -499,11 +540,13 @@ impl Server {
             ReadOutcome::Drained => {}
             ReadOutcome::More => self.ready.push_back(id),
             ReadOutcome::Closed => self.close(now, id),
+            ReadOutcome::Pairing(n) => self.hand_to_pairing(now, id, n),
         }
         self.process_outputs(now);
     }
 
     fn read(&mut self, now: Timestamp, id: ClientId) -> ReadOutcome {
+        let pairing = self.pairing.is_some();
         let Self {
             conns,
             instance,
@@ -538,6 +581,9 @@ impl Server {
                 }
             };
             budget = budget.saturating_sub(n);
+            if std::mem::take(&mut conn.fresh) && buf.first() == Some(&TLS_HANDSHAKE) && pairing {
+                return ReadOutcome::Pairing(n);
+            }
             // Plain or TLS, the bytes go through the one shared buffer: a
             // TLS session keeps no large buffer between messages.
             let Some(started_tls) = conn.receive(
@@ -558,6 +604,20 @@ impl Server {
             if budget == 0 {
                 return ReadOutcome::More;
             }
+        }
+    }
+
+    /// Hands a connection whose first `n` bytes (in the read buffer) start
+    /// a TLS handshake to the pairing endpoint; it leaves the instance.
+    fn hand_to_pairing(&mut self, now: Timestamp, id: ClientId, n: usize) {
+        let index = usize::try_from(id.index()).unwrap_or(usize::MAX);
+        let Some(conn) = self.conns.get_mut(index).and_then(Option::take) else {
+            return;
+        };
+        self.instance.disconnect(now, id);
+        if let Some(p) = self.pairing.as_mut() {
+            let first = self.buf.get(..n).unwrap_or_default();
+            p.adopt(self.poll.registry(), conn.stream, conn.addr, first, now);
         }
     }
 
