@@ -10,4 +10,5 @@ mod addon;
 mod loopback;
 mod mgmt_socket;
 mod nss_interop;
+mod pairing;
 mod tls_loopback;

@@ -15,7 +15,7 @@
     unreachable_pub,
     reason = "shared with the unit tests; not all of it is used here"
 )]
-mod testkit;
+pub(crate) mod testkit;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -384,4 +384,65 @@ fn certutil_under_the_reference_name() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "-s without -c");
+}
+
+#[test]
+fn unpair_disconnects_the_cluster_and_refuses_its_certificates() {
+    let server = Server::start("unpair", &["-s", "on", "-c", "on"]);
+    let id = server.client_identity(CLUSTER);
+    let other = server.client_identity("othercluster");
+    let cfg = |id: &(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)| {
+        client_config(
+            provider(true),
+            &server.ca(),
+            Some((id.0.clone(), id.1.clone_key())),
+        )
+    };
+    let mut node = Node::connect(&server);
+    node.preinit(CLUSTER);
+    assert!(node.starttls(&cfg(&id)));
+    assert!(init_ok(&node.init()));
+    let mut bystander = Node::connect(&server);
+    bystander.preinit("othercluster");
+    assert!(bystander.starttls(&cfg(&other)));
+    assert!(init_ok(&bystander.init()));
+
+    let socket = server.dir.join("qnetd.sock");
+    let out = std::process::Command::new(BIN)
+        .args(["unpair", CLUSTER, "-p"])
+        .arg(&socket)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("1 certificate(s) revoked, 1 client(s) disconnected")
+    );
+    // Disconnected at once.
+    assert_eq!(node.recv(), Got::Closed);
+    // Its certificate is refused from now on; another cluster is untouched.
+    let mut again = Node::connect(&server);
+    again.preinit(CLUSTER);
+    let got = if again.starttls(&cfg(&id)) {
+        again.init()
+    } else {
+        Got::Closed
+    };
+    assert_eq!(got, Got::Closed);
+    bystander.send(&build::echo_request(9));
+    bystander.expect(MsgType::EchoReply);
+    // Nothing live is left to unpair.
+    let out = std::process::Command::new(BIN)
+        .args(["unpair", CLUSTER, "-p"])
+        .arg(&socket)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no live certificates"));
+    // A new certificate for the name (paired again) is accepted.
+    let fresh = server.client_identity(CLUSTER);
+    let mut node = Node::connect(&server);
+    node.preinit(CLUSTER);
+    assert!(node.starttls(&cfg(&fresh)));
+    assert!(init_ok(&node.init()));
 }
