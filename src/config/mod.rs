@@ -307,6 +307,17 @@ pub struct Config {
     pub debug: u8,
     /// `-S` settings.
     pub advanced: AdvancedSettings,
+    /// Add-on mode: open a pairing window at start when no cluster is
+    /// paired yet.
+    pub auto_pair: Option<AutoPair>,
+}
+
+/// The pairing window the add-on opens by itself at start.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AutoPair {
+    /// The address the nodes reach the server at (add-on option
+    /// `pairing_address`); `None`: unknown, the log says how to set it.
+    pub address: Option<String>,
 }
 
 impl Default for Config {
@@ -321,6 +332,7 @@ impl Default for Config {
             max_clients: engine.max_clients,
             debug: 0,
             advanced: AdvancedSettings::default(),
+            auto_pair: None,
         }
     }
 }

@@ -313,6 +313,9 @@ pub fn run(config: &Config) -> Result<(), Error> {
         tls_name(config),
         config.client_cert_required
     );
+    if let (Some(auto), Some(p)) = (&config.auto_pair, server.pairing.as_mut()) {
+        p.auto_open(auto.address.clone(), server.clock.now());
+    }
     server.run()
 }
 

@@ -132,6 +132,31 @@ impl Pairing {
         })
     }
 
+    /// Add-on mode at start: when no certificate was ever issued, opens a
+    /// window and logs the node command with one line of explanation.
+    pub(super) fn auto_open(&mut self, address: Option<String>, now: Timestamp) {
+        if !self.store.issued().is_ok_and(|i| i.is_empty()) {
+            return;
+        }
+        if address.is_none() {
+            log::info!(
+                "No cluster is paired yet. Set the add-on option pairing_address to the address your cluster nodes reach this server at and restart: the log then shows the one-line pairing command"
+            );
+            return;
+        }
+        let params = OpenParams {
+            address,
+            ..OpenParams::default()
+        };
+        match self.open(params, now) {
+            Ok(body) => log::info!(
+                "No cluster is paired yet. To pair one, run this line as root on one Proxmox VE node (on every node of a plain Corosync cluster) within 30 minutes (restart the add-on for a new one): {}",
+                crate::mgmt::pair::parse_kv(&body, "command").unwrap_or("")
+            ),
+            Err(e) => log::warn!("pairing: cannot open a window at start: {e}"),
+        }
+    }
+
     /// Takes over a new connection whose first bytes `first` start a TLS
     /// handshake.
     pub(super) fn adopt(

@@ -598,3 +598,75 @@ fn addon_mode_logs_to_stdout_and_stops_on_sigterm() {
     assert_eq!(stderr, "", "add-on mode logs to stdout only");
     assert!(Path::new(&dir.join("q.pid")).exists());
 }
+
+/// Add-on mode with TLS and nothing paired yet: the log shows the node
+/// command (with the `pairing_address` option), and the command's window
+/// answers; once a certificate exists, a restart opens no window.
+#[test]
+fn addon_mode_opens_a_pairing_window_and_logs_the_node_command() {
+    use std::io::BufRead as _;
+    let dir = temp_dir("autopair");
+    let file = dir.join("options.json");
+    std::fs::write(&file, r#"{"tls":"on","pairing_address":"127.0.0.1"}"#).unwrap();
+    let settings = format!(
+        "lock_file={},local_socket_file={},nss_db_dir={}",
+        dir.join("q.pid").display(),
+        dir.join("q.sock").display(),
+        dir.join("tls").display()
+    );
+    let run = |expect_window: bool| {
+        let port = free_ports(1)[0].to_string();
+        let mut child = qnetd(&[
+            "--options",
+            file.to_str().unwrap(),
+            "-l",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-S",
+            &settings,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut found = None;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if line.contains("No cluster is paired yet") {
+                found = Some(line);
+                break;
+            }
+            if line.contains("QNetd ready to provide service") && !expect_window {
+                break;
+            }
+        }
+        if expect_window {
+            let line = found.expect("the pairing line in the log");
+            let command = line.split(": ").last().unwrap();
+            assert!(
+                command.starts_with("curl -fsSk --pinnedpubkey sha256//")
+                    && command.contains(&format!("https://127.0.0.1:{port}/pair/"))
+                    && command.ends_with("| bash"),
+                "{line}"
+            );
+        } else {
+            // The ready line comes after the window would have been logged.
+            let _ = child.kill();
+            let rest: Vec<String> = lines.map_while(Result::ok).collect();
+            assert!(
+                found.is_none() && !rest.iter().any(|l| l.contains("No cluster is paired yet")),
+                "{rest:?}"
+            );
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    };
+    run(true);
+    // Sign one certificate: the store now has a paired cluster.
+    let store = qnetd::cert::store::CertStore::open(dir.join("tls"));
+    let csr = include_bytes!("../../src/testdata/reference/qdevice-net-node.crq");
+    store.sign_request(csr, "testcluster").unwrap();
+    run(false);
+}
