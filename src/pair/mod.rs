@@ -56,7 +56,7 @@
 //! # What the node script does
 //!
 //! One progress line per step (`src/pair/node-pair.sh`): checks (root; the
-//! corosync tools; Proxmox VE if `/etc/pve/corosync.conf` and `pvecm`
+//! corosync tools; Proxmox VE if `/etc/pve/corosync.conf`
 //! exist, else plain Corosync with `/etc/corosync/corosync.conf`; cluster
 //! name, nodelist and membership from `corosync-cmapctl`; every node
 //! online; no device yet — on a cluster already paired with this server it

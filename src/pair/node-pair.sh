@@ -179,7 +179,8 @@ check_node() {
     for tool in curl corosync-cmapctl corosync-cfgtool corosync-quorumtool systemctl; do
         command -v "$tool" > /dev/null || die "'$tool' is missing on this node"
     done
-    if [ -f /etc/pve/corosync.conf ] && command -v pvecm > /dev/null; then
+    # Proxmox VE: pmxcfs holds the cluster-wide corosync.conf (the script never calls pvecm).
+    if [ -f /etc/pve/corosync.conf ]; then
         MODE=pve CONF=/etc/pve/corosync.conf
     else
         MODE=corosync CONF=/etc/corosync/corosync.conf
