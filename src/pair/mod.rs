@@ -57,7 +57,7 @@
 //!
 //! One progress line per step (`src/pair/node-pair.sh`): checks (root; the
 //! corosync tools; Proxmox VE if `/etc/pve/corosync.conf`
-//! exist, else plain Corosync with `/etc/corosync/corosync.conf`; cluster
+//! exists, else plain Corosync with `/etc/corosync/corosync.conf`; cluster
 //! name, nodelist and membership from `corosync-cmapctl`; every node
 //! online; no device yet — on a cluster already paired with this server it
 //! says so and exits 0 — unless `--force`); `corosync-qdevice-net-certutil`
