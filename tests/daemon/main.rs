@@ -10,5 +10,5 @@ mod addon;
 mod loopback;
 mod mgmt_socket;
 mod nss_interop;
-mod pairing;
-mod tls_loopback;
+pub(crate) mod pairing;
+pub(crate) mod tls_loopback;

@@ -83,7 +83,7 @@ impl Paired {
 }
 
 /// curl with `pin`; returns (exit status, HTTP status, body).
-fn curl(pin: Option<&str>, url: &str, extra: &[&str]) -> (i32, u16, Vec<u8>) {
+pub(crate) fn curl(pin: Option<&str>, url: &str, extra: &[&str]) -> (i32, u16, Vec<u8>) {
     let mut c = Command::new("curl");
     c.args([
         "-sSk",
@@ -107,7 +107,7 @@ fn curl(pin: Option<&str>, url: &str, extra: &[&str]) -> (i32, u16, Vec<u8>) {
     (out.status.code().unwrap_or(-1), code, body)
 }
 
-fn post(pin: &str, url: &str, file: &Path) -> (i32, u16, Vec<u8>) {
+pub(crate) fn post(pin: &str, url: &str, file: &Path) -> (i32, u16, Vec<u8>) {
     let data = format!("@{}", file.display());
     curl(
         Some(pin),
@@ -126,11 +126,16 @@ fn with_secret(url: &str, secret: &str) -> String {
     format!("{head}.{secret}")
 }
 
-/// A corosync.conf for `cluster` with two nodes.
-fn conf(dir: &Path, cluster: &str) -> PathBuf {
-    let text = format!(
-        "totem {{\n\tversion: 2\n\tcluster_name: {cluster}\n}}\n\nnodelist {{\n\tnode {{\n\t\tname: n1\n\t\tnodeid: 1\n\t\tring0_addr: 10.0.0.1\n\t}}\n\tnode {{\n\t\tname: n2\n\t\tnodeid: 2\n\t\tring0_addr: 10.0.0.2\n\t}}\n}}\n\nquorum {{\n\tprovider: corosync_votequorum\n\ttwo_node: 1\n}}\n"
-    );
+/// A corosync.conf for `cluster` with `nodes` nodes.
+pub(crate) fn conf(dir: &Path, cluster: &str, nodes: u32) -> PathBuf {
+    let mut text =
+        format!("totem {{\n\tversion: 2\n\tcluster_name: {cluster}\n}}\n\nnodelist {{\n");
+    for i in 1..=nodes {
+        text += &format!(
+            "\tnode {{\n\t\tname: n{i}\n\t\tnodeid: {i}\n\t\tring0_addr: 10.0.0.{i}\n\t}}\n"
+        );
+    }
+    text += "}\n\nquorum {\n\tprovider: corosync_votequorum\n\ttwo_node: 1\n}\n";
     let path = dir.join(format!("{cluster}.conf"));
     std::fs::write(&path, text).unwrap();
     path
@@ -175,7 +180,7 @@ fn pairing_flow_signs_for_the_bound_cluster_only_and_counts() {
     let (_, code, body) = post(
         &pin,
         &format!("{url}/corosync.conf"),
-        &conf(&s.dir, "alpha"),
+        &conf(&s.dir, "alpha", 2),
     );
     assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
     let edited = String::from_utf8(body).unwrap();
@@ -183,7 +188,12 @@ fn pairing_flow_signs_for_the_bound_cluster_only_and_counts() {
     assert!(!edited.contains("two_node"), "{edited}");
     // Another cluster's file is refused now.
     assert_eq!(
-        post(&pin, &format!("{url}/corosync.conf"), &conf(&s.dir, "beta")).1,
+        post(
+            &pin,
+            &format!("{url}/corosync.conf"),
+            &conf(&s.dir, "beta", 2)
+        )
+        .1,
         409
     );
     // A request for another cluster name is refused.

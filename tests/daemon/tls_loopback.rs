@@ -446,3 +446,75 @@ fn unpair_disconnects_the_cluster_and_refuses_its_certificates() {
     assert!(node.starttls(&cfg(&fresh)));
     assert!(init_ok(&node.init()));
 }
+
+#[test]
+fn pair_wait_returns_once_every_node_votes_over_tls() {
+    use std::io::BufRead as _;
+    if !crate::support::skip::require_programs(&[("curl", "curl")]) {
+        return;
+    }
+    let server = Server::start("pairwait", &["-s", "on", "-c", "on"]);
+    let mut child = std::process::Command::new(BIN)
+        .args([
+            "pair",
+            "--wait",
+            "--nodes",
+            "1",
+            "--address",
+            "127.0.0.1",
+            "-p",
+        ])
+        .arg(server.dir.join("qnetd.sock"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let _explanation = lines.next().unwrap().unwrap();
+    let command = lines.next().unwrap().unwrap();
+    let words: Vec<&str> = command.split_whitespace().collect();
+    let (pin, url) = (words[3], words[4]);
+    // The node side by hand: corosync.conf, then one certificate request.
+    let conf = crate::pairing::conf(&server.dir, CLUSTER, 1);
+    assert_eq!(
+        crate::pairing::post(pin, &format!("{url}/corosync.conf"), &conf).1,
+        200
+    );
+    let (csr, key) = make_request(CLUSTER);
+    let csr_path = server.dir.join("node.csr");
+    std::fs::write(&csr_path, csr).unwrap();
+    let (_, code, der) = crate::pairing::post(pin, &format!("{url}/sign?node=n1"), &csr_path);
+    assert_eq!(code, 200);
+    // Not done before the node votes over TLS.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "--wait returned too early"
+    );
+    let cfg = client_config(
+        provider(true),
+        &server.ca(),
+        Some((vec![CertificateDer::from(der)], key)),
+    );
+    let mut node = Node::connect(&server);
+    node.preinit(CLUSTER);
+    assert!(node.starttls(&cfg));
+    assert!(init_ok(&node.init()));
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "--wait did not return"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("paired: every node votes over TLS")),
+        "{rest:?}"
+    );
+}
