@@ -70,17 +70,13 @@ fn parse(program: &str, args: Vec<OsString>) -> Result<Target, String> {
     use lexopt::prelude::*;
     let mut t = Target::default();
     let mut parser = lexopt::Parser::from_args(args);
-    let text = |v: OsString| {
-        v.into_string()
-            .map_err(|v| format!("invalid UTF-8 in argument {}", v.to_string_lossy()))
-    };
     while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
         match arg {
             Short('p') | Long("socket") => {
                 t.socket = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?));
             }
             Long("port") => {
-                let v = text(parser.value().map_err(|e| e.to_string())?)?;
+                let v = super::text_value(&mut parser)?;
                 t.port = Some(
                     v.parse()
                         .ok()
@@ -88,7 +84,7 @@ fn parse(program: &str, args: Vec<OsString>) -> Result<Target, String> {
                         .ok_or_else(|| format!("invalid port '{v}'"))?,
                 );
             }
-            Long("addr") => t.addr = Some(text(parser.value().map_err(|e| e.to_string())?)?),
+            Long("addr") => t.addr = Some(super::text_value(&mut parser)?),
             Long("options") => {
                 t.options = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?));
             }

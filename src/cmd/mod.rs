@@ -19,3 +19,13 @@ pub mod healthcheck;
 pub mod pair;
 pub mod tool;
 pub mod unpair;
+
+/// The value of the option `parser` is at, as UTF-8 text (the client
+/// programs' one way to read a text argument).
+pub(crate) fn text_value(parser: &mut lexopt::Parser) -> Result<String, String> {
+    parser
+        .value()
+        .map_err(|e| e.to_string())?
+        .into_string()
+        .map_err(|v| format!("invalid UTF-8 in argument {}", v.to_string_lossy()))
+}

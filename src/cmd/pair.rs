@@ -66,14 +66,10 @@ fn parse(program: &str, args: Vec<OsString>) -> Result<Options, String> {
     use lexopt::prelude::*;
     let mut o = Options::default();
     let mut parser = lexopt::Parser::from_args(args);
-    let text = |v: OsString| {
-        v.into_string()
-            .map_err(|v| format!("invalid UTF-8 in argument {}", v.to_string_lossy()))
-    };
     while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
         match arg {
             Long("nodes") => {
-                let v = text(parser.value().map_err(|e| e.to_string())?)?;
+                let v = super::text_value(&mut parser)?;
                 o.nodes = Some(
                     v.parse()
                         .ok()
@@ -81,14 +77,14 @@ fn parse(program: &str, args: Vec<OsString>) -> Result<Options, String> {
                         .ok_or_else(|| format!("--nodes: invalid value '{v}'"))?,
                 );
             }
-            Long("cluster") => o.cluster = Some(text(parser.value().map_err(|e| e.to_string())?)?),
+            Long("cluster") => o.cluster = Some(super::text_value(&mut parser)?),
             Long("ttl") => {
-                let v = text(parser.value().map_err(|e| e.to_string())?)?;
+                let v = super::text_value(&mut parser)?;
                 o.ttl_secs = Some(parse_duration(&v).ok_or_else(|| {
                     format!("--ttl: invalid duration '{v}' (seconds, or 90s, 30m, 1h)")
                 })?);
             }
-            Long("address") => o.address = Some(text(parser.value().map_err(|e| e.to_string())?)?),
+            Long("address") => o.address = Some(super::text_value(&mut parser)?),
             Long("replace") => o.replace = true,
             Long("wait") => o.wait = true,
             Short('p') | Long("socket") => {

@@ -529,6 +529,23 @@ fn bad_options_file_exits_non_zero_with_one_line() {
     );
 }
 
+/// Our binary in add-on mode on 127.0.0.1:`port` with `-S settings`,
+/// stdout piped (the log).
+fn addon_daemon(options: &Path, port: &str, settings: &str) -> std::process::Command {
+    let mut c = qnetd(&[
+        "--options",
+        options.to_str().unwrap(),
+        "-l",
+        "127.0.0.1",
+        "-p",
+        port,
+        "-S",
+        settings,
+    ]);
+    c.stdout(std::process::Stdio::piped());
+    c
+}
+
 #[test]
 #[allow(
     clippy::disallowed_methods,
@@ -545,20 +562,10 @@ fn addon_mode_logs_to_stdout_and_stops_on_sigterm() {
         dir.join("q.pid").display(),
         dir.join("q.sock").display()
     );
-    let mut child = qnetd(&[
-        "--options",
-        file.to_str().unwrap(),
-        "-l",
-        "127.0.0.1",
-        "-p",
-        &port,
-        "-S",
-        &lock,
-    ])
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut child = addon_daemon(&file, &port, &lock)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     // Wait for the ready line: it is logged once the signal handlers are
     // installed (a SIGTERM before that would take the default action).
     let (tx, rx) = std::sync::mpsc::channel();
@@ -616,20 +623,10 @@ fn addon_mode_opens_a_pairing_window_and_logs_the_node_command() {
     );
     let run = |expect_window: bool| {
         let port = free_ports(1)[0].to_string();
-        let mut child = qnetd(&[
-            "--options",
-            file.to_str().unwrap(),
-            "-l",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-S",
-            &settings,
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+        let mut child = addon_daemon(&file, &port, &settings)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
         let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
         let mut found = None;
         for line in lines.by_ref() {
