@@ -123,7 +123,7 @@ interop: release
 
 # The harness checked against the reference server: scenarios a..i, then the
 # pairing scenarios with the re-enacted `pvecm qdevice setup` (p, p3) and its
-# plain-Corosync variant (q). Ours has no pairing yet, so these run only here.
+# plain-Corosync variant (q). Ours runs them with `make interop-pair`.
 interop-reference:
 	@[ "$$(id -u)" = 0 ] || { echo "make interop-reference needs root (network namespaces)"; exit 1; }
 	$(INTEROP)/scenarios.sh reference $(INTEROP_SCENARIOS)
