@@ -134,15 +134,15 @@ interop-reference:
 
 # The pairing scenarios against our binary: `qnetd pair` on the server host
 # prints the node command, which runs on node 1 (p, p3: Proxmox VE stand-in)
-# or on every node (q: plain Corosync); pu: `qnetd unpair` takes the vote
-# away. No ssh to the server host.
+# or on every node (q: plain Corosync); pn: a wrong pin and a wrong token
+# change nothing; pu: `qnetd unpair` takes the vote away. No ssh to the server host.
 interop-pair: release
 	@[ "$$(id -u)" = 0 ] || { echo "make interop-pair needs root (network namespaces)"; exit 1; }
 	QI_QNETD_CERTUTIL='$(RELEASE) certutil' \
 	QI_PAIR_CMD='$(RELEASE) pair --nodes "$$QI_PAIR_NODES" --address "$$QNETD_ADDR"' \
 	QI_UNPAIR_CMD='$(RELEASE) unpair qitest' \
 	$(INTEROP)/scenarios.sh '$(RELEASE) -f -d -s "$$QNETD_TLS" -l "$$QNETD_ADDR" -p "$$QNETD_PORT"' \
-		$(or $(PAIR_SCENARIOS),p p3 q pu)
+		$(or $(PAIR_SCENARIOS),p p3 q pn pu)
 
 # About a minute; tears everything down, on Ctrl-C too.
 demo: release
