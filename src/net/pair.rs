@@ -515,3 +515,79 @@ impl Pairing {
         body
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::InstanceConfig;
+    use crate::mgmt::pair::parse_kv;
+
+    fn pairing(listen: Option<&str>) -> (tempfile::TempDir, Pairing) {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.advanced.nss_db_dir = tmp.path().join("store");
+        config.listen_addr = listen.map(str::to_owned);
+        CertStore::open(&config.advanced.nss_db_dir).init().unwrap();
+        let p = Pairing::new(&config, RevokedSerials::default()).unwrap();
+        (tmp, p)
+    }
+
+    fn reply(p: &mut Pairing, line: &[u8]) -> String {
+        let instance = Instance::new(InstanceConfig::default());
+        let crate::mgmt::Command::Pair(cmd) = crate::mgmt::Command::parse(line) else {
+            panic!("not a pair command");
+        };
+        let (r, clients) = p.command(cmd, &instance, Timestamp::from_millis(0), 1 << 20);
+        assert!(clients.is_empty());
+        String::from_utf8(r.unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_address_defaults_to_a_specific_listen_address_only() {
+        for wildcard in [None, Some("0.0.0.0"), Some("::")] {
+            let (_t, mut p) = pairing(wildcard);
+            let r = reply(&mut p, b"pair open\n");
+            assert!(
+                r.starts_with("Error\n") && r.contains("--address"),
+                "{wildcard:?}: {r}"
+            );
+            let r = reply(&mut p, b"pair open address=192.0.2.1\n");
+            assert!(r.contains("https://192.0.2.1:5403/pair/"), "{r}");
+        }
+        let (_t, mut p) = pairing(Some("192.0.2.9"));
+        let r = reply(&mut p, b"pair open nodes=2 ttl=60\n");
+        let body = r.strip_prefix("OK\n").unwrap();
+        assert!(
+            parse_kv(body, "command")
+                .unwrap()
+                .contains("https://192.0.2.9:5403/")
+        );
+        assert_eq!(parse_kv(body, "expires_in"), Some("60"));
+        let status = reply(&mut p, b"pair status\n");
+        assert!(
+            status.contains("window=open\n") && status.contains("nodes=2\n"),
+            "{status}"
+        );
+        // The secret is only in the command, never in the status.
+        let secret = parse_kv(body, "command")
+            .unwrap()
+            .split('.')
+            .next_back()
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .to_owned();
+        assert!(!status.contains(&secret));
+        assert_eq!(reply(&mut p, b"pair close\n"), "OK\n");
+        assert_eq!(reply(&mut p, b"pair status\n"), "OK\nwindow=none\n");
+        assert!(reply(&mut p, b"pair close\n").starts_with("Error\n"));
+        let r = reply(&mut p, b"unpair nosuch\n");
+        assert!(r.contains("no live certificates"), "{r}");
+        let r = reply(&mut p, b"pair open address=192.0.2.1 cluster=-bad\n");
+        assert!(
+            r.starts_with("Error\n") && r.contains("not supported"),
+            "{r}"
+        );
+    }
+}
