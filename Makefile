@@ -11,6 +11,7 @@
 #   make demo           a 2-node cluster voting through our binary, partition and heal (root)
 #   make interop-reference  the harness against the reference corosync-qnetd, with the
 #                       pairing scenarios and their reference commands (root)
+#   make interop-pair   the pairing scenarios p, p3, q with `qnetd pair` (root)
 #   make ci             test + interop
 #   make bench          criterion benchmarks
 
@@ -45,7 +46,7 @@ SHELL_SCRIPTS = $(shell find scripts tests .ci addon packaging -type f \( -name 
 # of I/O: it does not depend on mio, rustls, socket2 or signal-hook.
 ENGINE_SRC := crates/qnetd-engine/src
 
-.PHONY: all build release-bin run status test test-ignored lint lint-release fmt-check clippy shellcheck unit doc no-alloc interop interop-reference demo ci bench bench-compare bench-arm callgrind fuzz clean
+.PHONY: all build release-bin run status test test-ignored lint lint-release fmt-check clippy shellcheck unit doc no-alloc interop interop-reference interop-pair demo ci bench bench-compare bench-arm callgrind fuzz clean
 
 all: build
 
@@ -122,7 +123,7 @@ interop: release-bin
 
 # The harness checked against the reference server: scenarios a..i, then the
 # pairing scenarios with the re-enacted `pvecm qdevice setup` (p, p3) and its
-# plain-Corosync variant (q). Ours has no pairing yet, so these run only here.
+# plain-Corosync variant (q). Ours runs them with `make interop-pair`.
 interop-reference:
 	@[ "$$(id -u)" = 0 ] || { echo "make interop-reference needs root (network namespaces)"; exit 1; }
 	$(INTEROP)/scenarios.sh reference $(INTEROP_SCENARIOS)
@@ -130,6 +131,18 @@ interop-reference:
 		$(INTEROP)/scenarios.sh reference p p3
 	QI_QNETD_SSHD=1 QI_PAIR_CMD='echo bash $(INTEROP)/pairing/corosync-pair-sim.sh $$QNETD_ADDR' \
 		$(INTEROP)/scenarios.sh reference q
+
+# The pairing scenarios against our binary: `qnetd pair` on the server host
+# prints the node command, which runs on node 1 (p, p3: Proxmox VE stand-in)
+# or on every node (q: plain Corosync); pn: a wrong pin and a wrong token
+# change nothing; pu: `qnetd unpair` takes the vote away. No ssh to the server host.
+interop-pair: release
+	@[ "$$(id -u)" = 0 ] || { echo "make interop-pair needs root (network namespaces)"; exit 1; }
+	QI_QNETD_CERTUTIL='$(RELEASE) certutil' \
+	QI_PAIR_CMD='$(RELEASE) pair --nodes "$$QI_PAIR_NODES" --address "$$QNETD_ADDR"' \
+	QI_UNPAIR_CMD='$(RELEASE) unpair qitest' \
+	$(INTEROP)/scenarios.sh '$(RELEASE) -f -d -s "$$QNETD_TLS" -l "$$QNETD_ADDR" -p "$$QNETD_PORT"' \
+		$(or $(PAIR_SCENARIOS),p p3 q pn pu)
 
 # About a minute; tears everything down, on Ctrl-C too.
 demo: release-bin

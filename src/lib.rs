@@ -45,6 +45,7 @@ pub mod logging;
 pub mod mgmt;
 pub mod mqtt;
 pub mod net;
+pub mod pair;
 pub mod panel;
 pub mod sys;
 

@@ -7,6 +7,8 @@
 //! qnetd certutil [certutil options]           the certificate store (corosync-qnetd-certutil compatible)
 //! qnetd tool [tool options]                   the management client (corosync-qnetd-tool compatible)
 //! qnetd healthcheck [options]                 exit 0 if the daemon answers, 1 otherwise
+//! qnetd pair [options]                        open a pairing window; prints the node command last
+//! qnetd unpair CLUSTER [-p SOCKET]            revoke a cluster's certificates
 //! ```
 //!
 //! Invoked as `corosync-qnetd` (a symlink) it behaves the same; invoked as

@@ -11,12 +11,14 @@
 //!   atomic  crash-safe file writes (temp file, fsync, rename, fsync dir)
 //!   issue   key generation and certificate issuing with rcgen
 //!   import_nss  the reference's NSS database into the store (pk12util, openssl)
+//!   index   the index of issued certificates (serial, cluster, node, time, state)
 //! ```
 //!
 //! No sockets and no clock except the wall clock for certificate validity.
 
 mod atomic;
 pub mod import_nss;
+pub mod index;
 mod issue;
 mod lock;
 pub mod name;

@@ -10,6 +10,7 @@
 //! | [`CA_CERT_FILE`] `qnetd-cacert.crt` | the CA certificate, PEM; copied to the nodes | 0644 |
 //! | `cluster-NAME.crt` | a signed cluster certificate, raw DER (what `corosync-qdevice-net-certutil -M -c` imports) | 0644 |
 //! | [`SERIAL_FILE`] `serial.txt` | the last serial number used, as the reference keeps it | 0644 |
+//! | [`INDEX_FILE`] `index.txt` | every certificate signed: serial, cluster, node, time, live/revoked ([`super::index`]) | 0644 |
 //! | [`CA_KEY_FILE`] `qnetd-ca.key` | the CA key, PKCS#8 PEM | 0600 |
 //! | [`SERVER_CERT_FILE`] `qnetd-server.crt` | the server certificate chain, PEM, leaf first | 0644 |
 //! | [`SERVER_KEY_FILE`] `qnetd-server.key` | the server key, PKCS#8 PEM | 0600 |
@@ -68,6 +69,7 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::atomic::{TMP_PREFIX, sync_dir, write_atomic};
+use super::index::{self, CertState, Issued};
 use super::issue::{generate_key, params, parse_request, wall_clock};
 use super::lock::{DirLock, new_file_owner};
 use super::trust::{check_ca_pair, check_dir};
@@ -91,6 +93,8 @@ const NSS_MARKER: &str = "# qnetd certificate store: PEM files, not an NSS datab
 # the store is set up. It holds no key and no certificate.\n";
 /// The serial counter: the last serial number used, in decimal.
 pub const SERIAL_FILE: &str = "serial.txt";
+/// The index of issued certificates ([`super::index`]).
+pub const INDEX_FILE: &str = "index.txt";
 /// Subject CN of the CA (`CA_SUBJECT` of the reference script).
 pub const CA_COMMON_NAME: &str = "QNet CA";
 /// Subject CN of the server certificate; the nodes check it
@@ -305,6 +309,17 @@ pub enum StoreState {
     Damaged(&'static str),
 }
 
+/// A certificate [`CertStore::sign_and_record`] made.
+#[derive(Debug, Clone)]
+pub struct Signed {
+    /// `cluster-NAME.crt`.
+    pub path: PathBuf,
+    /// Its serial number.
+    pub serial: u64,
+    /// The certificate, DER.
+    pub der: Vec<u8>,
+}
+
 /// The server's certificate chain and private key, ready for rustls.
 #[derive(Debug)]
 pub struct ServerIdentity {
@@ -503,6 +518,22 @@ impl CertStore {
     /// [`CertStoreError::NotInitialized`] / [`CertStoreError::NssDatabase`] /
     /// [`CertStoreError::Damaged`] without a usable store, and I/O errors.
     pub fn sign_request(&self, request: &[u8], cluster_name: &str) -> Result<PathBuf> {
+        self.sign_and_record(request, cluster_name, "-")
+            .map(|s| s.path)
+    }
+
+    /// [`Self::sign_request`], and records the certificate in the index
+    /// ([`INDEX_FILE`]) as live for `cluster_name`, signed for `node`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::sign_request`].
+    pub fn sign_and_record(
+        &self,
+        request: &[u8],
+        cluster_name: &str,
+        node: &str,
+    ) -> Result<Signed> {
         let out_path = self.cluster_cert_path(cluster_name)?;
         let csr = parse_request(request)?;
         let _lock = DirLock::acquire(&self.dir, false)?;
@@ -552,8 +583,71 @@ impl CertStore {
             .and_then(|n| n.to_str())
             .unwrap_or_default();
         write_atomic(&self.dir, file_name, cert.der(), PUBLIC_MODE, owner)?;
+        let now = wall_clock();
+        let entry = Issued {
+            serial,
+            cluster: index::field(cluster_name),
+            node: index::field(node),
+            issued: u64::try_from(now.unix_timestamp()).unwrap_or(0),
+            state: CertState::Live,
+        };
+        let mut text = self.read_index_text()?;
+        text.push_str(&format!("{entry}\n"));
+        write_atomic(&self.dir, INDEX_FILE, text.as_bytes(), PUBLIC_MODE, owner)?;
         sync_dir(&self.dir)?;
-        Ok(out_path)
+        Ok(Signed {
+            path: out_path,
+            serial,
+            der: cert.der().to_vec(),
+        })
+    }
+
+    /// The index of issued certificates (empty without an index file).
+    ///
+    /// # Errors
+    ///
+    /// I/O errors.
+    pub fn issued(&self) -> Result<Vec<Issued>> {
+        Ok(index::parse(&self.read_index_text()?))
+    }
+
+    /// Whether `cluster` has live certificates in the index.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors.
+    pub fn has_live_certs(&self, cluster: &str) -> Result<bool> {
+        Ok(self
+            .issued()?
+            .iter()
+            .any(|e| e.cluster == cluster && e.state == CertState::Live))
+    }
+
+    /// Revokes every live certificate of `cluster` in the index; returns
+    /// their serials (empty: nothing was live).
+    ///
+    /// # Errors
+    ///
+    /// I/O and store-state errors.
+    pub fn revoke_cluster(&self, cluster: &str) -> Result<Vec<u64>> {
+        let _lock = DirLock::acquire(&self.dir, false)?;
+        self.require_complete()?;
+        let (text, serials) = index::revoke(&self.read_index_text()?, cluster);
+        if !serials.is_empty() {
+            let owner = new_file_owner(&self.dir)?;
+            write_atomic(&self.dir, INDEX_FILE, text.as_bytes(), PUBLIC_MODE, owner)?;
+            sync_dir(&self.dir)?;
+        }
+        Ok(serials)
+    }
+
+    fn read_index_text(&self) -> Result<String> {
+        let path = self.dir.join(INDEX_FILE);
+        match fs::read_to_string(&path) {
+            Ok(text) => Ok(text),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(String::new()),
+            Err(e) => Err(io_err("read", &path)(e)),
+        }
     }
 
     /// The server certificate chain and key, for

@@ -54,7 +54,7 @@ struct Target {
     clippy::disallowed_methods,
     reason = "a client with a deadline reads the clock; this is not the sans-IO core"
 )]
-fn now() -> Instant {
+pub(crate) fn now() -> Instant {
     Instant::now()
 }
 
@@ -83,17 +83,13 @@ fn parse(program: &str, args: Vec<OsString>) -> Result<Parsed, String> {
     use lexopt::prelude::*;
     let mut t = Target::default();
     let mut parser = lexopt::Parser::from_args(args);
-    let text = |v: OsString| {
-        v.into_string()
-            .map_err(|v| format!("invalid UTF-8 in argument {}", v.to_string_lossy()))
-    };
     while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
         match arg {
             Short('p') | Long("socket") => {
                 t.socket = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?));
             }
             Long("port") => {
-                let v = text(parser.value().map_err(|e| e.to_string())?)?;
+                let v = super::text_value(&mut parser)?;
                 t.port = Some(
                     v.parse()
                         .ok()
@@ -101,7 +97,7 @@ fn parse(program: &str, args: Vec<OsString>) -> Result<Parsed, String> {
                         .ok_or_else(|| format!("invalid port '{v}'"))?,
                 );
             }
-            Long("addr") => t.addr = Some(text(parser.value().map_err(|e| e.to_string())?)?),
+            Long("addr") => t.addr = Some(super::text_value(&mut parser)?),
             Long("options") => {
                 t.options = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?));
             }
@@ -144,6 +140,16 @@ fn apply_options(t: &mut Target) -> Result<(), String> {
 
 /// Sends `status` and returns the reply.
 fn ask_status(path: &std::path::Path, deadline: Instant) -> Result<Vec<u8>, String> {
+    ask(path, b"status \n", deadline)
+}
+
+/// Sends one request line to the management socket at `path` and returns
+/// the whole reply, all within `deadline`.
+pub(crate) fn ask(
+    path: &std::path::Path,
+    request: &[u8],
+    deadline: Instant,
+) -> Result<Vec<u8>, String> {
     let fail = |e: io::Error| format!("local socket {}: {e}", path.display());
     let socket = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(fail)?;
     // Non-blocking connect: a full backlog fails at once instead of waiting.
@@ -156,7 +162,7 @@ fn ask_status(path: &std::path::Path, deadline: Instant) -> Result<Vec<u8>, Stri
     stream
         .set_write_timeout(Some(remaining(deadline)?))
         .map_err(fail)?;
-    stream.write_all(b"status \n").map_err(fail)?;
+    stream.write_all(request).map_err(fail)?;
     let mut reply = Vec::new();
     let mut buf = [0u8; 1024];
     loop {

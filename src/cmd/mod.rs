@@ -7,6 +7,8 @@
 //!   certutil      qnetd certutil [options]        corosync-qnetd-certutil
 //!   tool          qnetd tool [options]            corosync-qnetd-tool
 //!   healthcheck   qnetd healthcheck [options]     exit 0 if the daemon answers
+//!   pair          qnetd pair [options]            open a pairing window, print the node command
+//!   unpair        qnetd unpair CLUSTER            revoke a cluster's certificates
 //! ```
 //!
 //! `main.rs` only picks one of them by name, from [`SUBCOMMANDS`] and
@@ -32,7 +34,9 @@ use std::process::ExitCode;
 pub mod certutil;
 pub mod daemon;
 pub mod healthcheck;
+pub mod pair;
 pub mod tool;
+pub mod unpair;
 
 /// Exit status: success.
 pub const EXIT_OK: u8 = 0;
@@ -44,7 +48,7 @@ pub const EXIT_FAILURE: u8 = 1;
 pub type Run = fn(&str, Vec<OsString>) -> ExitCode;
 
 /// Subcommands, `qnetd NAME ...`: name, one line of help, entry point.
-pub const SUBCOMMANDS: [(&str, &str, Run); 3] = [
+pub const SUBCOMMANDS: [(&str, &str, Run); 5] = [
     (
         "certutil",
         "the certificate store (corosync-qnetd-certutil)",
@@ -60,6 +64,12 @@ pub const SUBCOMMANDS: [(&str, &str, Run); 3] = [
         "exit 0 if the server answers on its socket and port",
         healthcheck::run,
     ),
+    (
+        "pair",
+        "open a pairing window and print the node command",
+        pair::run,
+    ),
+    ("unpair", "revoke a cluster's certificates", unpair::run),
 ];
 
 /// Programs chosen by the name the binary is invoked by (a symlink).
@@ -72,9 +82,20 @@ pub const BY_NAME: [(&str, Run); 2] = [
 #[must_use]
 pub fn version_line() -> String {
     format!(
-        "qnetd version '{}' (Corosync Qdevice Network Daemon protocol 3.0.3)",
-        env!("CARGO_PKG_VERSION")
+        "qnetd version '{}' (Corosync Qdevice Network Daemon protocol {})",
+        env!("CARGO_PKG_VERSION"),
+        crate::REFERENCE_VERSION
     )
+}
+
+/// The value of the option `parser` is at, as UTF-8 text (the client
+/// programs' one way to read a text argument).
+pub(crate) fn text_value(parser: &mut lexopt::Parser) -> Result<String, String> {
+    parser
+        .value()
+        .map_err(|e| e.to_string())?
+        .into_string()
+        .map_err(|v| format!("invalid UTF-8 in argument {}", v.to_string_lossy()))
 }
 
 #[cfg(test)]

@@ -233,6 +233,9 @@ pub struct Options {
     pub mqtt: bool,
     /// Home Assistant's MQTT discovery prefix.
     pub mqtt_discovery_prefix: String,
+    /// The address the cluster nodes reach this add-on at, for the pairing
+    /// command printed in the log; empty: not set.
+    pub pairing_address: String,
 }
 
 impl Default for Options {
@@ -248,6 +251,7 @@ impl Default for Options {
             heartbeat_interval_max: i64::from(engine.heartbeat_interval_max),
             mqtt: true,
             mqtt_discovery_prefix: crate::mqtt::discovery::DEFAULT_DISCOVERY_PREFIX.to_string(),
+            pairing_address: String::new(),
         }
     }
 }
@@ -347,6 +351,21 @@ impl Options {
             .discovery
             .validate()
             .map_err(|e| error(format_args!("mqtt_discovery_prefix: {e}")))?;
+        let address = self.pairing_address.trim();
+        if !address.is_empty()
+            && (address.len() > 253
+                || !address
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b':' | b'-')))
+        {
+            return Err(error(format_args!(
+                "pairing_address: expected a host name or IP address, got {:?}",
+                self.pairing_address
+            )));
+        }
+        config.auto_pair = Some(super::AutoPair {
+            address: (!address.is_empty()).then(|| address.to_owned()),
+        });
         config.validate().map_err(error)
     }
 }
@@ -452,6 +471,14 @@ mod tests {
         assert_eq!(config.advanced.heartbeat_interval_max, 60_000);
         let (config, _) = config_from_json_str(r#"{"tls":"off"}"#).unwrap();
         assert_eq!(config.tls, TlsSupported::Unsupported);
+        assert_eq!(config.auto_pair, Some(crate::config::AutoPair::default()));
+        let (config, _) = config_from_json_str(r#"{"pairing_address":" 192.0.2.7 "}"#).unwrap();
+        assert_eq!(
+            config.auto_pair.and_then(|a| a.address).as_deref(),
+            Some("192.0.2.7")
+        );
+        let e = config_from_json_str(r#"{"pairing_address":"a b;rm"}"#).unwrap_err();
+        assert!(e.to_string().contains("pairing_address"), "{e}");
     }
 
     #[test]

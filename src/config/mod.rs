@@ -351,6 +351,17 @@ pub struct Config {
     /// Time a panel client has to send its request and take the answer,
     /// ms (`--http-timeout`).
     pub http_request_timeout_ms: u64,
+    /// Add-on mode: open a pairing window at start when no cluster is
+    /// paired yet.
+    pub auto_pair: Option<AutoPair>,
+}
+
+/// The pairing window the add-on opens by itself at start.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AutoPair {
+    /// The address the nodes reach the server at (add-on option
+    /// `pairing_address`); `None`: unknown, the log says how to set it.
+    pub address: Option<String>,
 }
 
 /// Where the MQTT broker comes from.
@@ -397,6 +408,7 @@ impl Default for Config {
             http: None,
             http_allow: None,
             http_request_timeout_ms: crate::panel::DEFAULT_REQUEST_TIMEOUT_MS,
+            auto_pair: None,
         }
     }
 }

@@ -16,6 +16,7 @@
 //! reply    = "OK\n" body | "Error\n" message "\n" | nothing (connection closed)
 //! commands = status [verbose] | list [verbose] [cluster NAME] ... | shutdown
 //!          | json [cluster NAME]                                 (our extension)
+//!          | pair open|status|close ... | unpair NAME              (our extension, [`pair`])
 //! ```
 
 #![cfg_attr(
@@ -30,6 +31,7 @@
 
 pub mod json;
 pub mod lex;
+pub mod pair;
 pub mod report;
 
 pub use lex::{Lexer, c_str, quote};
@@ -70,6 +72,9 @@ pub enum Command {
     },
     /// `shutdown`: reply, then stop the server.
     Shutdown,
+    /// `pair ...` / `unpair NAME` (our extension): carried out by the
+    /// daemon's pairing state, not by [`respond`].
+    Pair(pair::PairCommand),
 }
 
 /// Reads the `[verbose] [cluster NAME]` tail of `list` and `json`.
@@ -113,6 +118,10 @@ impl Command {
         } else if word.eq_ignore_ascii_case(b"list") {
             let (verbose, cluster) = list_options(&mut lex);
             Self::List { verbose, cluster }
+        } else if word.eq_ignore_ascii_case(b"pair") {
+            Self::Pair(pair::parse_pair(&mut lex))
+        } else if word.eq_ignore_ascii_case(b"unpair") {
+            Self::Pair(pair::parse_unpair(&mut lex))
         } else if word.eq_ignore_ascii_case(b"json") {
             let (_, cluster) = list_options(&mut lex);
             Self::Json { cluster }
@@ -146,7 +155,7 @@ pub struct Response {
 
 /// An `Error\n<message>\n` reply, if it fits in `max_send` bytes
 /// (`qnetd_ipc_send_error`: the message needs room for its NUL as well).
-fn error_reply(message: &[u8], max_send: usize) -> Option<Vec<u8>> {
+pub fn error_reply(message: &[u8], max_send: usize) -> Option<Vec<u8>> {
     let len = b"Error\n".len() + message.len() + 1;
     if message.is_empty() || len > max_send {
         log::error!("Can't send ipc error to client (buffer too small)");
@@ -163,7 +172,7 @@ fn error_reply(message: &[u8], max_send: usize) -> Option<Vec<u8>> {
 /// the body is written with room for a NUL (so `body + 1` must fit, else
 /// `failure`), then `OK\n` is prepended (so `body + 3` must fit, else
 /// "Internal IPC buffer too small").
-fn ok_reply(body: &[u8], failure: &str, max_send: usize) -> Option<Vec<u8>> {
+pub fn ok_reply(body: &[u8], failure: &str, max_send: usize) -> Option<Vec<u8>> {
     if body.len() + 1 > max_send {
         return error_reply(failure.as_bytes(), max_send);
     }
@@ -207,6 +216,10 @@ pub fn respond(line: &[u8], view: &ServerView<'_>, max_send: usize) -> Response 
         Command::List { verbose, cluster } => ok_reply(
             &report::list(view, verbose, cluster.as_deref()),
             "Can't get QNetd cluster list",
+            max_send,
+        ),
+        Command::Pair(_) => error_reply(
+            b"pairing needs TLS, and this server runs with -s off: restart it with -s on",
             max_send,
         ),
         Command::Json { cluster } => ok_reply(

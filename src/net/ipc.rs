@@ -37,11 +37,21 @@ use mio::net::{UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
 use socket2::{Domain, SockAddr, Socket, Type};
 
+use super::pair::Pairing;
 use super::{interrupted, would_block};
 use crate::config::Config;
-use crate::core::{Instance, Timestamp};
+use crate::core::{ClientId, Instance, Timestamp};
 use crate::error::Error;
-use crate::mgmt::{ServerView, respond, shutdown_refused};
+use crate::mgmt::{Command, ServerView, respond, shutdown_refused};
+
+/// What a management event asks of the loop.
+#[derive(Debug, Default)]
+pub(super) struct Outcome {
+    /// A `shutdown` request was answered: stop now.
+    pub(super) shutdown: bool,
+    /// Clients to disconnect (`unpair`).
+    pub(super) disconnect: Vec<ClientId>,
+}
 
 /// Token of the listening socket.
 pub(super) const LISTENER: Token = Token(2);
@@ -184,24 +194,26 @@ impl Ipc {
         }
     }
 
-    /// Handles an event for a token [`owns`] accepted. Returns whether a
-    /// `shutdown` request has been answered, i.e. the server must stop now.
+    /// Handles an event for a token [`owns`] accepted: what the loop must
+    /// do next (stop after `shutdown`, disconnect after `unpair`). Pairing
+    /// requests go to `pairing` (`None` with TLS off).
     #[must_use]
     pub(super) fn handle_event(
         &mut self,
         registry: &Registry,
         token: Token,
         instance: &Instance,
+        pairing: Option<&mut Pairing>,
         now: Timestamp,
-    ) -> bool {
+    ) -> Outcome {
         if token == LISTENER {
             self.accept(registry, now);
-            return false;
+            return Outcome::default();
         }
         let Some(index) = token.0.checked_sub(FIRST_CONN) else {
-            return false;
+            return Outcome::default();
         };
-        self.serve(registry, index, instance)
+        self.serve(registry, index, instance, pairing, now)
     }
 
     /// The earliest connection deadline, if any connection is open.
@@ -299,7 +311,15 @@ impl Ipc {
     }
 
     /// Reads, answers and writes for connection `index`.
-    fn serve(&mut self, registry: &Registry, index: usize, instance: &Instance) -> bool {
+    fn serve(
+        &mut self,
+        registry: &Registry,
+        index: usize,
+        instance: &Instance,
+        pairing: Option<&mut Pairing>,
+        now: Timestamp,
+    ) -> Outcome {
+        let mut outcome = Outcome::default();
         let (max_receive, max_send) = (self.max_receive, self.max_send);
         let view = ServerView {
             instance,
@@ -307,46 +327,53 @@ impl Ipc {
             port: self.port,
         };
         let Some(conn) = self.conns.get_mut(index).and_then(Option::as_mut) else {
-            return false;
+            return outcome;
         };
         if conn.tx.is_none() {
             match read_request(conn, max_receive) {
-                Request::Pending => return false,
+                Request::Pending => return outcome,
                 Request::Closed => {
                     self.drop_conn(registry, index);
-                    return false;
+                    return outcome;
                 }
                 Request::Line => {
-                    let mut response = respond(&conn.rx, &view, max_send);
-                    if response.shutdown && !may_shut_down(conn.peer_uid) {
-                        log::warn!(
-                            "IPC client with uid {} may not shut the server down. Refusing",
-                            conn.peer_uid
-                                .map_or_else(|| "unknown".into(), |u| u.to_string())
-                        );
-                        response = shutdown_refused(max_send);
-                    }
-                    let Some(reply) = response.reply else {
+                    let (reply, shutdown) = match (Command::parse(&conn.rx), pairing) {
+                        (Command::Pair(cmd), Some(pairing)) => {
+                            let (reply, clients) = pairing.command(cmd, instance, now, max_send);
+                            outcome.disconnect = clients;
+                            (reply, false)
+                        }
+                        _ => {
+                            let mut response = respond(&conn.rx, &view, max_send);
+                            if response.shutdown && !may_shut_down(conn.peer_uid) {
+                                log::warn!(
+                                    "IPC client with uid {} may not shut the server down. Refusing",
+                                    conn.peer_uid
+                                        .map_or_else(|| "unknown".into(), |u| u.to_string())
+                                );
+                                response = shutdown_refused(max_send);
+                            }
+                            (response.reply, response.shutdown)
+                        }
+                    };
+                    let Some(reply) = reply else {
                         self.drop_conn(registry, index);
-                        return false;
+                        return outcome;
                     };
                     conn.tx = Some((reply, 0));
-                    conn.shutdown = response.shutdown;
+                    conn.shutdown = shutdown;
                 }
             }
         }
         match write_reply(conn) {
-            Sent::Pending => false,
-            Sent::Failed => {
-                self.drop_conn(registry, index);
-                false
-            }
+            Sent::Pending => {}
+            Sent::Failed => self.drop_conn(registry, index),
             Sent::Done => {
-                let shutdown = conn.shutdown;
+                outcome.shutdown = conn.shutdown;
                 self.drop_conn(registry, index);
-                shutdown
             }
         }
+        outcome
     }
 
     fn drop_conn(&mut self, registry: &Registry, index: usize) {

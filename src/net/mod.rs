@@ -19,6 +19,7 @@ mod ipc;
 mod listen;
 mod lock;
 mod mqtt;
+mod pair;
 pub mod tls;
 
 use std::collections::VecDeque;
@@ -50,6 +51,10 @@ const LISTENER: Token = Token(0);
 const SIGNALS: Token = Token(1);
 const FIRST_CLIENT: usize = 16;
 
+/// First byte of a TLS handshake record: a pairing connection (the qdevice
+/// protocol starts with 0x00).
+const TLS_HANDSHAKE: u8 = 0x16;
+
 /// How soon a failed `accept` is retried.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
@@ -69,6 +74,9 @@ struct Conn {
     tls_announced: bool,
     /// INIT has not succeeded yet ([`admission`] counts the connection).
     pre_init: bool,
+    /// No byte read yet: the first one tells pairing HTTPS (0x16) from
+    /// the qdevice protocol.
+    fresh: bool,
 }
 
 /// Whether `id` is a live connection that has not finished INIT.
@@ -244,6 +252,9 @@ enum ReadOutcome {
     More,
     /// EOF or error: the client is gone.
     Closed,
+    /// The first `n` bytes in the read buffer start a TLS handshake: a
+    /// pairing connection.
+    Pairing(usize),
 }
 
 /// Switches a connection to TLS after an accepted STARTTLS. Replies queued
@@ -299,6 +310,8 @@ struct Server {
     tls_config: Option<Arc<rustls::ServerConfig>>,
     /// The status panel, when `--http` or add-on mode asks for it.
     http: Option<http::Http>,
+    /// The pairing endpoint and state, when TLS is on.
+    pairing: Option<pair::Pairing>,
     /// `accept` failed (e.g. out of file descriptors): connections may be
     /// waiting in the backlog without a new edge to announce them, so the
     /// loop retries on a short timer.
@@ -325,7 +338,12 @@ pub fn run(config: &Config) -> Result<(), Error> {
     let signals =
         Signals::new([SIGTERM, SIGINT]).map_err(|e| Error::io("install signal handlers", e))?;
     let _lock = LockFile::acquire(&config.advanced.lock_file)?;
-    let tls_config = tls_setup(config)?;
+    let revoked = tls::RevokedSerials::default();
+    let tls_config = tls_setup(config, &revoked)?;
+    let pairing = match tls_config {
+        Some(_) => Some(pair::Pairing::new(config, revoked)?),
+        None => None,
+    };
     log::debug!("Initializing local socket");
     let ipc = ipc::Ipc::bind(config)?;
     log::debug!("Creating listening socket");
@@ -338,6 +356,7 @@ pub fn run(config: &Config) -> Result<(), Error> {
     if let Some(reason) = config.unauthenticated_reason() {
         log::warn!("{reason}");
     }
+    server.pairing = pairing;
     log::info!(
         "QNetd ready to provide service: listening on {local} (tls={}, client certificate required={})",
         tls_name(config),
@@ -348,6 +367,9 @@ pub fn run(config: &Config) -> Result<(), Error> {
     if let Some(h) = server.http.as_ref() {
         h.log_ready();
     }
+    if let (Some(auto), Some(p)) = (&config.auto_pair, server.pairing.as_mut()) {
+        p.auto_open(auto.address.clone(), server.clock.now());
+    }
     crate::sys::notify::ready();
     let outcome = server.run();
     crate::sys::notify::stopping();
@@ -356,7 +378,10 @@ pub fn run(config: &Config) -> Result<(), Error> {
 
 /// Opens the certificate store (creating it on first start) and builds the
 /// TLS server configuration, unless TLS is off.
-fn tls_setup(config: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, Error> {
+fn tls_setup(
+    config: &Config,
+    revoked: &tls::RevokedSerials,
+) -> Result<Option<Arc<rustls::ServerConfig>>, Error> {
     if config.tls == TlsSupported::Unsupported {
         return Ok(None);
     }
@@ -373,7 +398,7 @@ fn tls_setup(config: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, Error
         }
         Err(e) => return Err(Error::Tls(e.into())),
     }
-    let cfg = tls::server_config(&store, config.client_cert_required)?;
+    let cfg = tls::server_config_revocable(&store, config.client_cert_required, revoked)?;
     Ok(Some(cfg))
 }
 
@@ -420,6 +445,7 @@ impl Server {
             buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
             tls_config,
             http,
+            pairing: None,
             accept_failed: false,
             mqtt: None,
         })
@@ -434,6 +460,7 @@ impl Server {
                     self.instance.poll_timeout(),
                     self.ipc.poll_timeout(),
                     self.admission.next_deadline(),
+                    self.pairing.as_ref().and_then(pair::Pairing::poll_timeout),
                 ]
                 .into_iter()
                 .flatten()
@@ -474,10 +501,17 @@ impl Server {
                         }
                     }
                     token if ipc::owns(token) => {
-                        if self
-                            .ipc
-                            .handle_event(self.poll.registry(), token, &self.instance, now)
-                        {
+                        let outcome = self.ipc.handle_event(
+                            self.poll.registry(),
+                            token,
+                            &self.instance,
+                            self.pairing.as_mut(),
+                            now,
+                        );
+                        for id in outcome.disconnect {
+                            self.close(now, id);
+                        }
+                        if outcome.shutdown {
                             log::info!("Shutdown requested through the local socket");
                             self.shutdown(now);
                             return Ok(());
@@ -491,6 +525,11 @@ impl Server {
                                 now.as_millis(),
                                 &self.instance,
                             );
+                        }
+                    }
+                    token if pair::owns(token) => {
+                        if let Some(p) = self.pairing.as_mut() {
+                            p.handle_event(self.poll.registry(), token, now);
                         }
                     }
                     token => {
@@ -519,6 +558,9 @@ impl Server {
             self.instance.handle_timeout(now);
             self.expire_pre_init(now);
             self.ipc.handle_timeout(self.poll.registry(), now);
+            if let Some(p) = self.pairing.as_mut() {
+                p.handle_timeout(self.poll.registry(), now);
+            }
             self.process_outputs(now);
             if let Some(m) = &mut self.mqtt {
                 m.after_events(self.poll.registry(), &self.instance);
@@ -662,6 +704,7 @@ impl Server {
                     tls: None,
                     tls_announced: false,
                     pre_init: true,
+                    fresh: true,
                 });
                 self.admission.accepted(now, id, addr.ip());
             }
@@ -676,11 +719,13 @@ impl Server {
                 self.ready.push_back(id);
             }
             ReadOutcome::Closed => self.close(now, id),
+            ReadOutcome::Pairing(n) => self.hand_to_pairing(now, id, n),
         }
         self.process_outputs(now);
     }
 
     fn read(&mut self, now: Timestamp, id: ClientId) -> ReadOutcome {
+        let pairing = self.pairing.is_some();
         let Self {
             conns,
             instance,
@@ -715,6 +760,9 @@ impl Server {
                 }
             };
             budget = budget.saturating_sub(n);
+            if std::mem::take(&mut conn.fresh) && buf.first() == Some(&TLS_HANDSHAKE) && pairing {
+                return ReadOutcome::Pairing(n);
+            }
             // Plain or TLS, the bytes go through the one shared buffer: a
             // TLS session keeps no large buffer between messages.
             let Some(started_tls) = conn.receive(
@@ -735,6 +783,20 @@ impl Server {
             if budget == 0 {
                 return ReadOutcome::More;
             }
+        }
+    }
+
+    /// Hands a connection whose first `n` bytes (in the read buffer) start
+    /// a TLS handshake to the pairing endpoint; it leaves the instance.
+    fn hand_to_pairing(&mut self, now: Timestamp, id: ClientId, n: usize) {
+        let index = usize::try_from(id.index()).unwrap_or(usize::MAX);
+        let Some(conn) = self.conns.get_mut(index).and_then(Option::take) else {
+            return;
+        };
+        self.instance.disconnect(now, id);
+        if let Some(p) = self.pairing.as_mut() {
+            let first = self.buf.get(..n).unwrap_or_default();
+            p.adopt(self.poll.registry(), conn.stream, conn.addr, first, now);
         }
     }
 

@@ -763,6 +763,27 @@ fn bad_options_file_exits_non_zero_with_one_line() {
     );
 }
 
+/// Our binary in add-on mode on 127.0.0.1:`port` with `-S settings`,
+/// stdout piped (the log).
+fn addon_daemon(options: &Path, port: &str, settings: &str) -> std::process::Command {
+    let mut c = qnetd(&[
+        "--options",
+        options.to_str().unwrap(),
+        "-l",
+        "127.0.0.1",
+        "-p",
+        port,
+        "-S",
+        settings,
+        // The panel on an ephemeral loopback port, not the add-on's 8099,
+        // so add-on tests run side by side.
+        "--http",
+        "0",
+    ]);
+    c.stdout(std::process::Stdio::piped());
+    c
+}
+
 #[test]
 #[allow(
     clippy::disallowed_methods,
@@ -779,22 +800,10 @@ fn addon_mode_logs_to_stdout_and_stops_on_sigterm() {
         dir.join("q.pid").display(),
         dir.join("q.sock").display()
     );
-    let mut child = qnetd(&[
-        "--options",
-        file.to_str().unwrap(),
-        "-l",
-        "127.0.0.1",
-        "-p",
-        &port,
-        "-S",
-        &lock,
-        "--http",
-        "0",
-    ])
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut child = addon_daemon(&file, &port, &lock)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     // Wait for the ready line: it is logged once the signal handlers are
     // installed (a SIGTERM before that would take the default action).
     let (tx, rx) = std::sync::mpsc::channel();
@@ -948,4 +957,66 @@ fn ingress_panel_settings() {
     let (config, _) = addon::config_from_json_str("{}").unwrap();
     assert_eq!(config.http, Some(([0, 0, 0, 0], port as u16).into()));
     assert_eq!(config.http_allow, Some(qnetd::panel::INGRESS_PROXY));
+}
+
+/// Add-on mode with TLS and nothing paired yet: the log shows the node
+/// command (with the `pairing_address` option), and the command's window
+/// answers; once a certificate exists, a restart opens no window.
+#[test]
+fn addon_mode_opens_a_pairing_window_and_logs_the_node_command() {
+    use std::io::BufRead as _;
+    let dir = temp_dir("autopair");
+    let file = dir.join("options.json");
+    std::fs::write(&file, r#"{"tls":"on","pairing_address":"127.0.0.1"}"#).unwrap();
+    let settings = format!(
+        "lock_file={},local_socket_file={},nss_db_dir={}",
+        dir.join("q.pid").display(),
+        dir.join("q.sock").display(),
+        dir.join("tls").display()
+    );
+    let run = |expect_window: bool| {
+        let port = free_ports(1)[0].to_string();
+        let mut child = addon_daemon(&file, &port, &settings)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut found = None;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if line.contains("No cluster is paired yet") {
+                found = Some(line);
+                break;
+            }
+            if line.contains("QNetd ready to provide service") && !expect_window {
+                break;
+            }
+        }
+        if expect_window {
+            let line = found.expect("the pairing line in the log");
+            let command = line.split(": ").last().unwrap();
+            assert!(
+                command.starts_with("curl -fsSk --pinnedpubkey sha256//")
+                    && command.contains(&format!("https://127.0.0.1:{port}/pair/"))
+                    && command.ends_with("| bash"),
+                "{line}"
+            );
+        } else {
+            // The ready line comes after the window would have been logged.
+            let _ = child.kill();
+            let rest: Vec<String> = lines.map_while(Result::ok).collect();
+            assert!(
+                found.is_none() && !rest.iter().any(|l| l.contains("No cluster is paired yet")),
+                "{rest:?}"
+            );
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    };
+    run(true);
+    // Sign one certificate: the store now has a paired cluster.
+    let store = qnetd::cert::store::CertStore::open(dir.join("tls"));
+    let csr = include_bytes!("../../src/testdata/reference/qdevice-net-node.crq");
+    store.sign_request(csr, "testcluster").unwrap();
+    run(false);
 }

@@ -28,6 +28,7 @@ mod mqtt_broker;
 mod mqtt_daemon;
 mod nss_interop;
 mod packaging;
+mod pairing;
 mod panel;
 mod systemd;
 mod tls_loopback;

@@ -687,3 +687,136 @@ fn a_tls_handshake_that_never_completes_is_closed_at_the_init_deadline() {
     good.expect(MsgType::EchoReply);
     assert!(server.stop().success());
 }
+
+#[test]
+fn unpair_disconnects_the_cluster_and_refuses_its_certificates() {
+    let server = Server::start("unpair", &["-s", "on", "-c", "on"]);
+    let id = server.client_identity(CLUSTER);
+    let other = server.client_identity("othercluster");
+    let cfg = |id: &(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)| {
+        client_config(
+            provider(true),
+            &server.ca(),
+            Some((id.0.clone(), id.1.clone_key())),
+        )
+    };
+    let mut node = Node::connect(&server);
+    node.preinit(CLUSTER);
+    assert!(node.starttls(&cfg(&id)));
+    assert!(init_ok(&node.init()));
+    let mut bystander = Node::connect(&server);
+    bystander.preinit("othercluster");
+    assert!(bystander.starttls(&cfg(&other)));
+    assert!(init_ok(&bystander.init()));
+
+    let socket = server.dir.join("qnetd.sock");
+    let out = std::process::Command::new(BIN)
+        .args(["unpair", CLUSTER, "-p"])
+        .arg(&socket)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("1 certificate(s) revoked, 1 client(s) disconnected")
+    );
+    // Disconnected at once.
+    assert_eq!(node.recv(), Got::Closed);
+    // Its certificate is refused from now on; another cluster is untouched.
+    let mut again = Node::connect(&server);
+    again.preinit(CLUSTER);
+    let got = if again.starttls(&cfg(&id)) {
+        again.init()
+    } else {
+        Got::Closed
+    };
+    assert_eq!(got, Got::Closed);
+    bystander.send(&build::echo_request(9));
+    bystander.expect(MsgType::EchoReply);
+    // Nothing live is left to unpair.
+    let out = std::process::Command::new(BIN)
+        .args(["unpair", CLUSTER, "-p"])
+        .arg(&socket)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no live certificates"));
+    // A new certificate for the name (paired again) is accepted.
+    let fresh = server.client_identity(CLUSTER);
+    let mut node = Node::connect(&server);
+    node.preinit(CLUSTER);
+    assert!(node.starttls(&cfg(&fresh)));
+    assert!(init_ok(&node.init()));
+}
+
+#[test]
+fn pair_wait_returns_once_every_node_votes_over_tls() {
+    use std::io::BufRead as _;
+    if !crate::support::skip::require_programs(&[("curl", "curl")]) {
+        return;
+    }
+    let server = Server::start("pairwait", &["-s", "on", "-c", "on"]);
+    let mut child = std::process::Command::new(BIN)
+        .args([
+            "pair",
+            "--wait",
+            "--nodes",
+            "1",
+            "--address",
+            "127.0.0.1",
+            "-p",
+        ])
+        .arg(server.dir.join("qnetd.sock"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let _explanation = lines.next().unwrap().unwrap();
+    let command = lines.next().unwrap().unwrap();
+    let words: Vec<&str> = command.split_whitespace().collect();
+    let (pin, url) = (words[3], words[4]);
+    // The node side by hand: corosync.conf, then one certificate request.
+    let conf = crate::pairing::conf(&server.dir, CLUSTER, 1);
+    assert_eq!(
+        crate::pairing::post(pin, &format!("{url}/corosync.conf"), &conf).1,
+        200
+    );
+    let (csr, key) = make_request(CLUSTER);
+    let csr_path = server.dir.join("node.csr");
+    std::fs::write(&csr_path, csr).unwrap();
+    let (_, code, der) = crate::pairing::post(pin, &format!("{url}/sign?node=n1"), &csr_path);
+    assert_eq!(code, 200);
+    // Not done before the node votes over TLS.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "--wait returned too early"
+    );
+    let cfg = client_config(
+        provider(true),
+        &server.ca(),
+        Some((vec![CertificateDer::from(der)], key)),
+    );
+    let mut node = Node::connect(&server);
+    node.preinit(CLUSTER);
+    assert!(node.starttls(&cfg));
+    assert!(init_ok(&node.init()));
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "--wait did not return"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("paired: every node votes over TLS")),
+        "{rest:?}"
+    );
+}

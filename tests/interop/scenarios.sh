@@ -21,7 +21,9 @@
 # Pairing scenarios (p, p3, q; SKIPped unless QI_PAIR_CMD is set): QI_PAIR_CMD runs with bash on
 # the qnetd host (the qnetd command's variables plus QI_PAIR_NODES=N); the LAST line of its
 # stdout is the node command, run as root with bash -c on node 1 (p, p3) or on every node (q),
-# within QI_PAIR_DEADLINE seconds [180]. QI_QNETD_SSHD=1 starts the fake sshd on the qnetd host
+# within QI_PAIR_DEADLINE seconds [180]. Scenario pn (only when named) runs the node command
+# with a wrong pin and a wrong token first. Scenario pu (only when named) pairs as p, then runs
+# QI_UNPAIR_CMD on the qnetd host and checks that the qdevice vote is gone. QI_QNETD_SSHD=1 starts the fake sshd on the qnetd host
 # (cluster.sh up --qnetd-sshd) for these scenarios, for pairing commands that ssh to it.
 
 set -u -o pipefail
@@ -40,6 +42,7 @@ shift || true
 SCEN=("$@")
 PAIR_CMD=${QI_PAIR_CMD:-}
 PAIR_DEADLINE=${QI_PAIR_DEADLINE:-180}
+UNPAIR_CMD=${QI_UNPAIR_CMD:-}
 QSSHD=()
 [ "${QI_QNETD_SSHD:-0}" = 1 ] && QSSHD=(--qnetd-sshd)
 if [ ${#SCEN[@]} -eq 0 ]; then
@@ -426,6 +429,63 @@ sc_q() {
             || { finish FAIL "node $i's corosync.conf lacks the expected quorum.device"; return; }
     done
     qnetd_view 'Cluster|Algorithm|Node ID|TLS|Vote'
+    finish PASS
+}
+
+refused_run() { # LABEL CMD : CMD on node 1 must not pair and must change nothing
+    local label=$1 before after master=$QI_STATE/pve/corosync.conf
+    state() { md5sum "$master" "$QI_STATE"/n*/etc/corosync.conf 2>/dev/null; ls -d "$QI_STATE"/n*/etc/qdevice/net/nssdb 2>/dev/null; }
+    before=$(state)
+    NODE_CMD=$2
+    say "    $label: $NODE_CMD"
+    # `curl ... | bash` exits with bash's status: 0 when curl refused and sent nothing. What
+    # counts is that nothing ran: no "paired" line and no change.
+    node_run 1
+    ! grep -q 'paired:' "$QI_STATE/n1/pair-cmd.out" || { say "    $label: the node command paired"; return 1; }
+    after=$(state)
+    [ "$before" = "$after" ] || { say "    $label: corosync.conf or the NSS databases changed"; return 1; }
+    say "    $label: refused; corosync.conf files and NSS databases unchanged"
+}
+
+sc_pn() {
+    DESC="Proxmox VE stand-in, 2 nodes: the node command with a wrong pin, then with a wrong token secret, pairs nothing on node 1 and leaves /etc/pve/corosync.conf, every node's corosync.conf and NSS databases unchanged; the right command then pairs"
+    begin pn "$DESC"
+    [ -n "$PAIR_CMD" ] || { finish SKIP "QI_PAIR_CMD is not set"; return; }
+    local good
+    up --nodes 2 --no-device --pve --tls required "${QSSHD[@]}" || { finish FAIL "cluster did not start"; return; }
+    no_device_before 2 "$QI_STATE/pve/corosync.conf" || { finish FAIL "unexpected state before pairing"; return; }
+    pair_node_command 2 || { finish FAIL "the pairing command failed"; return; }
+    good=$NODE_CMD
+    refused_run "wrong pin" "$(sed -E 's#sha256//[A-Za-z0-9+/=]+#sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=#' <<< "$good")" \
+        || { finish FAIL "a wrong pin was not refused cleanly"; return; }
+    refused_run "wrong token" "$(sed -E 's#(/pair/[0-9a-f]+\.)[0-9a-f]+#\100000000000000000000000000000000#' <<< "$good")" \
+        || { finish FAIL "a wrong token was not refused cleanly"; return; }
+    NODE_CMD=$good
+    node_run 1 || { finish FAIL "the right node command failed after the refused ones"; return; }
+    check_quorate 90 || { finish FAIL "not quorate through the qdevice after pairing"; return; }
+    finish PASS
+}
+
+sc_pu() {
+    DESC="Proxmox VE stand-in, 2 nodes paired as in p; then QI_UNPAIR_CMD on the qnetd host revokes the cluster: no node counts the qdevice vote any more, and it stays so (reconnects refused), while the nodes stay quorate on their own votes"
+    [ -n "$UNPAIR_CMD" ] || { begin pu "$DESC"; finish SKIP "QI_UNPAIR_CMD is not set"; return; }
+    pair_pve pu 2 || return
+    local out i counted=1
+    say "    unpair on the qnetd host: $UNPAIR_CMD"
+    out=$("$CL" qnetd-cmd --timeout "$WAIT" "$UNPAIR_CMD" 2>> "$CLLOG") || { finish FAIL "the unpair command failed"; return; }
+    printf '%s\n' "$out" | ev
+    for i in $(seq 1 30); do
+        out=$("$CL" summary 2>> "$CLLOG")
+        grep -q 'qdevice_counted=yes' <<< "$out" || { counted=0; break; }
+        sleep 1
+    done
+    [ "$counted" = 0 ] || { finish FAIL "a node still counts the qdevice vote 30 s after unpair"; return; }
+    say "    after unpair (within ${i}s):"; printf '%s\n' "$out" | grep '^node=' | ev
+    sleep 10
+    out=$("$CL" summary 2>> "$CLLOG")
+    say "    10 s later (the qdevices keep trying to reconnect):"; printf '%s\n' "$out" | grep '^node=' | ev
+    ! grep -q 'qdevice_counted=yes' <<< "$out" || { finish FAIL "the qdevice vote came back: a revoked certificate was accepted"; return; }
+    [ "$(grep -c 'quorate=yes' <<< "$out")" = 2 ] || { finish FAIL "the nodes lost quorum"; return; }
     finish PASS
 }
 

@@ -482,3 +482,30 @@ fn a_ca_certificate_that_does_not_match_the_ca_key_is_refused() {
     ));
     assert!(!store.dir().join("cluster-testcluster.crt").exists());
 }
+
+#[test]
+fn signing_records_the_index_and_unpair_revokes() {
+    let (_tmp, store) = store();
+    store.init().unwrap();
+    assert!(store.issued().unwrap().is_empty());
+    let path = store.sign_request(REFERENCE_CSR, "testcluster").unwrap();
+    let signed = store
+        .sign_and_record(REFERENCE_CSR, "testcluster", "pve2")
+        .unwrap();
+    assert_eq!(fs::read(&path).unwrap(), signed.der);
+    let serial = parse(&signed.der).tbs_certificate.serial.clone();
+    assert_eq!(serial, signed.serial.into());
+    let issued = store.issued().unwrap();
+    assert_eq!(
+        issued
+            .iter()
+            .map(|e| (e.serial, e.node.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(103, "-"), (104, "pve2")]
+    );
+    assert!(store.has_live_certs("testcluster").unwrap());
+    assert!(!store.has_live_certs("other").unwrap());
+    assert_eq!(store.revoke_cluster("testcluster").unwrap(), vec![103, 104]);
+    assert!(!store.has_live_certs("testcluster").unwrap());
+    assert!(store.revoke_cluster("testcluster").unwrap().is_empty());
+}

@@ -74,5 +74,8 @@ mod testkit;
 #[cfg(test)]
 mod tests;
 
-pub use config::{TlsConfigError, server_config};
+pub use config::{
+    RevokedSerials, TlsConfigError, cert_serial, pairing_server_config, server_config,
+    server_config_revocable,
+};
 pub use session::{MAX_BUFFERED_INPUT, MAX_BUFFERED_OUTPUT, StartError, TlsError, TlsSession};

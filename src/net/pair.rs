@@ -1,0 +1,593 @@
+//! The pairing endpoint in the loop: HTTPS on the qdevice port, and the
+//! daemon's pairing state (one window, the revoked serials).
+//!
+//! * A new TCP connection whose first byte is 0x16 (a TLS handshake; the
+//!   qdevice protocol starts with 0x00) is handed here by the loop
+//!   ([`Pairing::adopt`]) and leaves the qdevice engine. It gets its own
+//!   small rustls configuration ([`super::tls::pairing_server_config`]: the
+//!   server certificate, no client certificate, ALPN `http/1.1`).
+//! * One request per connection, parsed and answered by the sans-IO
+//!   [`crate::pair::http`]; every path but the pairing ones answers 404.
+//!   Limits: [`MAX_CONNS`] connections at once (more are closed at once),
+//!   the request size limits of [`crate::pair::http`], and a [`DEADLINE`]
+//!   per connection for the whole exchange: a slow client is closed.
+//! * The window is opened, read and closed through the management socket
+//!   ([`crate::mgmt::pair`]). Certificates are signed by the store's CA
+//!   for the window's cluster ([`CertStore::sign_and_record`]: the index
+//!   of issued certificates), with one audit line each. Logs name the
+//!   token id, never the secret.
+//! * `unpair NAME` revokes the cluster's certificates in the index; their
+//!   serials join [`RevokedSerials`], which the client-certificate verifier
+//!   consults, and the loop disconnects the cluster's clients.
+
+use std::io::{self, Read as _};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+use rustls::ServerConfig;
+
+use super::tls::{RevokedSerials, TlsSession, pairing_server_config};
+use super::{READ_CHUNK, interrupted, would_block, write_out};
+use crate::cert::store::CertStore;
+use crate::config::Config;
+use crate::core::{ClientId, Instance, PeerAddr, Timestamp};
+use crate::error::Error;
+use crate::mgmt::pair::{OpenParams, PairCommand, kv};
+use crate::mgmt::{error_reply, ok_reply};
+use crate::pair::http::{self, Context, Parse};
+use crate::pair::pin::spki_pin;
+use crate::pair::script::node_command;
+use crate::pair::token::{PairingWindow, Token as PairToken, WindowParams};
+
+/// Tokens of pairing connections: above the TCP clients', below the status
+/// panel's (`1 << (BITS - 3)`) and the management socket's (`1 << (BITS - 2)`).
+const FIRST_CONN: usize = 1 << (usize::BITS - 4);
+const LAST_CONN: usize = 1 << (usize::BITS - 3);
+
+/// Pairing connections open at once; more are closed at once.
+pub(super) const MAX_CONNS: usize = 16;
+
+/// Time allowed for a whole pairing exchange (handshake, request, reply).
+pub(super) const DEADLINE_MS: u64 = 10_000;
+
+/// Plaintext buffered for one request: the largest head and body.
+const MAX_REQUEST: usize = http::MAX_HEAD + crate::pair::corosync_conf::MAX_CONF_LEN + READ_CHUNK;
+
+/// Whether `token` belongs to a pairing connection.
+pub(super) fn owns(token: Token) -> bool {
+    (FIRST_CONN..LAST_CONN).contains(&token.0)
+}
+
+struct Conn {
+    stream: TcpStream,
+    addr: PeerAddr,
+    tls: TlsSession,
+    rx: Vec<u8>,
+    deadline: Timestamp,
+    answered: bool,
+}
+
+/// The open window and the address it tells the nodes.
+struct Window {
+    window: PairingWindow,
+    host: String,
+}
+
+/// The pairing state and connections.
+pub(super) struct Pairing {
+    store: CertStore,
+    config: Arc<ServerConfig>,
+    pin: String,
+    ca_der: Vec<u8>,
+    port: u16,
+    listen_addr: Option<String>,
+    window: Option<Window>,
+    conns: Vec<Option<Conn>>,
+    revoked: RevokedSerials,
+    buf: Box<[u8]>,
+}
+
+impl Pairing {
+    /// The pairing state for a server with TLS on, sharing `revoked` with
+    /// the qdevice TLS configuration's verifier.
+    pub(super) fn new(config: &Config, revoked: RevokedSerials) -> Result<Self, Error> {
+        let store = CertStore::open(&config.advanced.nss_db_dir);
+        let tls = pairing_server_config(&store)?;
+        let identity = store
+            .load_server_identity()
+            .map_err(|e| Error::Tls(e.into()))?;
+        let leaf = identity.cert_chain.first().map(|c| c.as_ref().to_vec());
+        let pin = leaf
+            .as_deref()
+            .map(spki_pin)
+            .transpose()
+            .map_err(|e| Error::io("pin of the server certificate", io::Error::other(e)))?
+            .unwrap_or_default();
+        let ca_der = store
+            .load_ca_certs()
+            .map_err(|e| Error::Tls(e.into()))?
+            .first()
+            .map(|c| c.as_ref().to_vec())
+            .unwrap_or_default();
+        let issued = store.issued().map_err(|e| Error::Tls(e.into()))?;
+        revoked.extend(
+            issued
+                .iter()
+                .filter(|e| e.state == crate::cert::index::CertState::Revoked)
+                .map(|e| e.serial),
+        );
+        Ok(Self {
+            store,
+            config: tls,
+            pin,
+            ca_der,
+            port: config.port,
+            listen_addr: config.listen_addr.clone(),
+            window: None,
+            conns: Vec::new(),
+            revoked,
+            buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
+        })
+    }
+
+    /// Add-on mode at start: when no certificate was ever issued, opens a
+    /// window and logs the node command with one line of explanation.
+    pub(super) fn auto_open(&mut self, address: Option<String>, now: Timestamp) {
+        if !self.store.issued().is_ok_and(|i| i.is_empty()) {
+            return;
+        }
+        if address.is_none() {
+            log::info!(
+                "No cluster is paired yet. Set the add-on option pairing_address to the address your cluster nodes reach this server at and restart: the log then shows the one-line pairing command"
+            );
+            return;
+        }
+        let params = OpenParams {
+            address,
+            ..OpenParams::default()
+        };
+        match self.open(params, now) {
+            Ok(body) => log::info!(
+                "No cluster is paired yet. To pair one, run this line as root on one Proxmox VE node (on every node of a plain Corosync cluster) within 30 minutes (restart the add-on for a new one): {}",
+                crate::mgmt::pair::parse_kv(&body, "command").unwrap_or("")
+            ),
+            Err(e) => log::warn!("pairing: cannot open a window at start: {e}"),
+        }
+    }
+
+    /// Takes over a new connection whose first bytes `first` start a TLS
+    /// handshake.
+    pub(super) fn adopt(
+        &mut self,
+        registry: &Registry,
+        mut stream: TcpStream,
+        addr: PeerAddr,
+        first: &[u8],
+        now: Timestamp,
+    ) {
+        if self.conns.iter().flatten().count() >= MAX_CONNS {
+            log::warn!("pairing: too many pairing connections, closing the one from {addr}");
+            let _ = registry.deregister(&mut stream);
+            return;
+        }
+        let index = self
+            .conns
+            .iter()
+            .position(Option::is_none)
+            .unwrap_or(self.conns.len());
+        if index >= LAST_CONN - FIRST_CONN {
+            return;
+        }
+        if let Err(e) = registry.reregister(
+            &mut stream,
+            Token(FIRST_CONN + index),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            log::error!("pairing: can't add connection to the poll loop: {e}");
+            return;
+        }
+        let tls = match TlsSession::new(Arc::clone(&self.config), first) {
+            Ok(t) => t,
+            Err(e) => {
+                log::warn!("pairing: TLS error with {addr}: {e}");
+                let _ = io::Write::write_all(&mut stream, &e.alert);
+                let _ = registry.deregister(&mut stream);
+                return;
+            }
+        };
+        if self.conns.len() <= index {
+            self.conns.resize_with(index + 1, || None);
+        }
+        if let Some(slot) = self.conns.get_mut(index) {
+            *slot = Some(Conn {
+                stream,
+                addr,
+                tls,
+                rx: Vec::new(),
+                deadline: now.add_millis(DEADLINE_MS),
+                answered: false,
+            });
+        }
+        self.after_input(registry, index, now);
+        self.serve(registry, index, now);
+    }
+
+    /// Handles readiness of a pairing connection.
+    pub(super) fn handle_event(&mut self, registry: &Registry, token: Token, now: Timestamp) {
+        if let Some(index) = token.0.checked_sub(FIRST_CONN) {
+            self.serve(registry, index, now);
+        }
+    }
+
+    /// The earliest connection deadline.
+    pub(super) fn poll_timeout(&self) -> Option<Timestamp> {
+        self.conns.iter().flatten().map(|c| c.deadline).min()
+    }
+
+    /// Closes connections past their deadline.
+    pub(super) fn handle_timeout(&mut self, registry: &Registry, now: Timestamp) {
+        for index in 0..self.conns.len() {
+            if let Some(c) = self.conns.get(index).and_then(Option::as_ref)
+                && now >= c.deadline
+            {
+                log::warn!(
+                    "pairing: connection from {} closed: no complete request within {} s",
+                    c.addr,
+                    DEADLINE_MS / 1000
+                );
+                self.drop_conn(registry, index);
+            }
+        }
+    }
+
+    fn drop_conn(&mut self, registry: &Registry, index: usize) {
+        if let Some(mut c) = self.conns.get_mut(index).and_then(Option::take) {
+            let _ = registry.deregister(&mut c.stream);
+        }
+    }
+
+    /// Reads until `WouldBlock`, answers once a request is complete, writes.
+    fn serve(&mut self, registry: &Registry, index: usize, now: Timestamp) {
+        loop {
+            let Some(conn) = self.conns.get_mut(index).and_then(Option::as_mut) else {
+                return;
+            };
+            let n = match conn.stream.read(&mut self.buf) {
+                Ok(0) => {
+                    self.drop_conn(registry, index);
+                    return;
+                }
+                Ok(n) => n,
+                Err(e) if would_block(&e) => break,
+                Err(e) if interrupted(&e) => continue,
+                Err(_) => {
+                    self.drop_conn(registry, index);
+                    return;
+                }
+            };
+            if conn.answered {
+                continue; // the reply is out or going; input is ignored
+            }
+            if let Err(e) = conn.tls.feed(self.buf.get(..n).unwrap_or_default()) {
+                log::warn!("pairing: TLS error with {}: {e}", conn.addr);
+                let _ = write_out(&mut conn.stream, &mut conn.tls);
+                self.drop_conn(registry, index);
+                return;
+            }
+            if !self.after_input(registry, index, now) {
+                return;
+            }
+        }
+        self.flush(registry, index);
+    }
+
+    /// Moves plaintext into the request buffer and answers a complete
+    /// request. Returns false if the connection was dropped.
+    fn after_input(&mut self, registry: &Registry, index: usize, now: Timestamp) -> bool {
+        let Some(conn) = self.conns.get_mut(index).and_then(Option::as_mut) else {
+            return false;
+        };
+        let plain = conn.tls.plaintext();
+        if conn.rx.len() + plain.len() > MAX_REQUEST {
+            log::warn!("pairing: request from {} too large", conn.addr);
+            self.drop_conn(registry, index);
+            return false;
+        }
+        conn.rx.extend_from_slice(plain);
+        let n = plain.len();
+        conn.tls.consume_plaintext(n);
+        if conn.answered || conn.rx.is_empty() {
+            return self.flush(registry, index);
+        }
+        let response = match http::parse(&conn.rx) {
+            Parse::Incomplete => return self.flush(registry, index),
+            Parse::Reject(r) => r,
+            Parse::Request(req, _) => {
+                let addr = conn.addr;
+                let (store, pin, ca_der, port) = (&self.store, &self.pin, &self.ca_der, self.port);
+                let (window, host) = match self.window.as_mut() {
+                    Some(w) => (Some(&mut w.window), w.host.as_str()),
+                    None => (None, ""),
+                };
+                let id = window.as_ref().map(|w| w.id().to_string());
+                let has_live = |name: &str| store.has_live_certs(name).unwrap_or(true);
+                let mut sign = |csr: &[u8], cluster: &str, node: &str| {
+                    let s = store
+                        .sign_and_record(csr, cluster, node)
+                        .map_err(|e| e.to_string())?;
+                    log::info!(
+                        "pairing: signed certificate cluster={cluster} node={node} serial={} addr={addr} token={}",
+                        s.serial,
+                        id.as_deref().unwrap_or("-")
+                    );
+                    Ok(s.der)
+                };
+                let mut ctx = Context {
+                    host,
+                    port,
+                    pin,
+                    ca_der,
+                    has_live_certs: &has_live,
+                    sign: &mut sign,
+                };
+                let r = http::handle(&req, window, &mut ctx, now);
+                if r.status() != 200 {
+                    log::warn!(
+                        "pairing: request from {addr} refused with {} (window {}): {}",
+                        r.status(),
+                        id.as_deref().unwrap_or("none"),
+                        String::from_utf8_lossy(r.body()).trim_end()
+                    );
+                }
+                r
+            }
+        };
+        let Some(conn) = self.conns.get_mut(index).and_then(Option::as_mut) else {
+            return false;
+        };
+        conn.answered = true;
+        conn.rx = Vec::new();
+        if conn.tls.send_plaintext(&response.to_bytes()).is_err()
+            || conn.tls.send_close_notify().is_err()
+        {
+            self.drop_conn(registry, index);
+            return false;
+        }
+        self.flush(registry, index)
+    }
+
+    /// Writes pending TLS bytes; closes once an answered connection's reply
+    /// is out. Returns false if the connection was dropped.
+    fn flush(&mut self, registry: &Registry, index: usize) -> bool {
+        let Some(conn) = self.conns.get_mut(index).and_then(Option::as_mut) else {
+            return false;
+        };
+        let ok = write_out(&mut conn.stream, &mut conn.tls).is_ok();
+        if !ok || (conn.answered && conn.tls.pending_ciphertext().is_empty()) {
+            self.drop_conn(registry, index);
+            return false;
+        }
+        true
+    }
+
+    /// Carries out a management request; returns the reply and the clients
+    /// to disconnect (`unpair`).
+    pub(super) fn command(
+        &mut self,
+        cmd: PairCommand,
+        instance: &Instance,
+        now: Timestamp,
+        max_send: usize,
+    ) -> (Option<Vec<u8>>, Vec<ClientId>) {
+        let err = |m: &str| (error_reply(m.as_bytes(), max_send), Vec::new());
+        let ok = |body: String| {
+            (
+                ok_reply(body.as_bytes(), "reply too large", max_send),
+                Vec::new(),
+            )
+        };
+        match cmd {
+            PairCommand::Bad(m) => err(&m),
+            PairCommand::Open(p) => match self.open(p, now) {
+                Ok(body) => ok(body),
+                Err(m) => err(&m),
+            },
+            PairCommand::Status => ok(self.status(instance, now)),
+            PairCommand::Close => match self.window.take() {
+                Some(w) => {
+                    log::info!("pairing: window {} closed", w.window.id());
+                    ok(String::new())
+                }
+                None => err("no pairing window is open"),
+            },
+            PairCommand::Unpair(name) => {
+                let serials = match self.store.revoke_cluster(&name) {
+                    Ok(s) => s,
+                    Err(e) => return err(&e.to_string()),
+                };
+                if serials.is_empty() {
+                    return err(&format!(
+                        "cluster '{name}' has no live certificates on this qnetd"
+                    ));
+                }
+                self.revoked.extend(serials.iter().copied());
+                if self.window.as_ref().and_then(|w| w.window.cluster()) == Some(name.as_str()) {
+                    self.window = None;
+                }
+                let clients: Vec<ClientId> = instance
+                    .clusters()
+                    .into_iter()
+                    .filter(|c| &*c.name == name.as_bytes())
+                    .flat_map(|c| c.members.iter().map(|m| m.client))
+                    .collect();
+                log::info!(
+                    "pairing: cluster {name} unpaired: {} certificate(s) revoked (serials {serials:?}), {} client(s) disconnected",
+                    serials.len(),
+                    clients.len()
+                );
+                let body = kv("revoked", serials.len()) + &kv("disconnected", clients.len());
+                (
+                    ok_reply(body.as_bytes(), "reply too large", max_send),
+                    clients,
+                )
+            }
+        }
+    }
+
+    /// Opens a window (replacing any open one); the reply body.
+    fn open(&mut self, p: OpenParams, now: Timestamp) -> Result<String, String> {
+        let wildcard = |a: &String| a.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified());
+        let Some(host) = p
+            .address
+            .or_else(|| self.listen_addr.clone().filter(|a| !wildcard(a)))
+        else {
+            return Err(
+                "the server listens on a wildcard address: give the address the nodes reach it at with --address HOST"
+                    .into(),
+            );
+        };
+        let token = PairToken::generate().map_err(|_| "no randomness for the token".to_string())?;
+        let command =
+            node_command(&host, self.port, &self.pin, &token).map_err(|e| e.to_string())?;
+        let params = WindowParams {
+            cluster: p.cluster,
+            nodes: p.nodes,
+            ttl_ms: p
+                .ttl_secs
+                .map_or(WindowParams::default().ttl_ms, |s| s.saturating_mul(1000)),
+            replace: p.replace,
+        };
+        let store = &self.store;
+        let window = PairingWindow::open(params, &token, now, |name| {
+            store.has_live_certs(name).unwrap_or(true)
+        })
+        .map_err(|r| r.to_string())?;
+        if let Some(old) = self.window.take() {
+            log::info!("pairing: window {} replaced", old.window.id());
+        }
+        log::info!(
+            "pairing: window {} opened for {} (cluster {}, {} certificate(s), {} s)",
+            window.id(),
+            host,
+            window.cluster().unwrap_or("from the first node"),
+            window
+                .max_certs()
+                .map_or_else(|| "node count".to_string(), |n| n.to_string()),
+            window.expires().millis_since(now) / 1000
+        );
+        let mut body = kv("id", window.id());
+        body += &kv("expires_in", window.expires().millis_since(now) / 1000);
+        body += &kv("command", &command);
+        self.window = Some(Window { window, host });
+        Ok(body)
+    }
+
+    /// The `pair status` body.
+    fn status(&self, instance: &Instance, now: Timestamp) -> String {
+        let Some(w) = &self.window else {
+            return kv("window", "none");
+        };
+        let win = &w.window;
+        let cluster = win.cluster().unwrap_or("");
+        let tls_nodes = instance
+            .clusters()
+            .into_iter()
+            .filter(|c| !cluster.is_empty() && &*c.name == cluster.as_bytes())
+            .flat_map(|c| c.members.iter())
+            .filter(|m| {
+                instance
+                    .client_info(m.client)
+                    .is_some_and(|i| i.tls_started && i.tls_peer_verified)
+            })
+            .count();
+        let mut body = kv("window", if win.is_open(now) { "open" } else { "closed" });
+        body += &kv("id", win.id());
+        body += &kv("cluster", cluster);
+        body += &kv(
+            "nodes",
+            win.max_certs().map_or(String::new(), |n| n.to_string()),
+        );
+        body += &kv("signed", win.issued());
+        body += &kv("expires_in", win.expires().millis_since(now) / 1000);
+        body += &kv("tls_nodes", tls_nodes);
+        body
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::InstanceConfig;
+    use crate::mgmt::pair::parse_kv;
+
+    fn pairing(listen: Option<&str>) -> (tempfile::TempDir, Pairing) {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.advanced.nss_db_dir = tmp.path().join("store");
+        config.listen_addr = listen.map(str::to_owned);
+        CertStore::open(&config.advanced.nss_db_dir).init().unwrap();
+        let p = Pairing::new(&config, RevokedSerials::default()).unwrap();
+        (tmp, p)
+    }
+
+    fn reply(p: &mut Pairing, line: &[u8]) -> String {
+        let instance = Instance::new(InstanceConfig::default());
+        let crate::mgmt::Command::Pair(cmd) = crate::mgmt::Command::parse(line) else {
+            panic!("not a pair command");
+        };
+        let (r, clients) = p.command(cmd, &instance, Timestamp::from_millis(0), 1 << 20);
+        assert!(clients.is_empty());
+        String::from_utf8(r.unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_address_defaults_to_a_specific_listen_address_only() {
+        for wildcard in [None, Some("0.0.0.0"), Some("::")] {
+            let (_t, mut p) = pairing(wildcard);
+            let r = reply(&mut p, b"pair open\n");
+            assert!(
+                r.starts_with("Error\n") && r.contains("--address"),
+                "{wildcard:?}: {r}"
+            );
+            let r = reply(&mut p, b"pair open address=192.0.2.1\n");
+            assert!(r.contains("https://192.0.2.1:5403/pair/"), "{r}");
+        }
+        let (_t, mut p) = pairing(Some("192.0.2.9"));
+        let r = reply(&mut p, b"pair open nodes=2 ttl=60\n");
+        let body = r.strip_prefix("OK\n").unwrap();
+        assert!(
+            parse_kv(body, "command")
+                .unwrap()
+                .contains("https://192.0.2.9:5403/")
+        );
+        assert_eq!(parse_kv(body, "expires_in"), Some("60"));
+        let status = reply(&mut p, b"pair status\n");
+        assert!(
+            status.contains("window=open\n") && status.contains("nodes=2\n"),
+            "{status}"
+        );
+        // The secret is only in the command, never in the status.
+        let secret = parse_kv(body, "command")
+            .unwrap()
+            .split('.')
+            .next_back()
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .to_owned();
+        assert!(!status.contains(&secret));
+        assert_eq!(reply(&mut p, b"pair close\n"), "OK\n");
+        assert_eq!(reply(&mut p, b"pair status\n"), "OK\nwindow=none\n");
+        assert!(reply(&mut p, b"pair close\n").starts_with("Error\n"));
+        let r = reply(&mut p, b"unpair nosuch\n");
+        assert!(r.contains("no live certificates"), "{r}");
+        let r = reply(&mut p, b"pair open address=192.0.2.1 cluster=-bad\n");
+        assert!(
+            r.starts_with("Error\n") && r.contains("not supported"),
+            "{r}"
+        );
+    }
+}
