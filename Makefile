@@ -136,7 +136,7 @@ interop-reference:
 # prints the node command, which runs on node 1 (p, p3: Proxmox VE stand-in)
 # or on every node (q: plain Corosync); pn: a wrong pin and a wrong token
 # change nothing; pu: `qnetd unpair` takes the vote away. No ssh to the server host.
-interop-pair: release
+interop-pair: release-bin
 	@[ "$$(id -u)" = 0 ] || { echo "make interop-pair needs root (network namespaces)"; exit 1; }
 	QI_QNETD_CERTUTIL='$(RELEASE) certutil' \
 	QI_PAIR_CMD='$(RELEASE) pair --nodes "$$QI_PAIR_NODES" --address "$$QNETD_ADDR"' \
