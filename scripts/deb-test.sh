@@ -24,6 +24,7 @@ fail() { echo "deb-test: $*" >&2; exit 1; }
 DEB=$(find dist -maxdepth 1 -name 'qnetd_*_amd64.deb' | sort | tail -n 1)
 [ -n "$DEB" ] || fail "no dist/qnetd_*_amd64.deb (make deb)"
 
+mkdir -p "$CACHE"
 if [ ! -d "$ROOT" ]; then
     step "debootstrap $SUITE (cached in $ROOT)"
     rm -rf "$ROOT.tmp"
