@@ -602,4 +602,21 @@ mod tests {
             "{r}"
         );
     }
+
+    #[test]
+    fn an_unpair_queues_the_cluster_for_mqtt_once() {
+        let (tmp, mut p) = pairing(Some("192.0.2.9"));
+        assert!(reply(&mut p, b"unpair c1\n").starts_with("Error\n"));
+        assert!(
+            p.take_unpaired().is_empty(),
+            "a failed unpair removes nothing"
+        );
+        let (csr, _key) = crate::net::tls::testkit::make_request("c1");
+        CertStore::open(tmp.path().join("store"))
+            .sign_request(&csr, "c1")
+            .unwrap();
+        assert!(reply(&mut p, b"unpair c1\n").contains("revoked=1\n"));
+        assert_eq!(p.take_unpaired(), ["c1"]);
+        assert!(p.take_unpaired().is_empty());
+    }
 }
