@@ -38,6 +38,11 @@ pub use lex::{Lexer, c_str, quote};
 
 use crate::core::Instance;
 
+/// The refusal of every pairing request with TLS off (management socket
+/// and panel alike).
+pub const PAIR_NEEDS_TLS: &str =
+    "pairing needs TLS, and this server runs with -s off: restart it with -s on";
+
 /// The longest request line the reference tool ever sends, NUL included
 /// (`QNETD_DEFAULT_IPC_MAX_RECEIVE_SIZE`).
 pub const TOOL_MAX_REQUEST: usize = 4096;
@@ -218,10 +223,7 @@ pub fn respond(line: &[u8], view: &ServerView<'_>, max_send: usize) -> Response 
             "Can't get QNetd cluster list",
             max_send,
         ),
-        Command::Pair(_) => error_reply(
-            b"pairing needs TLS, and this server runs with -s off: restart it with -s on",
-            max_send,
-        ),
+        Command::Pair(_) => error_reply(PAIR_NEEDS_TLS.as_bytes(), max_send),
         Command::Json { cluster } => ok_reply(
             &json::render(view, cluster.as_deref()),
             "Can't get QNetd status as JSON",

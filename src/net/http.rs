@@ -11,6 +11,9 @@
 //!   an event stream outlives it), and an event stream's backlog
 //!   ([`MAX_BACKLOG`]; a reader that falls behind is dropped). Nothing here
 //!   blocks, so a slow client cannot delay the vote.
+//! * Pairing requests go to the daemon's `Pairing` ([`Pairing::command`],
+//!   as the management socket's `pair` verbs); an unpair hands the clients
+//!   to disconnect back to the loop.
 //! * [`Http::mark_dirty`] (the loop calls it after client activity or
 //!   engine timers) makes the next [`Http::tick`] rebuild the `--json`
 //!   Report, at most every [`REFRESH_MS`]; a change goes to every event
@@ -22,12 +25,15 @@ use std::net::IpAddr;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 
+use super::pair::Pairing;
 use super::{interrupted, would_block};
 use crate::config::Config;
+use crate::core::{ClientId, Timestamp};
 use crate::error::Error;
-use crate::mgmt::ServerView;
 use crate::mgmt::json::{self, Report};
-use crate::panel::{self, Feed, MAX_REQUEST, Parsed, Route};
+use crate::mgmt::pair::PairCommand;
+use crate::mgmt::{PAIR_NEEDS_TLS, ServerView};
+use crate::panel::{self, Feed, MAX_BODY, MAX_REQUEST, Parsed, Route};
 
 /// Token of the listening socket; connections follow it. The range sits
 /// between the TCP clients' and the management socket's.
@@ -39,6 +45,8 @@ const END: usize = 1 << (usize::BITS - 2);
 pub(super) const REFRESH_MS: u64 = 200;
 /// Time between keepalive comments on event streams, ms.
 pub(super) const KEEPALIVE_MS: u64 = 15_000;
+/// Largest pairing reply taken from [`Pairing::command`].
+const MAX_PAIR_REPLY: usize = 16 * 1024;
 /// Bytes an event stream may have unsent before it is dropped.
 const MAX_BACKLOG: usize = 256 * 1024;
 
@@ -71,6 +79,9 @@ pub(super) struct Http {
     next_keepalive: u64,
     listen_addr: Option<String>,
     port: u16,
+    /// The address pairing windows tell the nodes (add-on
+    /// `pairing_address`); `None`: the listen address.
+    pair_address: Option<String>,
 }
 
 impl Http {
@@ -96,6 +107,7 @@ impl Http {
             next_keepalive: KEEPALIVE_MS,
             listen_addr: config.listen_addr.clone(),
             port: config.port,
+            pair_address: config.auto_pair.as_ref().and_then(|a| a.address.clone()),
         }))
     }
 
@@ -129,23 +141,27 @@ impl Http {
         }
     }
 
-    /// Handles an event for a token [`owns`] accepted.
+    /// Handles an event for a token [`owns`] accepted; returns the clients
+    /// to disconnect (an unpair). Pairing requests go to `pairing` (`None`
+    /// with TLS off).
     pub(super) fn handle_event(
         &mut self,
         registry: &Registry,
         token: Token,
         now: u64,
         instance: &crate::core::Instance,
-    ) {
+        pairing: Option<&mut Pairing>,
+    ) -> Vec<ClientId> {
         if token == LISTENER {
             self.accept(registry, now);
-            return;
+            return Vec::new();
         }
         let index = token.0 - FIRST_CONN;
-        let keep = self.serve(index, now, instance);
+        let (keep, disconnect) = self.serve(index, now, instance, pairing);
         if !keep {
             self.drop_conn(registry, index);
         }
+        disconnect
     }
 
     fn accept(&mut self, registry: &Registry, now: u64) {
@@ -198,30 +214,38 @@ impl Http {
         }
     }
 
-    /// Reads, answers, writes; false if the connection must go.
-    fn serve(&mut self, index: usize, now: u64, instance: &crate::core::Instance) -> bool {
+    /// Reads, answers, writes; false if the connection must go. Also the
+    /// clients an unpair disconnects.
+    fn serve(
+        &mut self,
+        index: usize,
+        now: u64,
+        instance: &crate::core::Instance,
+        pairing: Option<&mut Pairing>,
+    ) -> (bool, Vec<ClientId>) {
+        let mut disconnect = Vec::new();
         let Some(Some(conn)) = self.conns.get_mut(index) else {
-            return true;
+            return (true, disconnect);
         };
         let mut buf = [0u8; 1024];
         loop {
             match conn.stream.read(&mut buf) {
-                Ok(0) => return false,
+                Ok(0) => return (false, disconnect),
                 Ok(n) => {
-                    // After the head only a small body may follow (it is
-                    // never used); more is a misbehaving client.
+                    // After the head only a small body may follow; more is
+                    // a misbehaving client.
                     conn.rx.extend_from_slice(buf.get(..n).unwrap_or_default());
                     if conn.answered {
                         if conn.rx.len() > MAX_REQUEST {
-                            return false;
+                            return (false, disconnect);
                         }
-                    } else if conn.rx.len() > MAX_REQUEST {
+                    } else if conn.rx.len() > MAX_REQUEST + MAX_BODY {
                         break;
                     }
                 }
                 Err(e) if would_block(&e) => break,
                 Err(e) if interrupted(&e) => {}
-                Err(_) => return false,
+                Err(_) => return (false, disconnect),
             }
         }
         if !conn.answered {
@@ -234,9 +258,19 @@ impl Http {
                     if streaming || matches!(route, Route::Page { .. }) {
                         self.refresh(now, instance);
                     }
-                    let reply = self.reply(&route, now, instance);
+                    let reply = match route {
+                        Route::Pair(cmd) => {
+                            let (reply, clients) = self.pair(cmd, now, instance, pairing);
+                            disconnect = clients;
+                            if !disconnect.is_empty() {
+                                self.dirty = true;
+                            }
+                            reply
+                        }
+                        route => self.reply(&route, now, instance),
+                    };
                     let Some(Some(conn)) = self.conns.get_mut(index) else {
-                        return true;
+                        return (true, disconnect);
                     };
                     conn.tx = reply;
                     if streaming {
@@ -247,9 +281,36 @@ impl Http {
             }
         }
         let Some(Some(conn)) = self.conns.get_mut(index) else {
-            return true;
+            return (true, disconnect);
         };
-        flush(conn)
+        (flush(conn), disconnect)
+    }
+
+    /// Carries out a pairing request with the management verbs' own
+    /// [`Pairing::command`]; the answer and the clients to disconnect.
+    fn pair(
+        &self,
+        mut cmd: PairCommand,
+        now: u64,
+        instance: &crate::core::Instance,
+        pairing: Option<&mut Pairing>,
+    ) -> (Vec<u8>, Vec<ClientId>) {
+        let Some(pairing) = pairing else {
+            return (panel::answer(409, PAIR_NEEDS_TLS), Vec::new());
+        };
+        if let PairCommand::Bad(m) = &cmd {
+            return (panel::answer(400, m), Vec::new());
+        }
+        if let PairCommand::Open(p) = &mut cmd {
+            p.address = p.address.take().or_else(|| self.pair_address.clone());
+        }
+        let (reply, clients) =
+            pairing.command(cmd, instance, Timestamp::from_millis(now), MAX_PAIR_REPLY);
+        let reply = reply.map_or_else(
+            || panel::answer(500, "reply too large"),
+            |r| panel::pair_reply(&r),
+        );
+        (reply, clients)
     }
 
     fn reply(&self, route: &Route, now: u64, instance: &crate::core::Instance) -> Vec<u8> {
@@ -267,6 +328,7 @@ impl Http {
                 out
             }
             Route::Answer(code, message) => panel::answer(*code, message),
+            Route::Pair(_) => panel::answer(500, "pairing request out of place"),
         }
     }
 

@@ -511,6 +511,7 @@ impl Server {
                         for id in outcome.disconnect {
                             self.close(now, id);
                         }
+                        self.forget_unpaired();
                         if outcome.shutdown {
                             log::info!("Shutdown requested through the local socket");
                             self.shutdown(now);
@@ -518,14 +519,20 @@ impl Server {
                         }
                     }
                     token if http::owns(token) => {
-                        if let Some(h) = self.http.as_mut() {
-                            h.handle_event(
+                        let disconnect = match self.http.as_mut() {
+                            Some(h) => h.handle_event(
                                 self.poll.registry(),
                                 token,
                                 now.as_millis(),
                                 &self.instance,
-                            );
+                                self.pairing.as_mut(),
+                            ),
+                            None => Vec::new(),
+                        };
+                        for id in disconnect {
+                            self.close(now, id);
                         }
+                        self.forget_unpaired();
                     }
                     token if pair::owns(token) => {
                         if let Some(p) = self.pairing.as_mut() {
@@ -627,6 +634,20 @@ impl Server {
     }
 
     /// The poll timeout, shortened to the panel's next deadline.
+    /// Removes the MQTT entities of clusters just unpaired.
+    fn forget_unpaired(&mut self) {
+        let names = self
+            .pairing
+            .as_mut()
+            .map(pair::Pairing::take_unpaired)
+            .unwrap_or_default();
+        if let Some(m) = &mut self.mqtt {
+            for name in names {
+                m.forget(&name);
+            }
+        }
+    }
+
     fn with_http_deadline(&self, timeout: Option<Duration>) -> Option<Duration> {
         let Some(at) = self.http.as_ref().and_then(http::Http::next_deadline) else {
             return timeout;

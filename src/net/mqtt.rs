@@ -45,7 +45,7 @@ use crate::config::{ConfigError, DEFAULT_CA_FILE, MqttBroker, MqttConfig};
 use crate::core::Instance;
 use crate::mgmt::ServerView;
 use crate::mgmt::json::Report;
-use crate::mqtt::discovery::Discovery;
+use crate::mqtt::discovery::{Discovery, Message};
 use crate::mqtt::session::{Event, Session, SessionConfig, client_id};
 use crate::mqtt::url::{BrokerSettings, SupervisorMqtt, from_supervisor};
 
@@ -206,11 +206,8 @@ impl Mqtt {
                 port: self.port,
             };
             let report = Report::new(&view, None);
-            for m in self.discovery.update(&report, t) {
-                if let Err(e) = self.session.publish(&m.topic, &m.payload, m.retain, t) {
-                    log::warn!("MQTT: not publishing {}: {e}", m.topic);
-                }
-            }
+            let messages = self.discovery.update(&report, t);
+            self.publish(messages, t);
         }
         while let Some(event) = self.session.poll_event() {
             match event {
@@ -227,6 +224,22 @@ impl Mqtt {
             }
         }
         self.write(t);
+    }
+
+    /// A cluster was unpaired: its entities go at once (empty retained
+    /// configs), not after `remove_after`.
+    pub(super) fn forget(&mut self, cluster_name: &str) {
+        let t = now();
+        let messages = self.discovery.forget(cluster_name);
+        self.publish(messages, t);
+    }
+
+    fn publish(&mut self, messages: Vec<Message>, t: Instant) {
+        for m in messages {
+            if let Err(e) = self.session.publish(&m.topic, &m.payload, m.retain, t) {
+                log::warn!("MQTT: not publishing {}: {e}", m.topic);
+            }
+        }
     }
 
     /// Daemon shutdown: `offline` and DISCONNECT, written if the socket

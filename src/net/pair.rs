@@ -12,13 +12,15 @@
 //!   the request size limits of [`crate::pair::http`], and a [`DEADLINE`]
 //!   per connection for the whole exchange: a slow client is closed.
 //! * The window is opened, read and closed through the management socket
-//!   ([`crate::mgmt::pair`]). Certificates are signed by the store's CA
+//!   ([`crate::mgmt::pair`]) and the status panel (`net/http.rs`), both by
+//!   [`Pairing::command`]. Certificates are signed by the store's CA
 //!   for the window's cluster ([`CertStore::sign_and_record`]: the index
 //!   of issued certificates), with one audit line each. Logs name the
 //!   token id, never the secret.
 //! * `unpair NAME` revokes the cluster's certificates in the index; their
 //!   serials join [`RevokedSerials`], which the client-certificate verifier
-//!   consults, and the loop disconnects the cluster's clients.
+//!   consults, and the loop disconnects the cluster's clients and removes
+//!   its MQTT entities ([`Pairing::take_unpaired`]).
 
 use std::io::{self, Read as _};
 use std::net::IpAddr;
@@ -87,6 +89,8 @@ pub(super) struct Pairing {
     conns: Vec<Option<Conn>>,
     revoked: RevokedSerials,
     buf: Box<[u8]>,
+    /// Clusters unpaired since the loop last asked ([`Pairing::take_unpaired`]).
+    unpaired: Vec<String>,
 }
 
 impl Pairing {
@@ -129,6 +133,7 @@ impl Pairing {
             conns: Vec::new(),
             revoked,
             buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
+            unpaired: Vec::new(),
         })
     }
 
@@ -428,12 +433,19 @@ impl Pairing {
                     clients.len()
                 );
                 let body = kv("revoked", serials.len()) + &kv("disconnected", clients.len());
+                self.unpaired.push(name);
                 (
                     ok_reply(body.as_bytes(), "reply too large", max_send),
                     clients,
                 )
             }
         }
+    }
+
+    /// The clusters unpaired since the last call (for MQTT to remove their
+    /// entities at once).
+    pub(super) fn take_unpaired(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.unpaired)
     }
 
     /// Opens a window (replacing any open one); the reply body.
@@ -589,5 +601,22 @@ mod tests {
             r.starts_with("Error\n") && r.contains("not supported"),
             "{r}"
         );
+    }
+
+    #[test]
+    fn an_unpair_queues_the_cluster_for_mqtt_once() {
+        let (tmp, mut p) = pairing(Some("192.0.2.9"));
+        assert!(reply(&mut p, b"unpair c1\n").starts_with("Error\n"));
+        assert!(
+            p.take_unpaired().is_empty(),
+            "a failed unpair removes nothing"
+        );
+        let (csr, _key) = crate::net::tls::testkit::make_request("c1");
+        CertStore::open(tmp.path().join("store"))
+            .sign_request(&csr, "c1")
+            .unwrap();
+        assert!(reply(&mut p, b"unpair c1\n").contains("revoked=1\n"));
+        assert_eq!(p.take_unpaired(), ["c1"]);
+        assert!(p.take_unpaired().is_empty());
     }
 }

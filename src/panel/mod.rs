@@ -12,15 +12,20 @@
 //! * A request head is at most [`MAX_REQUEST`] bytes with at most
 //!   [`MAX_HEADERS`] headers, else `431` and close. It must be complete
 //!   within the request deadline (the shell enforces it), else close.
-//!   Request bodies are never read; every answer but the event stream ends
-//!   with `Connection: close`.
+//!   Only the pairing calls read a body (`Content-Length`, at most
+//!   [`MAX_BODY`] bytes, else `413`); every answer but the event stream
+//!   ends with `Connection: close`.
 //! * Only the allowed source address is served ([`source_allowed`]); the
 //!   Supervisor's Ingress proxy in add-on mode.
 //! * `GET /` the page, `GET /api/status` the `--json` [`Report`], `GET
 //!   /api/events` the event stream; `POST /api/pair` and `POST
-//!   /api/unpair` need `X-Qnetd-Request: 1` (CSRF; else `403`) and answer
-//!   `501` (this daemon has no pairing support yet). Anything else `404`
-//!   (`405` for a known path with the wrong method).
+//!   /api/unpair` need `X-Qnetd-Request: 1` (CSRF; else `403`); their
+//!   body (JSON or a form: `nodes`, optional `cluster`; `cluster` for
+//!   unpair) becomes the management socket's [`PairCommand`], carried out
+//!   by the shell through the same `Pairing` as `qnetd pair` (`GET
+//!   /api/pair/status` is `pair status`). Its `key=value` reply becomes a
+//!   JSON object ([`pair_reply`]). Anything else `404` (`405` for a known
+//!   path with the wrong method).
 //! * The page is served under the `X-Ingress-Path` base: it gets a
 //!   `<base href>` of that path, so its relative URLs go through the proxy.
 //!   A base with characters outside `[A-Za-z0-9/_.-]` is ignored.
@@ -32,6 +37,8 @@ pub mod feed;
 use std::net::IpAddr;
 
 pub use feed::Feed;
+
+use crate::mgmt::pair::{OpenParams, PairCommand};
 
 /// Largest request head, bytes.
 pub const MAX_REQUEST: usize = 8 * 1024;
@@ -47,6 +54,8 @@ pub const INGRESS_PORT: u16 = 8099;
 pub const INGRESS_PROXY: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(172, 30, 32, 2));
 /// The CSRF header every state-changing call must carry (value `1`).
 pub const CSRF_HEADER: &str = "X-Qnetd-Request";
+/// Largest request body (pairing calls only).
+pub const MAX_BODY: usize = 1024;
 /// Longest accepted `X-Ingress-Path`.
 const MAX_BASE: usize = 256;
 
@@ -76,6 +85,8 @@ pub enum Route {
     Status,
     /// The event stream.
     Events,
+    /// A pairing request for the daemon's pairing state.
+    Pair(PairCommand),
     /// A finished answer: status code and message.
     Answer(u16, &'static str),
 }
@@ -94,15 +105,15 @@ pub enum Parsed {
 pub fn parse(buf: &[u8]) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
-    match req.parse(buf) {
-        Ok(httparse::Status::Complete(_)) => {}
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() < MAX_REQUEST => return Parsed::Partial,
         Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
             return Parsed::Done(Route::Answer(431, "Request header fields too large"));
         }
         Err(_) => return Parsed::Done(Route::Answer(400, "Bad request")),
-    }
-    if buf.len() > MAX_REQUEST {
+    };
+    if head_len > MAX_REQUEST {
         return Parsed::Done(Route::Answer(431, "Request header fields too large"));
     }
     let header = |name: &str| {
@@ -121,22 +132,115 @@ pub fn parse(buf: &[u8]) -> Parsed {
         },
         ("/api/status", true, _) => Route::Status,
         ("/api/events", true, _) => Route::Events,
+        ("/api/pair/status", true, _) => Route::Pair(PairCommand::Status),
         ("/api/pair" | "/api/unpair", _, true) => {
-            if header(CSRF_HEADER) == Some(b"1") {
-                Route::Answer(
-                    501,
-                    "Pairing is not supported by this qnetd: pair the nodes with pvecm qdevice setup",
-                )
-            } else {
-                Route::Answer(403, "Missing X-Qnetd-Request header")
+            if header(CSRF_HEADER) != Some(b"1") {
+                return Parsed::Done(Route::Answer(403, "Missing X-Qnetd-Request header"));
             }
+            let len = header("Content-Length")
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .map_or(Some(0), |v| v.trim().parse::<usize>().ok());
+            let Some(len) = len.filter(|&l| l <= MAX_BODY) else {
+                return Parsed::Done(Route::Answer(413, "Request body too large"));
+            };
+            let Some(body) = buf.get(head_len..head_len + len) else {
+                return Parsed::Partial;
+            };
+            Route::Pair(pair_command(path == "/api/unpair", body))
         }
-        ("/" | "/index.html" | "/api/status" | "/api/events" | "/api/pair" | "/api/unpair", ..) => {
-            Route::Answer(405, "Method not allowed")
-        }
+        (
+            "/" | "/index.html" | "/api/status" | "/api/events" | "/api/pair" | "/api/unpair"
+            | "/api/pair/status",
+            ..,
+        ) => Route::Answer(405, "Method not allowed"),
         _ => Route::Answer(404, "Not found"),
     };
     Parsed::Done(route)
+}
+
+/// The fields of a pairing body (JSON); `name` is the page's older
+/// spelling of `cluster`.
+#[derive(serde::Deserialize, Default)]
+struct PairBody {
+    nodes: Option<serde_json::Value>,
+    cluster: Option<String>,
+    name: Option<String>,
+}
+
+/// The pairing command a body asks for: `pair open` (`unpair` false) or
+/// `unpair`. The body is JSON (starting with `{`) or a form.
+fn pair_command(unpair: bool, body: &[u8]) -> PairCommand {
+    let fields = if body.trim_ascii_start().first() == Some(&b'{') {
+        match serde_json::from_slice::<PairBody>(body) {
+            Ok(f) => f,
+            Err(_) => return PairCommand::Bad("the body is not valid JSON".into()),
+        }
+    } else {
+        let mut f = PairBody::default();
+        for (k, v) in String::from_utf8_lossy(body)
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+        {
+            let v = v.trim().to_string();
+            match k {
+                "nodes" => f.nodes = Some(serde_json::Value::String(v)),
+                "cluster" => f.cluster = Some(v),
+                "name" => f.name = Some(v),
+                _ => {}
+            }
+        }
+        f
+    };
+    let cluster = fields
+        .cluster
+        .or(fields.name)
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty());
+    if unpair {
+        return cluster.map_or_else(
+            || PairCommand::Bad("unpair needs a cluster name".into()),
+            PairCommand::Unpair,
+        );
+    }
+    let nodes = match fields.nodes {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::Number(n)) => {
+            match n.as_u64().and_then(|n| u32::try_from(n).ok()) {
+                Some(n) => Some(n),
+                None => return PairCommand::Bad(format!("invalid value '{n}' for 'nodes'")),
+            }
+        }
+        Some(serde_json::Value::String(s)) if s.is_empty() => None,
+        Some(serde_json::Value::String(s)) => match s.parse() {
+            Ok(n) => Some(n),
+            Err(_) => return PairCommand::Bad(format!("invalid value '{s}' for 'nodes'")),
+        },
+        Some(v) => return PairCommand::Bad(format!("invalid value '{v}' for 'nodes'")),
+    };
+    PairCommand::Open(OpenParams {
+        nodes,
+        cluster,
+        ..OpenParams::default()
+    })
+}
+
+/// The answer to a pairing request: a management reply (`OK\n` and
+/// `key=value` lines, or `Error\n` and a line) as `200` with a JSON object
+/// of the values (strings), or `409` with the error line.
+#[must_use]
+pub fn pair_reply(reply: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(reply);
+    if let Some(body) = text.strip_prefix("OK\n") {
+        let object: serde_json::Map<String, serde_json::Value> = body
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
+            .collect();
+        let json = serde_json::Value::Object(object).to_string();
+        return response(200, "application/json", "", json.as_bytes());
+    }
+    let message = text.strip_prefix("Error\n").unwrap_or(&text).trim_end();
+    answer(409, message)
 }
 
 /// The validated base path: `X-Ingress-Path` without a trailing slash, or
@@ -162,7 +266,10 @@ fn reason(code: u16) -> &'static str {
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        409 => "Conflict",
+        413 => "Content Too Large",
         431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
         501 => "Not Implemented",
         503 => "Service Unavailable",
         _ => "Error",
@@ -254,10 +361,61 @@ mod tests {
             route("POST /api/pair HTTP/1.1\r\n\r\n"),
             Route::Answer(403, _)
         ));
-        assert!(matches!(
+        assert_eq!(
             route("POST /api/pair HTTP/1.1\r\nx-qnetd-request: 1\r\n\r\n"),
-            Route::Answer(501, _)
+            Route::Pair(PairCommand::Open(OpenParams::default()))
+        );
+        let open = |nodes, cluster: Option<&str>| {
+            Route::Pair(PairCommand::Open(OpenParams {
+                nodes,
+                cluster: cluster.map(str::to_owned),
+                ..OpenParams::default()
+            }))
+        };
+        let post = |path: &str, body: &str| {
+            format!(
+                "POST {path} HTTP/1.1\r\nX-Qnetd-Request: 1\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        assert_eq!(
+            route(&post("/api/pair", r#"{"nodes":3,"name":"c1"}"#)),
+            open(Some(3), Some("c1"))
+        );
+        assert_eq!(
+            route(&post("/api/pair", "nodes=2&cluster=")),
+            open(Some(2), None)
+        );
+        assert!(matches!(
+            route(&post("/api/pair", r#"{"nodes":-1}"#)),
+            Route::Pair(PairCommand::Bad(_))
         ));
+        assert_eq!(
+            route(&post("/api/unpair", "cluster=c1")),
+            Route::Pair(PairCommand::Unpair("c1".into()))
+        );
+        assert!(matches!(
+            route(&post("/api/unpair", "{}")),
+            Route::Pair(PairCommand::Bad(_))
+        ));
+        let partial = post("/api/pair", "nodes=2");
+        assert_eq!(
+            parse(&partial.as_bytes()[..partial.len() - 1]),
+            Parsed::Partial
+        );
+        assert!(matches!(
+            route("POST /api/pair HTTP/1.1\r\nX-Qnetd-Request: 1\r\nContent-Length: 99999\r\n\r\n"),
+            Route::Answer(413, _)
+        ));
+        assert_eq!(
+            route("GET /api/pair/status HTTP/1.1\r\n\r\n"),
+            Route::Pair(PairCommand::Status)
+        );
+        assert!(
+            pair_reply(b"OK\ncommand=a \"b\"\nid=x\n")
+                .ends_with(br#"{"command":"a \"b\"","id":"x"}"#)
+        );
+        assert!(pair_reply(b"Error\nno such\n").starts_with(b"HTTP/1.1 409 "));
         assert!(matches!(
             route("GET /api/pair HTTP/1.1\r\n\r\n"),
             Route::Answer(405, _)

@@ -130,6 +130,26 @@ fn titles(devtools: u16) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The DevTools port a browser started with `--remote-debugging-port=0`
+/// and `profile` writes (waits up to 30 s).
+fn devtools_port(profile: &Path) -> u16 {
+    let active = profile.join("DevToolsActivePort");
+    let start = Instant::now();
+    loop {
+        if let Some(p) = std::fs::read_to_string(&active)
+            .ok()
+            .and_then(|t| t.lines().next().and_then(|l| l.parse().ok()))
+        {
+            break p;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no DevToolsActivePort"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 struct Kill(Child);
 
 impl Drop for Kill {
@@ -174,21 +194,7 @@ fn page_follows_a_disconnect_and_a_partition_on_its_own() {
     .spawn()
     .unwrap();
     let _browser = Kill(child);
-    let active = profile.join("DevToolsActivePort");
-    let start = Instant::now();
-    let devtools: u16 = loop {
-        if let Some(p) = std::fs::read_to_string(&active)
-            .ok()
-            .and_then(|t| t.lines().next().and_then(|l| l.parse().ok()))
-        {
-            break p;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "no DevToolsActivePort"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let devtools = devtools_port(&profile);
     wait_title(devtools, "with both clusters", |t| {
         t == "QNetd: testcluster voting: nodes 1, 2 have the vote; other voting: node 3 has the vote"
     });
@@ -256,4 +262,49 @@ fn screenshots_light_dark_and_phone() {
         }
     }
     drop(nodes);
+}
+
+/// "Pair a cluster": the page's deep link `#pair-start` clicks the header
+/// button and then Start (the tooling has no other way to click); the node
+/// command with this server's pin appears in the dialog, and in the tab
+/// title while the dialog is open (read through DevTools, as above).
+#[test]
+fn pair_a_cluster_shows_the_node_command() {
+    let Some(exe) = chromium() else { return };
+    let dir = Scratch::new("browser-pair");
+    let http_port = crate::support::server::free_ports(1)[0];
+    let spec = format!("127.0.0.1:{http_port}");
+    let store = dir.path("store");
+    let d = crate::support::Launch::ours(&dir, "panel")
+        .args(&["-s", "on", "-l", "127.0.0.1", "--http", &spec])
+        .settings(&format!("nss_db_dir={}", store.display()))
+        .start();
+    let profile = dir.path("pair-profile");
+    let child = browser(
+        &exe,
+        &profile,
+        &[
+            "--remote-debugging-port=0",
+            &format!("http://127.0.0.1:{http_port}/#pair-start"),
+        ],
+    )
+    .stdout(Stdio::null())
+    .spawn()
+    .unwrap();
+    let _browser = Kill(child);
+    let devtools = devtools_port(&profile);
+    let leaf = qnetd::cert::store::CertStore::open(&store)
+        .load_server_identity()
+        .unwrap()
+        .cert_chain[0]
+        .clone();
+    let pin = qnetd::pair::pin::spki_pin(leaf.as_ref()).unwrap();
+    let want = format!(
+        "QNetd: no cluster; pairing: curl -fsSk --pinnedpubkey {pin} https://127.0.0.1:{}/pair/",
+        d.port
+    );
+    wait_title(devtools, "with the node command", |t| t.starts_with(&want));
+    // The window the page opened is the daemon's.
+    let status = http(http_port, "GET /api/pair/status HTTP/1.1\r\n\r\n");
+    assert!(status.contains(r#""window":"open""#), "{status}");
 }

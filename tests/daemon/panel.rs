@@ -82,12 +82,21 @@ fn routes_base_path_and_csrf() {
         "POST /api/unpair HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
     );
     assert!(unpair.starts_with("HTTP/1.1 403 "), "{unpair}");
+    // With -s off pairing is refused with the management socket's words.
     let with = http(
         port,
-        "POST /api/pair HTTP/1.1\r\nX-Qnetd-Request: 1\r\nContent-Length: 0\r\n\r\n",
+        "POST /api/pair HTTP/1.1\r\nX-Qnetd-Request: 1\r\nContent-Length: 9\r\n\r\nnodes=2&x",
     );
-    assert!(with.starts_with("HTTP/1.1 501 "), "{with}");
-    assert!(body(&with).contains("Pairing is not supported"));
+    assert!(with.starts_with("HTTP/1.1 409 "), "{with}");
+    assert!(body(&with).contains("pairing needs TLS"), "{with}");
+    let status = get(port, "/api/pair/status");
+    assert!(status.starts_with("HTTP/1.1 409 "), "{status}");
+    // A body past the limit.
+    let big = http(
+        port,
+        "POST /api/pair HTTP/1.1\r\nX-Qnetd-Request: 1\r\nContent-Length: 5000\r\n\r\n",
+    );
+    assert!(big.starts_with("HTTP/1.1 413 "), "{big}");
 }
 
 #[test]

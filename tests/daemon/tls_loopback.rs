@@ -820,3 +820,85 @@ fn pair_wait_returns_once_every_node_votes_over_tls() {
         "{rest:?}"
     );
 }
+
+/// `POST` to the panel on `port` with the CSRF header.
+fn panel_post(port: u16, path: &str, body: &str) -> String {
+    crate::panel::http(
+        port,
+        &format!(
+            "POST {path} HTTP/1.1\r\nX-Qnetd-Request: 1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+#[test]
+fn the_panel_pairs_and_unpairs_with_the_management_verbs() {
+    let http = crate::support::server::free_ports(1)[0];
+    let spec = format!("127.0.0.1:{http}");
+    let server = Server::start(
+        "panelpair",
+        &["-s", "on", "-c", "on", "-l", "127.0.0.1", "--http", &spec],
+    );
+    // Without the CSRF header: refused, nothing opened.
+    let r = crate::panel::http(http, "POST /api/pair HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 403 "), "{r}");
+    let status = crate::panel::http(http, "GET /api/pair/status HTTP/1.1\r\n\r\n");
+    assert!(status.contains(r#""window":"none""#), "{status}");
+
+    // Open: the node command with this server's pin, and the expiry.
+    let leaf = server.store().load_server_identity().unwrap().cert_chain[0].clone();
+    let pin = qnetd::pair::pin::spki_pin(leaf.as_ref()).unwrap();
+    let r = panel_post(http, "/api/pair", r#"{"nodes":1,"cluster":"panelcluster"}"#);
+    assert!(r.starts_with("HTTP/1.1 200 "), "{r}");
+    let body = r.split_once("\r\n\r\n").unwrap().1;
+    let json: serde_json::Value = serde_json::from_str(body).unwrap();
+    let command = json["command"].as_str().unwrap();
+    assert!(
+        command.starts_with(&format!(
+            "curl -fsSk --pinnedpubkey {pin} https://127.0.0.1:{}/pair/",
+            server.port
+        )),
+        "{command}"
+    );
+    let expires: u64 = json["expires_in"].as_str().unwrap().parse().unwrap();
+    assert!(expires > 60 && expires <= 1800, "{expires}");
+    // Progress: the window, nothing signed, no node over TLS yet.
+    let status = crate::panel::http(http, "GET /api/pair/status HTTP/1.1\r\n\r\n");
+    let st: serde_json::Value =
+        serde_json::from_str(status.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(st["window"], "open", "{status}");
+    assert_eq!(st["cluster"], "panelcluster");
+    assert_eq!(st["nodes"], "1");
+    assert_eq!(st["signed"], "0");
+    assert_eq!(st["tls_nodes"], "0");
+
+    // A node of the cluster votes over TLS: the progress counts it.
+    let id = server.client_identity("panelcluster");
+    let cfg = client_config(
+        provider(true),
+        &server.ca(),
+        Some((id.0.clone(), id.1.clone_key())),
+    );
+    let mut node = Node::connect(&server);
+    node.preinit("panelcluster");
+    assert!(node.starttls(&cfg));
+    assert!(init_ok(&node.init()));
+    let status = crate::panel::http(http, "GET /api/pair/status HTTP/1.1\r\n\r\n");
+    assert!(status.contains(r#""tls_nodes":"1""#), "{status}");
+
+    // Unpair: an unknown cluster is an error; the paired one is cut off.
+    let r = panel_post(http, "/api/unpair", r#"{"cluster":"nosuch"}"#);
+    assert!(
+        r.starts_with("HTTP/1.1 409 ") && r.contains("no live certificates"),
+        "{r}"
+    );
+    let r = panel_post(http, "/api/unpair", "cluster=panelcluster");
+    assert!(r.starts_with("HTTP/1.1 200 "), "{r}");
+    assert!(
+        r.contains(r#""disconnected":"1""#) && r.contains(r#""revoked":"1""#),
+        "{r}"
+    );
+    assert_eq!(node.recv(), Got::Closed);
+    assert!(server.stop().success());
+}

@@ -70,7 +70,7 @@ mod config;
 mod input;
 mod session;
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
 
