@@ -1,41 +1,38 @@
-//! The Home Assistant add-on in `addon/`, checked against the rules the
-//! Supervisor and the add-on linter apply (`docs/apps/configuration.md` of
-//! developers.home-assistant; `supervisor/apps/validate.py`), and against
+//! The Home Assistant add-on's `config.yaml` in `addon/`, checked against the
+//! rules the Supervisor and the add-on linter apply (`docs/apps/configuration.md`
+//! of developers.home-assistant; `supervisor/apps/validate.py`), and against
 //! our own options struct so the schema and [`qnetd::config::addon::Options`]
-//! cannot drift. Plus the daemon's add-on mode and healthcheck end to end.
+//! cannot drift; the security rating and the Ingress panel settings. The other
+//! add-on files are checked in `addon_files`, the daemon's add-on mode in
+//! `addon_mode`.
 //!
 //! YAML is read with `yaml-rust2` (pure Rust, YAML 1.2). The Supervisor
 //! reads YAML 1.1 (PyYAML), where a bare `on`/`off`/`yes`/`no` is a
 //! boolean: [`no_yaml11_booleans`] catches that difference.
 
 use std::collections::BTreeSet;
-use std::ffi::OsString;
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
-use std::time::Duration;
+use std::path::PathBuf;
 
 use serde_json::Value as Json;
 use yaml_rust2::{Yaml, YamlLoader};
 
 use qnetd::config::addon::{self, Options};
 
-use crate::support::server::{Scratch, free_ports};
-
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn read(rel: &str) -> String {
+pub(crate) fn read(rel: &str) -> String {
     std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
-fn yaml(rel: &str) -> Yaml {
+pub(crate) fn yaml(rel: &str) -> Yaml {
     let mut docs = YamlLoader::load_from_str(&read(rel)).unwrap();
     assert_eq!(docs.len(), 1, "{rel}: one YAML document");
     docs.remove(0)
 }
 
-fn config() -> Yaml {
+pub(crate) fn config() -> Yaml {
     yaml("addon/config.yaml")
 }
 
@@ -57,7 +54,7 @@ fn to_json(y: &Yaml) -> Json {
     }
 }
 
-fn keys(y: &Yaml) -> BTreeSet<String> {
+pub(crate) fn keys(y: &Yaml) -> BTreeSet<String> {
     y.as_hash()
         .unwrap()
         .keys()
@@ -308,61 +305,6 @@ fn map_is_absent_or_in_object_form() {
     }
 }
 
-/// `release.env` holds the owner, image and URLs (scripts/release-env.sh
-/// writes them into the files); `config.yaml` names the prebuilt image.
-fn release_env(key: &str) -> String {
-    read("release.env")
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-        .unwrap_or_else(|| panic!("release.env: {key}"))
-        .to_string()
-}
-
-#[test]
-fn prebuilt_image_and_urls_come_from_release_env() {
-    let c = config();
-    let image = c["image"].as_str().expect("config.yaml: image");
-    assert_eq!(image, release_env("QNETD_IMAGE"));
-    // A registry path: host/owner/name, lower case (OCI references).
-    assert_eq!(image.split('/').count(), 3, "{image}");
-    assert!(
-        !image.contains(':'),
-        "{image}: the Supervisor adds the version tag"
-    );
-    assert_eq!(image, image.to_ascii_lowercase());
-    let url = release_env("QNETD_URL");
-    assert_eq!(c["url"].as_str(), Some(url.as_str()));
-    assert!(url.starts_with("https://github.com/") && !url.contains("example"));
-    let r = yaml("repository.yaml");
-    assert_eq!(r["url"].as_str(), Some(url.as_str()));
-    assert_eq!(
-        r["maintainer"].as_str(),
-        Some(release_env("QNETD_MAINTAINER").as_str())
-    );
-    assert_eq!(
-        release_env("QNETD_REFERENCE_VERSION"),
-        qnetd::REFERENCE_VERSION
-    );
-    assert_eq!(env!("CARGO_PKG_REPOSITORY"), url);
-}
-
-/// Width and height from a PNG's IHDR chunk.
-fn png_size(rel: &str) -> (u32, u32) {
-    let b = std::fs::read(root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
-    assert!(b.len() > 24, "{rel}: too short");
-    assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n", "{rel}: PNG signature");
-    assert_eq!(&b[12..16], b"IHDR", "{rel}: IHDR first");
-    let be = |i: usize| u32::from_be_bytes(b[i..i + 4].try_into().unwrap());
-    (be(16), be(20))
-}
-
-#[test]
-fn icon_and_logo_sizes() {
-    // developers.home-assistant: icon 128x128 (1:1), logo 250x100 (~2.5:1).
-    assert_eq!(png_size("addon/icon.png"), (128, 128));
-    assert_eq!(png_size("addon/logo.png"), (250, 100));
-}
-
 #[test]
 fn least_privilege() {
     let c = config();
@@ -560,316 +502,6 @@ fn defaults_authenticate_clients() {
     assert!(on.unauthenticated_reason().is_some());
 }
 
-#[test]
-fn translations_cover_every_option_and_the_port() {
-    let c = config();
-    let t = yaml("addon/translations/en.yaml");
-    assert_eq!(keys(&t["configuration"]), keys(&c["schema"]));
-    for (k, v) in t["configuration"].as_hash().unwrap() {
-        assert!(v["name"].as_str().is_some(), "{k:?}: name");
-        assert!(v["description"].as_str().is_some(), "{k:?}: description");
-    }
-    assert_eq!(keys(&t["network"]), keys(&c["ports"]));
-}
-
-#[test]
-fn dockerfile_is_scratch_with_exec_form_commands() {
-    let d = read("addon/Dockerfile");
-    let lines: Vec<&str> = d
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .collect();
-    let text = lines.join("\n");
-    assert!(lines.contains(&"ARG BUILD_ARCH=amd64"));
-    assert!(
-        lines
-            .iter()
-            .filter(|l| l.starts_with("FROM "))
-            .all(|l| l.starts_with("FROM scratch") || l.starts_with("FROM bin-")),
-        "only scratch stages"
-    );
-    // One stage per arch of config.yaml, mapping the HA arch to our binary.
-    for (ha, ours) in [("amd64", "x86_64"), ("aarch64", "aarch64")] {
-        assert!(text.contains(&format!(
-            "FROM scratch AS bin-{ha}\nCOPY qnetd-{ours} /qnetd"
-        )));
-    }
-    assert!(text.contains(r#"CMD ["/qnetd", "healthcheck"]"#));
-    assert!(text.contains(r#"ENTRYPOINT ["/qnetd", "--options", "/data/options.json"]"#));
-    for label in [
-        "io.hass.version=",
-        "io.hass.type=\"app\"",
-        "io.hass.arch=\"${BUILD_ARCH}\"",
-        "org.opencontainers.image.title=",
-        "org.opencontainers.image.version=",
-        "org.opencontainers.image.source=",
-        "org.opencontainers.image.licenses=\"MIT\"",
-        "org.opencontainers.image.revision=",
-        "qnetd.reference-version=\"corosync-qnetd ${QNETD_REFERENCE_VERSION}\"",
-    ] {
-        assert!(text.contains(label), "label {label}");
-    }
-    assert!(!text.contains("RUN "), "scratch has no shell");
-}
-
-#[test]
-fn apparmor_profile_is_named_after_the_slug_and_tight() {
-    let p = read("addon/apparmor.txt");
-    assert!(p.contains("profile qnetd flags=(attach_disconnected,mediate_deleted)"));
-    let rules: Vec<&str> = p
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .collect();
-    for needed in [
-        "network inet stream,",
-        "network inet6 stream,",
-        "/qnetd mrix,",
-        "/data/** rwk,",
-    ] {
-        assert!(rules.contains(&needed), "missing rule {needed}");
-    }
-    for broad in [
-        "capability,",
-        "file,",
-        "network,",
-        "signal,",
-        "ptrace,",
-        "/** ",
-    ] {
-        assert!(
-            !rules.iter().any(|r| r.starts_with(broad)),
-            "allow-all rule {broad}"
-        );
-    }
-}
-
-#[test]
-fn repository_and_presentation_files() {
-    let r = yaml("repository.yaml");
-    assert!(r["name"].as_str().is_some_and(|n| !n.is_empty()));
-    // Keep a Changelog: an Unreleased section, then `## [version] - date`,
-    // each version linked at the bottom.
-    let changelog = read("CHANGELOG.md");
-    assert_eq!(changelog, read("addon/CHANGELOG.md"));
-    assert!(changelog.contains("keepachangelog.com"));
-    assert!(changelog.contains("## [Unreleased]"));
-    let version = env!("CARGO_PKG_VERSION");
-    let heading = changelog
-        .lines()
-        .find(|l| l.starts_with(&format!("## [{version}] - ")))
-        .unwrap_or_else(|| panic!("CHANGELOG: no ## [{version}] - YYYY-MM-DD"));
-    let date = &heading[heading.len() - 10..];
-    assert!(date.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 {
-        b == b'-'
-    } else {
-        b.is_ascii_digit()
-    }));
-    assert!(changelog.contains(&format!("\n[{version}]: ")));
-    for line in changelog.lines().filter(|l| l.starts_with("### ")) {
-        assert!(
-            [
-                "Added",
-                "Changed",
-                "Deprecated",
-                "Removed",
-                "Fixed",
-                "Security"
-            ]
-            .contains(&&line[4..]),
-            "{line}: not a Keep a Changelog section"
-        );
-    }
-    // License: the crate's, with the full text in LICENSE and a DOCS line.
-    assert_eq!(env!("CARGO_PKG_LICENSE"), "MIT");
-    assert!(read("LICENSE").starts_with("MIT License"));
-    let docs = read("addon/DOCS.md");
-    for needed in [
-        "corosync-qdevice-net-certutil",
-        "qnetd certutil",
-        "quorum {",
-        "TCP",
-        "## License\n\nMIT",
-        // The Supervisor rejects a bad enum value before the start.
-        "value must be one of ['off', 'on', 'required']",
-        // The version policy: ours and the reference's.
-        &format!(
-            "qnetd {version} starting (protocol of corosync-qnetd {})",
-            qnetd::REFERENCE_VERSION
-        ),
-    ] {
-        assert!(docs.contains(needed), "DOCS.md mentions {needed}");
-    }
-    assert!(!read("addon/README.md").is_empty());
-}
-
-// ------------------------------------------------- the daemon, end to end
-
-fn temp_dir(name: &str) -> Scratch {
-    Scratch::new(&format!("addon-{name}"))
-}
-
-/// Polls `f` for up to 5 s.
-fn eventually(mut f: impl FnMut() -> bool) -> bool {
-    for _ in 0..100 {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
-#[test]
-fn healthcheck_answers_against_a_server_with_addon_settings() {
-    let dir = temp_dir("hc");
-    let port = free_ports(1)[0];
-    let (mut config, _) = addon::config_from_json_str(r#"{"tls":"off"}"#).unwrap();
-    config.listen_addr = Some("127.0.0.1".into());
-    config.port = port;
-    let sock = dir.join("qnetd.sock");
-    config.advanced.lock_file = dir.join("qnetd.pid");
-    config.advanced.local_socket_file.clone_from(&sock);
-    // The panel's Ingress port, on loopback and a free port here.
-    config.http = Some((std::net::Ipv4Addr::LOCALHOST, 0).into());
-    // The server thread runs until the test binary exits.
-    std::thread::spawn(move || qnetd::net::run(&config));
-    let args = ["-p", sock.to_str().unwrap()].map(OsString::from);
-    assert!(eventually(|| {
-        qnetd::cmd::healthcheck::run("qnetd healthcheck", args.to_vec()) == ExitCode::SUCCESS
-    }));
-}
-
-/// Our binary (through the emulator under qemu-user), without `RUST_LOG`.
-fn qnetd(args: &[&str]) -> std::process::Command {
-    let mut c = crate::support::command(env!("CARGO_BIN_EXE_qnetd"), None);
-    c.args(args).env_remove("RUST_LOG");
-    c
-}
-
-#[test]
-fn bad_options_file_exits_non_zero_with_one_line() {
-    let dir = temp_dir("bad");
-    let file = dir.join("options.json");
-    std::fs::write(&file, r#"{"tls":"maybe"}"#).unwrap();
-    let out = qnetd(&["--options", file.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(
-        err,
-        "qnetd: options.json: tls: expected one of off, on, required, got \"maybe\"\n"
-    );
-}
-
-/// Our binary in add-on mode on 127.0.0.1:`port` with `-S settings`,
-/// stdout piped (the log).
-fn addon_daemon(options: &Path, port: &str, settings: &str) -> std::process::Command {
-    let mut c = qnetd(&[
-        "--options",
-        options.to_str().unwrap(),
-        "-l",
-        "127.0.0.1",
-        "-p",
-        port,
-        "-S",
-        settings,
-        // The panel on an ephemeral loopback port, not the add-on's 8099,
-        // so add-on tests run side by side.
-        "--http",
-        "0",
-    ]);
-    c.stdout(std::process::Stdio::piped());
-    c
-}
-
-#[test]
-#[allow(
-    clippy::disallowed_methods,
-    reason = "the test measures wall-clock stop time"
-)]
-fn addon_mode_logs_to_stdout_and_stops_on_sigterm() {
-    use std::io::BufRead as _;
-    let dir = temp_dir("run");
-    let file = dir.join("options.json");
-    std::fs::write(&file, r#"{"tls":"off","log_level":"info"}"#).unwrap();
-    let port = free_ports(1)[0].to_string();
-    let lock = format!(
-        "lock_file={},local_socket_file={}",
-        dir.join("q.pid").display(),
-        dir.join("q.sock").display()
-    );
-    let mut child = addon_daemon(&file, &port, &lock)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait for the ready line: it is logged once the signal handlers are
-    // installed (a SIGTERM before that would take the default action).
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        for line in std::io::BufReader::new(stdout).lines() {
-            let line = line.unwrap();
-            let _ = tx.send(line.clone());
-            lines.push(line);
-        }
-        lines
-    });
-    let first = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("a first log line on stdout");
-    assert!(
-        first.contains(&format!(
-            "qnetd {} starting (protocol of corosync-qnetd {})",
-            env!("CARGO_PKG_VERSION"),
-            qnetd::REFERENCE_VERSION
-        )),
-        "the first line names both versions: {first}"
-    );
-    let warning = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("a first log line on stdout");
-    assert!(
-        warning.contains("warning clients are not authenticated: TLS is off (-s off)"),
-        "tls: off warns once at start: {warning}"
-    );
-    let ready = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("the ready line on stdout");
-    assert!(
-        ready.contains(&format!(
-            "QNetd ready to provide service: listening on 127.0.0.1:{port} (tls=off"
-        )),
-        "flags after --options (-l, -p) are applied: {ready}"
-    );
-    crate::support::sigterm(&child);
-    let start = std::time::Instant::now();
-    let status = child.wait().unwrap();
-    assert!(start.elapsed() < Duration::from_secs(1), "stops within 1 s");
-    assert_eq!(status.code(), Some(0));
-    let lines = reader.join().unwrap();
-    assert_eq!(
-        lines
-            .iter()
-            .filter(|l| l.contains("not authenticated"))
-            .count(),
-        1,
-        "{lines:?}"
-    );
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("Signal received - shutting down")),
-        "{lines:?}"
-    );
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert_eq!(stderr, "", "add-on mode logs to stdout only");
-    assert!(Path::new(&dir.join("q.pid")).exists());
-}
-
 // ------------------------------------------------- the panel and the rating
 
 /// The Supervisor's `rating_security` (`supervisor/apps/utils.py`), from
@@ -957,66 +589,4 @@ fn ingress_panel_settings() {
     let (config, _) = addon::config_from_json_str("{}").unwrap();
     assert_eq!(config.http, Some(([0, 0, 0, 0], port as u16).into()));
     assert_eq!(config.http_allow, Some(qnetd::panel::INGRESS_PROXY));
-}
-
-/// Add-on mode with TLS and nothing paired yet: the log shows the node
-/// command (with the `pairing_address` option), and the command's window
-/// answers; once a certificate exists, a restart opens no window.
-#[test]
-fn addon_mode_opens_a_pairing_window_and_logs_the_node_command() {
-    use std::io::BufRead as _;
-    let dir = temp_dir("autopair");
-    let file = dir.join("options.json");
-    std::fs::write(&file, r#"{"tls":"on","pairing_address":"127.0.0.1"}"#).unwrap();
-    let settings = format!(
-        "lock_file={},local_socket_file={},nss_db_dir={}",
-        dir.join("q.pid").display(),
-        dir.join("q.sock").display(),
-        dir.join("tls").display()
-    );
-    let run = |expect_window: bool| {
-        let port = free_ports(1)[0].to_string();
-        let mut child = addon_daemon(&file, &port, &settings)
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut found = None;
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            if line.contains("No cluster is paired yet") {
-                found = Some(line);
-                break;
-            }
-            if line.contains("QNetd ready to provide service") && !expect_window {
-                break;
-            }
-        }
-        if expect_window {
-            let line = found.expect("the pairing line in the log");
-            let command = line.split(": ").last().unwrap();
-            assert!(
-                command.starts_with("curl -fsSk --pinnedpubkey sha256//")
-                    && command.contains(&format!("https://127.0.0.1:{port}/pair/"))
-                    && command.ends_with("| bash"),
-                "{line}"
-            );
-        } else {
-            // The ready line comes after the window would have been logged.
-            let _ = child.kill();
-            let rest: Vec<String> = lines.map_while(Result::ok).collect();
-            assert!(
-                found.is_none() && !rest.iter().any(|l| l.contains("No cluster is paired yet")),
-                "{rest:?}"
-            );
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-    };
-    run(true);
-    // Sign one certificate: the store now has a paired cluster.
-    let store = qnetd::cert::store::CertStore::open(dir.join("tls"));
-    let csr = include_bytes!("../../src/testdata/reference/qdevice-net-node.crq");
-    store.sign_request(csr, "testcluster").unwrap();
-    run(false);
 }

@@ -18,6 +18,8 @@ mod support;
 mod testkit;
 
 mod addon;
+mod addon_files;
+mod addon_mode;
 mod browser;
 mod cert_policy;
 mod cli;

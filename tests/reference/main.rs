@@ -17,9 +17,11 @@
 //! them at the end; with `QNETD_REQUIRE_ALL=1` they fail instead.
 //!
 //! Layout: `support/qclient.rs` (simulated qdevice clients),
-//! `support/scenario.rs` (the DSL), `support/runner.rs` (servers, steps,
-//! comparison, report); the scenarios are in this folder, one file per
-//! area; `selftest.rs` proves the comparator fails on mangled transcripts.
+//! `support/scenario.rs` (the DSL, its per-client half in
+//! `scenario/client.rs`), `support/runner.rs` (servers, steps; the
+//! comparison and report in `runner/compare.rs`); the scenarios are in this
+//! folder, one file per area; `selftest.rs` proves the comparator fails on
+//! mangled transcripts.
 //!
 //! Environment:
 //! * `QNETD_DIFF_AGAINST=reference` compares the reference with itself
