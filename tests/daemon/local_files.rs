@@ -109,13 +109,9 @@ fn tool_reports_a_connection_closed_without_a_reply() {
 /// Runs our tool as uid/gid 65534 with no groups (`setpriv`, util-linux).
 fn tool_as_nobody(args: &[&str]) -> std::process::Output {
     Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            OURS,
-            "tool",
-        ])
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args(crate::support::wrapped(OURS))
+        .arg("tool")
         .args(args)
         .output()
         .unwrap()

@@ -58,7 +58,7 @@ impl Paired {
 
     /// `qnetd pair ARGS`.
     fn pair(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
+        crate::support::command(BIN, None)
             .arg("pair")
             .args(args)
             .arg("-p")
@@ -305,7 +305,7 @@ fn pair_refuses_without_tls_or_without_a_daemon() {
     let dir = Scratch::new("pair-off");
     let launch = Launch::ours(&dir, "qnetd").args(&["-s", "off"]);
     let _d = launch.start();
-    let out = Command::new(BIN)
+    let out = crate::support::command(BIN, None)
         .args(["pair", "--address", "127.0.0.1", "-p"])
         .arg(launch.socket())
         .output()
@@ -318,7 +318,7 @@ fn pair_refuses_without_tls_or_without_a_daemon() {
     );
 
     // No daemon: a clear message.
-    let out = Command::new(BIN)
+    let out = crate::support::command(BIN, None)
         .args(["pair", "-p"])
         .arg(dir.join("nosuch.sock"))
         .output()

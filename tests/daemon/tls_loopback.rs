@@ -421,7 +421,7 @@ fn unpair_disconnects_the_cluster_and_refuses_its_certificates() {
     assert!(init_ok(&bystander.init()));
 
     let socket = server.dir.join("qnetd.sock");
-    let out = std::process::Command::new(BIN)
+    let out = crate::support::command(BIN, None)
         .args(["unpair", CLUSTER, "-p"])
         .arg(&socket)
         .output()
@@ -445,7 +445,7 @@ fn unpair_disconnects_the_cluster_and_refuses_its_certificates() {
     bystander.send(&build::echo_request(9));
     bystander.expect(MsgType::EchoReply);
     // Nothing live is left to unpair.
-    let out = std::process::Command::new(BIN)
+    let out = crate::support::command(BIN, None)
         .args(["unpair", CLUSTER, "-p"])
         .arg(&socket)
         .output()
@@ -467,7 +467,7 @@ fn pair_wait_returns_once_every_node_votes_over_tls() {
         return;
     }
     let server = Server::start("pairwait", &["-s", "on", "-c", "on"]);
-    let mut child = std::process::Command::new(BIN)
+    let mut child = crate::support::command(BIN, None)
         .args([
             "pair",
             "--wait",

@@ -22,6 +22,22 @@ use std::process::Command;
 /// The emulator that runs our foreign-arch binary when the suite runs
 /// under qemu-user: `make test-aarch64` / `make test-armv7` set
 /// `QNETD_TEST_RUNNER` (there is no binfmt_misc to exec it directly).
+/// Whether `p` is our own binary (or a link to it).
+pub fn is_ours(p: &OsStr) -> bool {
+    let canon = |p: &Path| std::fs::canonicalize(p).ok();
+    canon(Path::new(p)).is_some_and(|c| Some(c) == canon(Path::new(env!("CARGO_BIN_EXE_qnetd"))))
+}
+
+/// The program line that runs `exe` behind a wrapper (`setpriv ...`,
+/// `sh -c ...`): `[runner, exe]` for our binary under emulation, else `[exe]`.
+pub fn wrapped(exe: impl AsRef<OsStr>) -> Vec<OsString> {
+    let exe = exe.as_ref();
+    match runner() {
+        Some(r) if is_ours(exe) => vec![r, exe.to_os_string()],
+        _ => vec![exe.to_os_string()],
+    }
+}
+
 pub fn runner() -> Option<OsString> {
     std::env::var_os("QNETD_TEST_RUNNER").filter(|r| !r.is_empty())
 }
@@ -31,13 +47,8 @@ pub fn runner() -> Option<OsString> {
 /// host programs such as the reference server run directly.
 pub fn command(exe: impl AsRef<OsStr>, arg0: Option<&str>) -> Command {
     let exe = exe.as_ref();
-    let ours = |p: &OsStr| {
-        let canon = |p: &Path| std::fs::canonicalize(p).ok();
-        canon(Path::new(p))
-            .is_some_and(|c| Some(c) == canon(Path::new(env!("CARGO_BIN_EXE_qnetd"))))
-    };
     match runner() {
-        Some(r) if ours(exe) => {
+        Some(r) if is_ours(exe) => {
             let mut c = Command::new(r);
             if let Some(a) = arg0 {
                 c.args(["-0", a]);
@@ -138,7 +149,7 @@ impl Launch {
         let mut c = match self.via.split_first() {
             Some((wrapper, wrapper_args)) => {
                 let mut c = Command::new(wrapper);
-                c.args(wrapper_args).arg(&self.program);
+                c.args(wrapper_args).args(wrapped(&self.program));
                 c
             }
             None => command(&self.program, None),
