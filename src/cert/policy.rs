@@ -20,8 +20,9 @@
 //! in NSS; certificates made by `certutil -s` (ours and the reference's)
 //! have none.
 
+use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use rustls::crypto::{SignatureScheme, VerifiedIdentity};
 use rustls::error::CertificateError;
@@ -149,13 +150,52 @@ pub fn check_chain(
 pub struct Strict {
     inner: Arc<dyn ClientVerifier>,
     cas: Vec<CertificateDer<'static>>,
+    revoked: RevokedSerials,
 }
 
 /// Wraps `inner` so that it also enforces the rules of this module with the
-/// trust anchors `cas` (the certificates `inner` was built with).
+/// trust anchors `cas` (the certificates `inner` was built with), and
+/// refuses the `revoked` serials first (`qnetd unpair`).
 #[must_use]
-pub fn strict(inner: Arc<dyn ClientVerifier>, cas: Vec<CertificateDer<'static>>) -> Arc<Strict> {
-    Arc::new(Strict { inner, cas })
+pub fn strict(
+    inner: Arc<dyn ClientVerifier>,
+    cas: Vec<CertificateDer<'static>>,
+    revoked: RevokedSerials,
+) -> Arc<Strict> {
+    Arc::new(Strict {
+        inner,
+        cas,
+        revoked,
+    })
+}
+
+/// Serial numbers of revoked client certificates, shared between the
+/// verifier and the loop that revokes (`qnetd unpair`).
+#[derive(Clone, Debug, Default)]
+pub struct RevokedSerials(Arc<RwLock<BTreeSet<u64>>>);
+
+impl RevokedSerials {
+    /// Adds serials.
+    pub fn extend(&self, serials: impl IntoIterator<Item = u64>) {
+        if let Ok(mut set) = self.0.write() {
+            set.extend(serials);
+        }
+    }
+
+    /// Whether `serial` is revoked.
+    #[must_use]
+    pub fn contains(&self, serial: u64) -> bool {
+        self.0.read().map_or(true, |set| set.contains(&serial))
+    }
+}
+
+/// The serial number of a DER certificate, if it fits in 64 bits.
+#[must_use]
+pub fn cert_serial(der: &[u8]) -> Option<u64> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let raw = cert.tbs_certificate.raw_serial();
+    let digits = raw.get(raw.iter().position(|&b| b != 0).unwrap_or(raw.len())..)?;
+    (digits.len() <= 8).then(|| digits.iter().fold(0u64, |n, &b| (n << 8) | u64::from(b)))
 }
 
 impl ClientVerifier for Strict {
@@ -163,6 +203,11 @@ impl ClientVerifier for Strict {
         &self,
         identity: &ClientIdentity<'a, '_>,
     ) -> Result<VerifiedIdentity<'a>, Error> {
+        if let rustls::crypto::Identity::X509(chain) = identity.identity
+            && cert_serial(&chain.end_entity).is_some_and(|s| self.revoked.contains(s))
+        {
+            return Err(Error::InvalidCertificate(CertificateError::Revoked));
+        }
         let verified = self.inner.verify_identity(identity)?;
         if let rustls::crypto::Identity::X509(chain) = identity.identity {
             let inters: Vec<&[u8]> = chain.intermediates.iter().map(|c| c.as_ref()).collect();

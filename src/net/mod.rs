@@ -338,7 +338,7 @@ pub fn run(config: &Config) -> Result<(), Error> {
     let signals =
         Signals::new([SIGTERM, SIGINT]).map_err(|e| Error::io("install signal handlers", e))?;
     let _lock = LockFile::acquire(&config.advanced.lock_file)?;
-    let revoked = tls::RevokedSerials::default();
+    let revoked = crate::cert::policy::RevokedSerials::default();
     let tls_config = tls_setup(config, &revoked)?;
     let pairing = match tls_config {
         Some(_) => Some(pair::Pairing::new(config, revoked)?),
@@ -380,7 +380,7 @@ pub fn run(config: &Config) -> Result<(), Error> {
 /// TLS server configuration, unless TLS is off.
 fn tls_setup(
     config: &Config,
-    revoked: &tls::RevokedSerials,
+    revoked: &crate::cert::policy::RevokedSerials,
 ) -> Result<Option<Arc<rustls::ServerConfig>>, Error> {
     if config.tls == TlsSupported::Unsupported {
         return Ok(None);

@@ -30,8 +30,9 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use rustls::ServerConfig;
 
-use super::tls::{RevokedSerials, TlsSession, pairing_server_config};
+use super::tls::{TlsSession, pairing_server_config};
 use super::{READ_CHUNK, interrupted, would_block, write_out};
+use crate::cert::policy::RevokedSerials;
 use crate::cert::store::CertStore;
 use crate::config::Config;
 use crate::core::{ClientId, Instance, PeerAddr, Timestamp};

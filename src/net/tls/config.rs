@@ -1,22 +1,17 @@
 //! The rustls server configuration for every TLS client, built from the
 //! [certificate store](crate::cert::store).
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::{error, fmt};
 
-use rustls::client::danger::HandshakeSignatureValid;
-use rustls::crypto::VerifiedIdentity;
-use rustls::crypto::{Identity, SignatureScheme};
-use rustls::error::CertificateError;
+use rustls::crypto::Identity;
 use rustls::server::WantsServerCert;
-use rustls::server::danger::{ClientIdentity, ClientVerifier, SignatureVerificationInput};
 use rustls::server::{
     InvalidSniPolicy, NoServerSessionStorage, Tls13Tickets, VerifierBuilderError,
     WebPkiClientVerifier,
 };
-use rustls::{ConfigBuilder, DistinguishedName, RootCertStore, ServerConfig};
+use rustls::{ConfigBuilder, RootCertStore, ServerConfig};
 
 use crate::cert::store::{CA_CERT_FILE, CertStore, CertStoreError, SERVER_CERT_FILE};
 
@@ -100,7 +95,11 @@ pub fn server_config(
     store: &CertStore,
     client_cert_required: bool,
 ) -> Result<Arc<ServerConfig>, TlsConfigError> {
-    server_config_revocable(store, client_cert_required, &RevokedSerials::default())
+    server_config_revocable(
+        store,
+        client_cert_required,
+        &crate::cert::policy::RevokedSerials::default(),
+    )
 }
 
 /// [`server_config`] whose client-certificate verifier also refuses the
@@ -113,7 +112,7 @@ pub fn server_config(
 pub fn server_config_revocable(
     store: &CertStore,
     client_cert_required: bool,
-    revoked: &RevokedSerials,
+    revoked: &crate::cert::policy::RevokedSerials,
 ) -> Result<Arc<ServerConfig>, TlsConfigError> {
     let provider = Arc::new(rustls_ring::DEFAULT_PROVIDER);
     let identity = store.load_server_identity()?;
@@ -131,10 +130,11 @@ pub fn server_config_revocable(
         let verifier = WebPkiClientVerifier::builder(Arc::new(roots), &provider)
             .build()
             .map_err(TlsConfigError::ClientVerifier)?;
-        builder.with_client_cert_verifier(Arc::new(Revocable {
-            inner: crate::cert::policy::strict(Arc::new(verifier), store.load_ca_certs()?),
-            revoked: revoked.clone(),
-        }))
+        builder.with_client_cert_verifier(crate::cert::policy::strict(
+            Arc::new(verifier),
+            store.load_ca_certs()?,
+            revoked.clone(),
+        ))
     } else {
         builder.with_no_client_auth()
     };
@@ -177,84 +177,4 @@ fn finish(
     config.session_storage = Arc::new(NoServerSessionStorage {});
     config.send_tls13_tickets = Tls13Tickets { default: 0, max: 0 };
     Ok(Arc::new(config))
-}
-
-/// Serial numbers of revoked client certificates, shared between the
-/// verifier and the loop that revokes (`qnetd unpair`).
-#[derive(Clone, Debug, Default)]
-pub struct RevokedSerials(Arc<RwLock<BTreeSet<u64>>>);
-
-impl RevokedSerials {
-    /// Adds serials.
-    pub fn extend(&self, serials: impl IntoIterator<Item = u64>) {
-        if let Ok(mut set) = self.0.write() {
-            set.extend(serials);
-        }
-    }
-
-    /// Whether `serial` is revoked.
-    #[must_use]
-    pub fn contains(&self, serial: u64) -> bool {
-        self.0.read().map_or(true, |set| set.contains(&serial))
-    }
-}
-
-/// The serial number of a DER certificate, if it fits in 64 bits.
-#[must_use]
-pub fn cert_serial(der: &[u8]) -> Option<u64> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-    let raw = cert.tbs_certificate.raw_serial();
-    let digits = raw.get(raw.iter().position(|&b| b != 0).unwrap_or(raw.len())..)?;
-    (digits.len() <= 8).then(|| digits.iter().fold(0u64, |n, &b| (n << 8) | u64::from(b)))
-}
-
-/// The WebPKI client verifier, refusing revoked serials first.
-#[derive(Debug)]
-struct Revocable {
-    inner: Arc<dyn ClientVerifier>,
-    revoked: RevokedSerials,
-}
-
-impl ClientVerifier for Revocable {
-    fn verify_identity<'a>(
-        &self,
-        identity: &ClientIdentity<'a, '_>,
-    ) -> Result<VerifiedIdentity<'a>, rustls::Error> {
-        if let Identity::X509(chain) = identity.identity
-            && cert_serial(&chain.end_entity).is_some_and(|s| self.revoked.contains(s))
-        {
-            return Err(rustls::Error::InvalidCertificate(CertificateError::Revoked));
-        }
-        self.inner.verify_identity(identity)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        input: &SignatureVerificationInput<'_>,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(input)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        input: &SignatureVerificationInput<'_>,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(input)
-    }
-
-    fn root_hint_subjects(&self) -> Arc<[DistinguishedName]> {
-        self.inner.root_hint_subjects()
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        self.inner.client_auth_mandatory()
-    }
-
-    fn offer_client_auth(&self) -> bool {
-        self.inner.offer_client_auth()
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
 }

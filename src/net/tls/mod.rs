@@ -74,8 +74,5 @@ pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
 
-pub use config::{
-    RevokedSerials, TlsConfigError, cert_serial, pairing_server_config, server_config,
-    server_config_revocable,
-};
+pub use config::{TlsConfigError, pairing_server_config, server_config, server_config_revocable};
 pub use session::{MAX_BUFFERED_INPUT, MAX_BUFFERED_OUTPUT, StartError, TlsError, TlsSession};
