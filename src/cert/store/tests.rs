@@ -386,11 +386,26 @@ fn crash_never_leaves_a_half_store() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        // xorshift: 20..120 ms, so kills land at every stage of init and sign.
+        // The kill waits until the writer has begun its first store (its
+        // start-up takes long on a loaded machine), then xorshift picks
+        // 0..100 ms, so kills land at every stage of init and sign.
+        let first = root.join("s0");
+        let begun = std::time::Instant::now();
+        while !first.exists() {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the writer exited before its first store"
+            );
+            assert!(
+                begun.elapsed() < Duration::from_secs(120),
+                "the writer never started"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        std::thread::sleep(Duration::from_millis(20 + rng % 100));
+        std::thread::sleep(Duration::from_millis(rng % 100));
         child.kill().unwrap();
         child.wait().unwrap();
         for entry in fs::read_dir(&root).unwrap() {
