@@ -38,15 +38,13 @@ impl Instance {
     /// Returns whether TLS must start now.
     pub(super) fn process(&mut self, now: Timestamp, id: ClientId, frame: Frame<&[u8]>) -> bool {
         let bytes = frame.into_bytes();
-        let msg = match Msg::from_frame(frame) {
-            Ok(msg) => msg,
-            Err(fail) => {
-                log::warn!("{}", fail.error.reference_text());
-                log::info!("Sending back error message");
-                self.send(id, &server_error(fail.seq, fail.error.reply_code()));
-                return false;
-            }
-        };
+        let mut msg = Msg::new(frame.msg_type());
+        if let Err(fail) = msg.decode_options(frame) {
+            log::warn!("{}", fail.error.reference_text());
+            log::info!("Sending back error message");
+            self.send(id, &server_error(fail.seq, fail.error.reply_code()));
+            return false;
+        }
         if msg.msg_type != MsgType::EchoRequest {
             self.status_changed();
         }

@@ -264,16 +264,18 @@ impl<'a> Msg<'a> {
         self.decode_payload(frame.get(HEADER_LEN..).unwrap_or_default())
     }
 
-    /// Decodes a complete message whose header is already parsed (the
-    /// server's read path: one header parse per message).
+    /// Decodes the options of a message whose header is already parsed
+    /// into `self`, which the caller made with
+    /// `Msg::new(frame.msg_type())` (the server's read path: one header
+    /// parse per message, and the message built once where it lives, not
+    /// moved out of a `Result`).
     ///
     /// # Errors
     /// As [`Msg::parse_into`], except that a [`Frame`] is always
     /// consistent.
-    pub fn from_frame(frame: Frame<&'a [u8]>) -> Result<Self, DecodeFailure> {
-        let mut msg = Self::new(frame.msg_type());
-        msg.decode_payload(frame.into_bytes().get(HEADER_LEN..).unwrap_or_default())?;
-        Ok(msg)
+    pub fn decode_options(&mut self, frame: Frame<&'a [u8]>) -> Result<(), DecodeFailure> {
+        debug_assert_eq!(self.msg_type, frame.msg_type());
+        self.decode_payload(frame.into_bytes().get(HEADER_LEN..).unwrap_or_default())
     }
 
     /// Decodes the options of a payload into `self`.
