@@ -218,11 +218,18 @@ impl Ipc {
 
     /// The earliest connection deadline, if any connection is open.
     pub(super) fn poll_timeout(&self) -> Option<Timestamp> {
+        // Checked on every wake-up of the loop: nothing to scan when idle.
+        if self.open == 0 {
+            return None;
+        }
         self.conns.iter().flatten().map(|c| c.deadline).min()
     }
 
     /// Closes the connections whose deadline has passed.
     pub(super) fn handle_timeout(&mut self, registry: &Registry, now: Timestamp) {
+        if self.open == 0 {
+            return;
+        }
         for index in 0..self.conns.len() {
             let expired = self
                 .conns

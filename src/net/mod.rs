@@ -422,16 +422,16 @@ impl Server {
 
     /// After input: a connection that just finished INIT leaves admission.
     fn note_init(&mut self, id: ClientId) {
+        // The shell's own flag first: after INIT (every heartbeat) this is
+        // one load, and the engine is asked only before.
+        if !self.conn(id).is_some_and(|conn| conn.pre_init) {
+            return;
+        }
         let initialised = self
             .instance
             .client_info(id)
             .is_some_and(|info| info.init_received);
-        if !initialised {
-            return;
-        }
-        if let Some(conn) = self.conn(id)
-            && conn.pre_init
-        {
+        if let Some(conn) = self.conn(id).filter(|_| initialised) {
             conn.pre_init = false;
             let ip = conn.addr.0.ip();
             self.admission.left(ip);
