@@ -173,7 +173,8 @@ def main(argv):
             when = ""
             if ok and live:
                 first = [ts for ts, t, p in msgs if t == topic and p == got]
-                when = f" (arrived {first[0] - since:.1f} s after the mark)" if first else " (no message since the mark)"
+                steps = " -> ".join(p for _, t, p in msgs if t == topic)
+                when = f" (arrived {first[0] - since:.1f} s after the mark; since then: {steps})" if first else " (no message since the mark)"
                 if changed:
                     ok = bool(first) and (within is None or first[0] - since <= within)
                     when += f", must be new{'' if within is None else f' within {within:g} s'}"
