@@ -125,9 +125,9 @@ interop: release-bin
 	QI_QNETD_CERTUTIL='$(RELEASE) certutil' \
 	$(INTEROP)/scenarios.sh '$(OURS_QNETD_CMD)' $(INTEROP_SCENARIOS)
 
-# Scenario m (about 20 s): a real Mosquitto on the server host's loopback, our
+# Scenario m (about 30 s): a real Mosquitto on the server host's loopback, our
 # binary with --mqtt to it, a real 2-node cluster; the discovery configs, the
-# states and a partition's vote change are checked on the broker.
+# states, a partition's vote change and a broker restart are checked on the broker.
 interop-mqtt: release-bin
 	@[ "$$(id -u)" = 0 ] || { echo "make interop-mqtt needs root (network namespaces)"; exit 1; }
 	@for t in mosquitto mosquitto_passwd mosquitto_sub python3; do command -v $$t > /dev/null \
