@@ -12,7 +12,9 @@
 #   make interop-reference  the harness against the reference corosync-qnetd, with the
 #                       pairing scenarios and their reference commands (root)
 #   make interop-pair   the pairing scenarios p, p3, q with `qnetd pair` (root)
-#   make ci             test + interop
+#   make interop-mqtt   scenario m: our binary publishing a real cluster's votes
+#                       to a real Mosquitto, checked on the broker (root)
+#   make ci             test + interop + interop-mqtt
 #   make bench          criterion benchmarks
 
 CARGO      ?= cargo
@@ -24,6 +26,9 @@ RELEASE    := $(TARGET_DIR)/release/qnetd
 # Scenarios of tests/interop/scenarios.sh (all of them; g is TLS with
 # the node-side certutil flow signed by our `qnetd certutil`).
 INTEROP_SCENARIOS ?= a b c d e f g h i
+# Our release binary as the harness's server command (expanded in the server's
+# namespace; tests/interop/README.md "The server command").
+OURS_QNETD_CMD = $(RELEASE) -f -d -s "$$QNETD_TLS" -l "$$QNETD_ADDR" -p "$$QNETD_PORT"
 INTEROP_SKIPPED   ?=
 # Tests that cannot run here (no reference server, tool or root) append
 # `test<TAB>reason<TAB>install command` to SKIP_LOG (tests/support/skip.rs);
@@ -46,7 +51,7 @@ SHELL_SCRIPTS = $(shell find scripts tests .ci addon packaging -type f \( -name 
 # of I/O: it does not depend on mio, rustls, socket2 or signal-hook.
 ENGINE_SRC := crates/qnetd-engine/src
 
-.PHONY: all build release-bin run status test test-ignored lint lint-release fmt-check clippy shellcheck unit doc no-alloc interop interop-reference interop-pair demo ci bench bench-compare bench-arm callgrind fuzz clean
+.PHONY: all build release-bin run status test test-ignored lint lint-release fmt-check clippy shellcheck unit doc no-alloc interop interop-reference interop-pair interop-mqtt demo ci bench bench-compare bench-arm callgrind fuzz clean
 
 all: build
 
@@ -118,8 +123,16 @@ interop: release-bin
 	@[ -z "$(INTEROP_SKIPPED)" ] || echo "make interop: leaving out $(INTEROP_SKIPPED)"
 	@[ -x $(INTEROP)/scenarios.sh ] || { echo "interop harness not found at $(INTEROP) (set INTEROP=...)"; exit 1; }
 	QI_QNETD_CERTUTIL='$(RELEASE) certutil' \
-	$(INTEROP)/scenarios.sh '$(RELEASE) -f -d -s "$$QNETD_TLS" -l "$$QNETD_ADDR" -p "$$QNETD_PORT"' \
-		$(INTEROP_SCENARIOS)
+	$(INTEROP)/scenarios.sh '$(OURS_QNETD_CMD)' $(INTEROP_SCENARIOS)
+
+# Scenario m (about 30 s): a real Mosquitto on the server host's loopback, our
+# binary with --mqtt to it, a real 2-node cluster; the discovery configs, the
+# states, a partition's vote change and a broker restart are checked on the broker.
+interop-mqtt: release-bin
+	@[ "$$(id -u)" = 0 ] || { echo "make interop-mqtt needs root (network namespaces)"; exit 1; }
+	@for t in mosquitto mosquitto_passwd mosquitto_sub python3; do command -v $$t > /dev/null \
+		|| { echo "make interop-mqtt: $$t missing (apt-get install -y mosquitto mosquitto-clients python3)"; exit 1; }; done
+	$(INTEROP)/scenarios.sh '$(OURS_QNETD_CMD)' m
 
 # The harness checked against the reference server: scenarios a..i, then the
 # pairing scenarios with the re-enacted `pvecm qdevice setup` (p, p3) and its
@@ -149,7 +162,7 @@ demo: release-bin
 	@[ "$$(id -u)" = 0 ] || { echo "make demo needs root (network namespaces)"; exit 1; }
 	scripts/demo.sh $(RELEASE)
 
-ci: test interop
+ci: test interop interop-mqtt
 
 bench:
 	$(CARGO) bench --bench codec --bench core

@@ -26,7 +26,7 @@ use crate::support::server::{Scratch, free_ports};
 use crate::support::{Daemon, Launch, wait_ready};
 
 /// [`PASSWORD`] inside a URL.
-const PASSWORD_IN_URL: &str = "s3cret%3A%40%2F%25";
+pub(crate) const PASSWORD_IN_URL: &str = "s3cret%3A%40%2F%25";
 
 /// Polls `f` until it returns `Some`, for up to `secs`.
 fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {

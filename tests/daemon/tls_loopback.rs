@@ -28,6 +28,7 @@ use crate::testkit::{Client as TlsClient, client_config, make_request};
 
 mod certutil;
 mod limits;
+mod mqtt_unpair;
 
 const BIN: &str = env!("CARGO_BIN_EXE_qnetd");
 

@@ -489,6 +489,97 @@ sc_pu() {
     finish PASS
 }
 
+# ------------------------------------------------------------ MQTT scenario (issue 15)
+# m (only when named; our server only): a real Mosquitto on the qnetd host's loopback, started by
+# the server command (mqtt/broker.sh) before our server with `--mqtt mqtt://USER:PASS@127.0.0.1:PORT`;
+# what the broker holds is read with mosquitto_sub in that namespace and checked by
+# mqtt/check.py: the discovery configs (JSON), the states, the vote events, and how long after
+# the partition node 2's NACK reached the broker (at most QI_MQTT_DEADLINE s [15]). Then the
+# broker is SIGKILLed and restarted empty: the votes stay counted meanwhile, and the server
+# publishes everything again.
+
+MQ_USER=qnetd
+MQ_PASS=qi-mqtt-pass
+MQ_DEADLINE=${QI_MQTT_DEADLINE:-15}
+MQ_PORT="" MQ_DIR="" MQ_LIVE_PID=""
+
+mq_sub() { ip netns exec "$NS_QNETD" timeout 300 mosquitto_sub -h 127.0.0.1 -p "$MQ_PORT" -u "$MQ_USER" -P "$MQ_PASS" -t 'homeassistant/#' -t 'qnetd/#' "$@"; }
+mq_check() { python3 "$HERE/mqtt/check.py" "$MQ_DIR/retained" "$@"; }
+# mq_wait DESC CHECK_ARGS...: every second, the retained messages and mq_check, until it passes
+# (at most $WAIT s); prints its last output
+mq_wait() {
+    local desc=$1 t0=$SECONDS out; shift
+    while :; do
+        mq_sub -v --retained-only -W 1 > "$MQ_DIR/retained" 2>> "$CLLOG"
+        if out=$(mq_check "$@"); then say "    broker: ok after $((SECONDS - t0))s: $desc"; ev <<< "$out"; return 0; fi
+        if [ $((SECONDS - t0)) -ge "$WAIT" ]; then say "    broker: TIMEOUT after ${WAIT}s: $desc"; ev <<< "$out"; return 1; fi
+        sleep 1
+    done
+}
+# the broker's restart command (qnetd-cmd), and SIGKILL for the broker of MQ_DIR/mosquitto.pid
+# when that pid is in the qnetd namespace
+mq_broker_cmd() { echo "bash '$HERE/mqtt/broker.sh' \"\$QNETD_STATE_DIR/mqtt\" $MQ_PORT $MQ_USER $MQ_PASS"; }
+mq_kill_broker() {
+    local pid; pid=$(cat "$MQ_DIR/mosquitto.pid" 2>/dev/null) || return 1
+    [ -n "$pid" ] && [ "$(stat -L -c %i "/proc/$pid/ns/net" 2>/dev/null)" = "$(ns_inode "$NS_QNETD")" ] || return 1
+    kill -KILL "$pid"
+}
+# every state of the cluster as it is with both nodes voting
+MQ_ALL_ACK=(--discovery qitest:2 --attr 'algorithm="ffsplit"' --attr 'nodes_holding_the_vote=[1,2]'
+    server_connected_clients=2 server_connected_clusters=1 server_tls=unsupported
+    qitest_has_vote=ON qitest_votes=2 qitest_node1_connected=ON qitest_node2_connected=ON
+    qitest_node1_vote=ACK qitest_node2_vote=ACK qitest_node1_tls_verified=OFF
+    'qitest_node1_heartbeat_interval~[1-9][0-9]*' 'qitest_node2_heartbeat_interval~[1-9][0-9]*')
+mq_stop_live() { [ -z "$MQ_LIVE_PID" ] || { kill "$MQ_LIVE_PID" 2>/dev/null; wait "$MQ_LIVE_PID" 2>/dev/null; MQ_LIVE_PID=""; }; }
+mq_fail() { mq_stop_live; finish FAIL "$1"; }
+
+sc_m() {
+    DESC="2-node ffsplit, our server publishing to a real Mosquitto (--mqtt): discovery configs of the server, the cluster and both nodes retained, both nodes connected with ACK; partition 1|2: node 2's vote NACK on the broker within ${MQ_DEADLINE}s and a vote event; heal: ACK again; broker killed: votes still counted, restarted: everything republished"
+    begin m "$DESC"
+    [ "$QCMD" != "$QI_REFERENCE_CMD" ] || { finish SKIP "the reference server has no MQTT client"; return; }
+    local t mark saved=$QCMD
+    for t in mosquitto mosquitto_passwd mosquitto_sub python3; do
+        command -v "$t" > /dev/null || { finish SKIP "missing $t (apt-get install -y mosquitto mosquitto-clients python3)"; return; }
+    done
+    MQ_PORT=$((20000 + RANDOM % 20000)) MQ_DIR=$QI_STATE/qnetd/mqtt
+    QCMD="$(mq_broker_cmd) && exec $saved --mqtt mqtt://$MQ_USER:$MQ_PASS@127.0.0.1:$MQ_PORT"
+    up --nodes 2 --algorithm ffsplit; t=$?
+    QCMD=$saved
+    [ $t = 0 ] || { finish FAIL "cluster (with the broker) did not start"; return; }
+    check_quorate || { finish FAIL "not quorate with the qdevice vote"; return; }
+    mq_sub -V mqttv5 --retain-as-published -F '%U|%r|%t|%p' > "$MQ_DIR/live" 2>> "$CLLOG" &
+    MQ_LIVE_PID=$!
+    mq_wait "discovery configs of the server, the cluster and nodes 1, 2; both connected with ACK" "${MQ_ALL_ACK[@]}" \
+        || { mq_fail "discovery configs or states not as expected"; return; }
+    mark=$(date +%s.%N)
+    say "    cluster.sh partition 2"
+    cl partition 2 || { mq_fail "partition failed"; return; }
+    wait_until "node 1 quorate (1 + qdevice vote), node 2 not quorate" \
+        'is 1 quorate=yes members=1 qdevice_counted=yes && is 2 quorate=no members=2' || { mq_fail "partition outcome not reached"; return; }
+    mq_wait "node 2 lost the vote (NACK, still connected), node 1 holds it" --live "$MQ_DIR/live" --since "$mark" \
+        --within "$MQ_DEADLINE" --event 2:nack --attr 'nodes_holding_the_vote=[1]' \
+        +qitest_node2_vote=NACK +qitest_votes=1 qitest_has_vote=ON qitest_node2_connected=ON qitest_node1_vote=ACK \
+        || { mq_fail "the vote change did not reach the broker in time"; return; }
+    mark=$(date +%s.%N)
+    say "    cluster.sh heal"
+    cl heal
+    check_quorate || { mq_fail "not quorate after heal"; return; }
+    mq_wait "node 2 holds the vote again" --live "$MQ_DIR/live" --since "$mark" --event 2:ack \
+        --attr 'nodes_holding_the_vote=[1,2]' +qitest_node2_vote=ACK +qitest_votes=2 qitest_node1_vote=ACK \
+        || { mq_fail "the vote did not come back on the broker"; return; }
+    mq_stop_live
+    say "    the broker SIGKILLed"
+    mq_kill_broker || { finish FAIL "no broker process to kill"; return; }
+    hold 5 "both nodes quorate with the qdevice vote while the broker is down" \
+        'is 1 quorate=yes total=3 qdevice_counted=yes && is 2 quorate=yes total=3 qdevice_counted=yes' \
+        || { finish FAIL "the votes were disturbed by the broker's loss"; return; }
+    say "    the broker restarted (no persistence: it holds nothing)"
+    cl qnetd-cmd --timeout 30 "$(mq_broker_cmd)" || { finish FAIL "the broker did not restart"; return; }
+    mq_wait "every config and state published again" "${MQ_ALL_ACK[@]}" \
+        || { finish FAIL "not republished after the broker's restart"; return; }
+    finish PASS
+}
+
 # ----------------------------------------------------------------------- main
 
 cleanup() { "$CL" down > /dev/null 2>&1; }
