@@ -121,7 +121,7 @@ pub(crate) fn post(pin: &str, url: &str, file: &Path) -> (i32, u16, Vec<u8>) {
     )
 }
 
-fn with_secret(url: &str, secret: &str) -> String {
+pub(crate) fn with_secret(url: &str, secret: &str) -> String {
     let (head, _) = url.rsplit_once('.').unwrap();
     format!("{head}.{secret}")
 }
@@ -141,14 +141,14 @@ pub(crate) fn conf(dir: &Path, cluster: &str, nodes: u32) -> PathBuf {
     path
 }
 
-fn csr(dir: &Path, cn: &str, name: &str) -> PathBuf {
+pub(crate) fn csr(dir: &Path, cn: &str, name: &str) -> PathBuf {
     let (der, _) = testkit::make_request(cn);
     let path = dir.join(name);
     std::fs::write(&path, der).unwrap();
     path
 }
 
-fn have_curl() -> bool {
+pub(crate) fn have_curl() -> bool {
     require_programs(&[("curl", "curl")])
 }
 
