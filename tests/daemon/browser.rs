@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use qnetd::proto::{NodeListType, RingId};
 
-use super::panel::{http, start};
+use super::panel::{http, start, start_tls};
 use crate::support::server::{Scratch, ids, sample_clients};
 use crate::support::skip;
 
@@ -267,18 +267,15 @@ fn screenshots_light_dark_and_phone() {
 /// "Pair a cluster": the page's deep link `#pair-start` clicks the header
 /// button and then Start (the tooling has no other way to click); the node
 /// command with this server's pin appears in the dialog, and in the tab
-/// title while the dialog is open (read through DevTools, as above).
+/// title while the dialog is open (read through DevTools, as above). The
+/// event list then shows the window-opened step, with the window's id
+/// (a second page, whose DOM is dumped, pairs again: the first window is
+/// replaced, which the list shows too).
 #[test]
 fn pair_a_cluster_shows_the_node_command() {
     let Some(exe) = chromium() else { return };
     let dir = Scratch::new("browser-pair");
-    let http_port = crate::support::server::free_ports(1)[0];
-    let spec = format!("127.0.0.1:{http_port}");
-    let store = dir.path("store");
-    let d = crate::support::Launch::ours(&dir, "panel")
-        .args(&["-s", "on", "-l", "127.0.0.1", "--http", &spec])
-        .settings(&format!("nss_db_dir={}", store.display()))
-        .start();
+    let (d, http_port, store) = start_tls(&dir);
     let profile = dir.path("pair-profile");
     let child = browser(
         &exe,
@@ -307,4 +304,39 @@ fn pair_a_cluster_shows_the_node_command() {
     // The window the page opened is the daemon's.
     let status = http(http_port, "GET /api/pair/status HTTP/1.1\r\n\r\n");
     assert!(status.contains(r#""window":"open""#), "{status}");
+    let first = pair_id(http_port);
+
+    let dom = dump_dom(
+        &exe,
+        &dir,
+        &format!("http://127.0.0.1:{http_port}/#pair-start"),
+    );
+    let second = pair_id(http_port);
+    assert_ne!(first, second);
+    for line in [
+        format!(
+            "pairing window {first} opened for the first cluster to use it, 2 node(s), valid for 30m 0s"
+        ),
+        format!("pairing window {first} closed: replaced by a new window"),
+        format!(
+            "pairing window {second} opened for the first cluster to use it, 2 node(s), valid for "
+        ),
+    ] {
+        assert!(dom.contains(&line), "{line} in {dom}");
+    }
+    assert!(
+        dom.contains("<li class=\"event event-pair_open\">"),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("<li class=\"event event-pair_closed why-replaced\">"),
+        "{dom}"
+    );
+}
+
+/// The id of the open pairing window (`/api/pair/status`).
+fn pair_id(port: u16) -> String {
+    let r = http(port, "GET /api/pair/status HTTP/1.1\r\n\r\n");
+    let v: serde_json::Value = serde_json::from_str(r.split_once("\r\n\r\n").unwrap().1).unwrap();
+    v["id"].as_str().unwrap().to_string()
 }
