@@ -141,7 +141,7 @@ pub(crate) fn conf(dir: &Path, cluster: &str, nodes: u32) -> PathBuf {
     path
 }
 
-pub(crate) fn csr(dir: &Path, cn: &str, name: &str) -> PathBuf {
+fn csr(dir: &Path, cn: &str, name: &str) -> PathBuf {
     let (der, _) = testkit::make_request(cn);
     let path = dir.join(name);
     std::fs::write(&path, der).unwrap();

@@ -15,9 +15,12 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::pairing::{conf, csr, curl, have_curl, post, with_secret};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::pairing::{conf, curl, have_curl, post, with_secret};
 use crate::support::server::{Scratch, free_ports, ipc, sample_clients};
 use crate::support::{Daemon, Launch};
+use crate::testkit::make_request;
 
 /// A daemon with the panel on a free loopback port, plus `extra` options.
 /// Dead peer detection is off: the test clients send no heartbeats.
@@ -73,21 +76,29 @@ pub(crate) fn open_window(port: u16, json: &str) -> Window {
     }
 }
 
+/// A node's certificate (DER) and key.
+pub(crate) type Identity = (CertificateDer<'static>, PrivateKeyDer<'static>);
+
 /// What the node script does on the pairing endpoint, with `curl`: sends
 /// the corosync.conf of `cluster` with `nodes` nodes (`n1`…), then one
-/// certificate request per node to `sign`.
-pub(crate) fn sign_nodes(dir: &Scratch, w: &Window, cluster: &str, nodes: u32) {
+/// certificate request per node to `sign`. Returns the nodes' identities.
+pub(crate) fn sign_nodes(dir: &Scratch, w: &Window, cluster: &str, nodes: u32) -> Vec<Identity> {
     let (_, code, text) = post(
         &w.pin,
         &format!("{}/corosync.conf", w.url),
         &conf(dir, cluster, nodes),
     );
     assert_eq!(code, 200, "{}", String::from_utf8_lossy(&text));
-    for i in 1..=nodes {
-        let req = csr(dir, cluster, &format!("{cluster}-n{i}.csr"));
-        let (_, code, der) = post(&w.pin, &format!("{}/sign?node=n{i}", w.url), &req);
-        assert_eq!(code, 200, "{}", String::from_utf8_lossy(&der));
-    }
+    (1..=nodes)
+        .map(|i| {
+            let (request, key) = make_request(cluster);
+            let path = dir.path(&format!("{cluster}-n{i}.csr"));
+            std::fs::write(&path, request).unwrap();
+            let (_, code, der) = post(&w.pin, &format!("{}/sign?node=n{i}", w.url), &path);
+            assert_eq!(code, 200, "{}", String::from_utf8_lossy(&der));
+            (CertificateDer::from(der), key)
+        })
+        .collect()
 }
 
 /// Sends `request` and returns everything until the server closes (or 5 s
