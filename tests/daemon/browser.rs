@@ -15,7 +15,7 @@
     reason = "these tests drive real processes and wait on the real clock"
 )]
 
-use std::io::{Read as _, Write as _};
+use std::io::{ErrorKind, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -366,57 +366,54 @@ fn pump(mut client: TcpStream, mut server: TcpStream, mut tls: Option<TlsClient>
     client.set_read_timeout(tick).unwrap();
     server.set_read_timeout(tick).unwrap();
     let mut buf = [0u8; 16384];
-    let quiet = |e: &std::io::Error| {
-        matches!(
-            e.kind(),
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-        )
-    };
     loop {
-        match server.read(&mut buf) {
-            Ok(0) => return,
-            Ok(n) => {
-                let plain = match tls.as_mut() {
-                    Some(t) => {
-                        if t.receive(&buf[..n]).is_err() {
-                            return;
-                        }
-                        if server.write_all(&t.take_output()).is_err() {
-                            return;
-                        }
-                        std::mem::take(&mut t.plaintext)
-                    }
-                    None => buf[..n].to_vec(),
-                };
-                if client.write_all(&plain).is_err() {
+        // Server to client.
+        let Some(n) = read_some(&mut server, &mut buf) else {
+            return;
+        };
+        let plain = match tls.as_mut() {
+            Some(t) if n > 0 => {
+                let ok = t.receive(&buf[..n]).is_ok() && server.write_all(&t.take_output()).is_ok();
+                if !ok {
                     return;
                 }
+                std::mem::take(&mut t.plaintext)
             }
-            Err(e) if quiet(&e) => {}
-            Err(_) => return,
+            _ => buf[..n].to_vec(),
+        };
+        if client.write_all(&plain).is_err() {
+            return;
         }
+        // Client to server, once the handshake is done.
         if tls.as_ref().is_some_and(TlsClient::is_handshaking) {
             continue;
         }
-        match client.read(&mut buf) {
-            Ok(0) => return,
-            Ok(n) => {
-                let out = match tls.as_mut() {
-                    Some(t) => {
-                        if t.send(&buf[..n]).is_err() {
-                            return;
-                        }
-                        t.take_output()
-                    }
-                    None => buf[..n].to_vec(),
-                };
-                if server.write_all(&out).is_err() {
+        let Some(n) = read_some(&mut client, &mut buf) else {
+            return;
+        };
+        let out = match tls.as_mut() {
+            Some(t) if n > 0 => {
+                if t.send(&buf[..n]).is_err() {
                     return;
                 }
+                t.take_output()
             }
-            Err(e) if quiet(&e) => {}
-            Err(_) => return,
+            _ => buf[..n].to_vec(),
+        };
+        if server.write_all(&out).is_err() {
+            return;
         }
+    }
+}
+
+/// Reads what `s` has within its read timeout: `Some(0)` for nothing yet,
+/// `None` at the end (EOF or an error).
+fn read_some(s: &mut TcpStream, buf: &mut [u8]) -> Option<usize> {
+    match s.read(buf) {
+        Ok(0) => None,
+        Ok(n) => Some(n),
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Some(0),
+        Err(_) => None,
     }
 }
 

@@ -59,13 +59,7 @@ pub(crate) struct Window {
 }
 
 pub(crate) fn open_window(port: u16, json: &str) -> Window {
-    let r = http(
-        port,
-        &format!(
-            "POST /api/pair HTTP/1.1\r\nX-Qnetd-Request: 1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}",
-            json.len()
-        ),
-    );
+    let r = panel_post(port, "/api/pair", json);
     assert!(r.starts_with("HTTP/1.1 200 "), "{r}");
     let v: serde_json::Value = serde_json::from_str(body(&r)).unwrap();
     let words: Vec<&str> = v["command"].as_str().unwrap().split_whitespace().collect();
@@ -110,6 +104,17 @@ pub(crate) fn http(port: u16, request: &str) -> String {
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `POST` to the panel on `port` with the CSRF header.
+pub(crate) fn panel_post(port: u16, path: &str, body: &str) -> String {
+    http(
+        port,
+        &format!(
+            "POST {path} HTTP/1.1\r\nX-Qnetd-Request: 1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
 }
 
 fn body(response: &str) -> &str {
@@ -414,14 +419,7 @@ fn pairing_steps_reach_the_event_stream_and_the_page() {
     );
 
     // Unpaired from the panel.
-    let body_json = r#"{"cluster":"alpha"}"#;
-    let r = http(
-        port,
-        &format!(
-            "POST /api/unpair HTTP/1.1\r\nX-Qnetd-Request: 1\r\nContent-Length: {}\r\n\r\n{body_json}",
-            body_json.len()
-        ),
-    );
+    let r = panel_post(port, "/api/unpair", r#"{"cluster":"alpha"}"#);
     assert!(r.starts_with("HTTP/1.1 200 "), "{r}");
     let v = next_status(&mut s, &mut pending, |v| !of_kind(v, "unpair").is_empty());
     let unpair = of_kind(&v, "unpair")[0];
