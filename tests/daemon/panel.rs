@@ -388,7 +388,7 @@ fn pairing_steps_reach_the_event_stream_and_the_page() {
         .issued()
         .unwrap();
     let signed = of_kind(&v, "pair_signed");
-    assert_eq!(signed.len(), 2, "{v}");
+    assert_eq!((signed.len(), issued.len()), (2, 2), "{v}");
     for (e, entry) in signed.iter().zip(&issued) {
         assert_eq!(e["token"], w.id.as_str());
         assert_eq!(e["cluster"], "alpha");
@@ -418,16 +418,56 @@ fn pairing_steps_reach_the_event_stream_and_the_page() {
         ]
     );
 
+    // Another cluster's corosync.conf on the same window: refused.
+    let beta = conf(&dir, "beta", 2);
+    assert_eq!(
+        post(&w.pin, &format!("{}/corosync.conf", w.url), &beta).1,
+        409
+    );
     // Unpaired from the panel.
     let r = panel_post(port, "/api/unpair", r#"{"cluster":"alpha"}"#);
     assert!(r.starts_with("HTTP/1.1 200 "), "{r}");
     let v = next_status(&mut s, &mut pending, |v| !of_kind(v, "unpair").is_empty());
+    let wrong = of_kind(&v, "pair_refused")[1];
+    assert_eq!(
+        (&wrong["reason"], &wrong["status"], &wrong["token"]),
+        (&"wrong_cluster".into(), &409.into(), &w.id.as_str().into()),
+        "{v}"
+    );
     let unpair = of_kind(&v, "unpair")[0];
     assert_eq!(unpair["cluster"], "alpha");
     assert_eq!(unpair["revoked"], 2);
     assert_eq!(unpair["disconnected"], 0);
     // The completed window was reported once, not again by the unpair.
     assert_eq!(of_kind(&v, "pair_closed").len(), 1, "{v}");
+
+    // A new window locked out by wrong secrets: each refusal, then the end.
+    let w2 = open_window(port, "{}");
+    let bad = with_secret(&w2.url, &"1".repeat(32));
+    let codes: Vec<u16> = (0..5).map(|_| curl(Some(&w2.pin), &bad, &[]).1).collect();
+    assert_eq!(codes, [403, 403, 403, 403, 410]);
+    let v = next_status(&mut s, &mut pending, |v| {
+        of_kind(v, "pair_closed").len() == 2
+    });
+    let reasons: Vec<&str> = of_kind(&v, "pair_refused")
+        .iter()
+        .filter(|e| e["token"] == w2.id.as_str())
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "bad_secret",
+            "bad_secret",
+            "bad_secret",
+            "bad_secret",
+            "locked_out"
+        ]
+    );
+    let last = v["events"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["kind"], "pair_closed", "{v}");
+    assert_eq!(last["reason"], "locked_out");
+    assert_eq!(last["token"], w2.id.as_str());
 
     // The page's inline snapshot has the same list; nothing has the secret.
     let page = get(port, "/");
