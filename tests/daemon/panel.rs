@@ -475,3 +475,25 @@ fn pairing_steps_reach_the_event_stream_and_the_page() {
     assert!(!page.contains(&secret));
     assert!(!v.to_string().contains(&secret));
 }
+
+#[test]
+fn an_expiring_window_is_reported_on_time_without_a_request() {
+    let dir = Scratch::new("panel-expiry");
+    let (_d, port, _store) = start_tls(&dir);
+    let (mut s, mut pending) = subscribe(port);
+    next_status(&mut s, &mut pending, |_| true);
+    // Opened through the management socket (`qnetd pair --ttl 1`).
+    let r = ipc(&dir.path("panel.sock"), b"pair open ttl=1\n").unwrap();
+    assert!(r.starts_with(b"OK\n"), "{}", String::from_utf8_lossy(&r));
+    let v = next_status(&mut s, &mut pending, |v| {
+        !of_kind(v, "pair_closed").is_empty()
+    });
+    let open = of_kind(&v, "pair_open")[0];
+    let closed = of_kind(&v, "pair_closed")[0];
+    assert_eq!(closed["reason"], "expired", "{v}");
+    assert_eq!(closed["token"], open["token"]);
+    // At the expiry: the loop wakes for it (an idle loop would otherwise
+    // sleep until the 15 s keepalive, past the stream's 5 s read timeout).
+    let expiry = open["expires_at_ms"].as_u64().unwrap();
+    assert!(closed["at_ms"].as_u64().unwrap() >= expiry, "{v}");
+}
