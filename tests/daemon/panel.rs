@@ -1,9 +1,10 @@
 //! The status panel through the real binary (`--http`): source filtering,
 //! the Ingress base path, request limits, the JSON status against the
 //! management socket's `json` answer, the event stream, the CSRF rule, and
-//! the pairing steps (a window opened from the panel, a refused token, real
-//! signings with `curl` on the pairing endpoint, an unpair) in the event
-//! stream and the page's snapshot.
+//! the pairing steps (a window opened from the panel, refused tokens and
+//! another cluster's file, real signings with `curl` on the pairing
+//! endpoint, an unpair, a lock-out, an expiry) in the event stream and the
+//! page's snapshot.
 
 #![allow(
     clippy::disallowed_methods,
