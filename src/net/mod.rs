@@ -12,6 +12,9 @@
 //! Beside the qdevice clients and the management socket (`ipc`), the
 //! loop drives the optional MQTT client (`mqtt`): one token, its timers
 //! in the poll timeout, and one call after each round of engine events.
+//! The status panel (`http`) and the pairing endpoint (`pair`) have their
+//! own token ranges; once per round the pairing steps (`pair`) go to the
+//! panel's event list and an unpaired cluster to MQTT.
 
 mod admission;
 mod conn;
