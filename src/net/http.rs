@@ -17,7 +17,9 @@
 //! * [`Http::mark_dirty`] (the loop calls it after client activity or
 //!   engine timers) makes the next [`Http::tick`] rebuild the `--json`
 //!   Report, at most every [`REFRESH_MS`]; a change goes to every event
-//!   stream. Streams get a keepalive comment every [`KEEPALIVE_MS`].
+//!   stream. [`Http::note`] adds the pairing steps the loop takes from
+//!   `Pairing` to the same event list; they go out with the next rebuild.
+//!   Streams get a keepalive comment every [`KEEPALIVE_MS`].
 
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
@@ -33,6 +35,7 @@ use crate::error::Error;
 use crate::mgmt::json::{self, Report};
 use crate::mgmt::pair::PairCommand;
 use crate::mgmt::{PAIR_NEEDS_TLS, ServerView};
+use crate::panel::feed::Event;
 use crate::panel::{self, Feed, MAX_BODY, MAX_REQUEST, Parsed, Route};
 
 /// Token of the listening socket; connections follow it. The range sits
@@ -75,6 +78,8 @@ pub(super) struct Http {
     conns: Vec<Option<Conn>>,
     feed: Feed,
     dirty: bool,
+    /// Events were noted since the last frame went out.
+    noted: bool,
     next_refresh: u64,
     next_keepalive: u64,
     listen_addr: Option<String>,
@@ -103,6 +108,7 @@ impl Http {
             conns: Vec::new(),
             feed: Feed::default(),
             dirty: true,
+            noted: false,
             next_refresh: 0,
             next_keepalive: KEEPALIVE_MS,
             listen_addr: config.listen_addr.clone(),
@@ -130,6 +136,16 @@ impl Http {
 
     /// The engine's state may have changed.
     pub(super) fn mark_dirty(&mut self) {
+        self.dirty = true;
+    }
+
+    /// Pairing steps at `now`: into the event list, out with the next
+    /// frame.
+    pub(super) fn note(&mut self, now: u64, steps: Vec<Event>) {
+        for step in steps {
+            self.feed.note(now, step);
+        }
+        self.noted = true;
         self.dirty = true;
     }
 
@@ -337,7 +353,7 @@ impl Http {
         self.dirty = false;
         self.next_refresh = now + REFRESH_MS;
         let report = Report::new(&self.view(instance), None);
-        if self.feed.update(now, report) {
+        if self.feed.update(now, report) | std::mem::take(&mut self.noted) {
             let frame = self.feed.frame(now);
             self.broadcast(&frame);
         }

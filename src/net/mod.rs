@@ -12,6 +12,9 @@
 //! Beside the qdevice clients and the management socket (`ipc`), the
 //! loop drives the optional MQTT client (`mqtt`): one token, its timers
 //! in the poll timeout, and one call after each round of engine events.
+//! The status panel (`http`) and the pairing endpoint (`pair`) have their
+//! own token ranges; once per round the pairing steps (`pair`) go to the
+//! panel's event list and an unpaired cluster to MQTT.
 
 mod admission;
 mod conn;
@@ -316,7 +319,6 @@ impl Server {
                         for id in outcome.disconnect {
                             self.close(now, id);
                         }
-                        self.forget_unpaired();
                         if outcome.shutdown {
                             log::info!("Shutdown requested through the local socket");
                             self.shutdown(now);
@@ -337,7 +339,6 @@ impl Server {
                         for id in disconnect {
                             self.close(now, id);
                         }
-                        self.forget_unpaired();
                     }
                     token if pair::owns(token) => {
                         if let Some(p) = self.pairing.as_mut() {
@@ -373,6 +374,7 @@ impl Server {
             if let Some(p) = self.pairing.as_mut() {
                 p.handle_timeout(self.poll.registry(), now);
             }
+            self.route_pair_steps(now);
             self.process_outputs(now);
             if let Some(m) = &mut self.mqtt {
                 m.after_events(self.poll.registry(), &self.instance);
@@ -438,21 +440,31 @@ impl Server {
         }
     }
 
-    /// The poll timeout, shortened to the panel's next deadline.
-    /// Removes the MQTT entities of clusters just unpaired.
-    fn forget_unpaired(&mut self) {
-        let names = self
+    /// Hands the pairing steps since the last call to the panel's event
+    /// list, and an unpaired cluster to MQTT (its entities go at once).
+    /// Without a step (every heartbeat) nothing is allocated.
+    fn route_pair_steps(&mut self, now: Timestamp) {
+        let Some(steps) = self
             .pairing
             .as_mut()
-            .map(pair::Pairing::take_unpaired)
-            .unwrap_or_default();
+            .map(pair::Pairing::take_steps)
+            .filter(|s| !s.is_empty())
+        else {
+            return;
+        };
         if let Some(m) = &mut self.mqtt {
-            for name in names {
-                m.forget(&name);
+            for step in &steps {
+                if let crate::panel::feed::Event::Unpair { cluster, .. } = step {
+                    m.forget(cluster);
+                }
             }
+        }
+        if let Some(h) = self.http.as_mut() {
+            h.note(now.as_millis(), steps);
         }
     }
 
+    /// The poll timeout, shortened to the panel's next deadline.
     fn with_http_deadline(&self, timeout: Option<Duration>) -> Option<Duration> {
         let Some(at) = self.http.as_ref().and_then(http::Http::next_deadline) else {
             return timeout;

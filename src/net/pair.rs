@@ -20,7 +20,16 @@
 //! * `unpair NAME` revokes the cluster's certificates in the index; their
 //!   serials join [`RevokedSerials`], which the client-certificate verifier
 //!   consults, and the loop disconnects the cluster's clients and removes
-//!   its MQTT entities ([`Pairing::take_unpaired`]).
+//!   its MQTT entities.
+//! * Every pairing step is also an event for the status panel's list
+//!   ([`crate::panel::feed::Event`]): window opened, certificate signed
+//!   (the audit line's facts), request refused (by token id and address),
+//!   window closed (completed, expired, locked out, closed, replaced,
+//!   unpaired; each window once), cluster unpaired. They queue here until
+//!   the loop takes them ([`Pairing::take_steps`]) for the panel and MQTT.
+//!   A window's end by time is found by [`Pairing::handle_timeout`], whose
+//!   deadline [`Pairing::poll_timeout`] includes; with no step, nothing is
+//!   allocated.
 
 use std::io::{self, Read as _};
 use std::net::IpAddr;
@@ -43,6 +52,7 @@ use crate::pair::http::{self, Context, Parse};
 use crate::pair::pin::spki_pin;
 use crate::pair::script::node_command;
 use crate::pair::token::{PairingWindow, Token as PairToken, WindowParams};
+use crate::panel::feed::Event;
 
 /// Tokens of pairing connections: above the TCP clients', below the status
 /// panel's (`1 << (BITS - 3)`) and the management socket's (`1 << (BITS - 2)`).
@@ -76,6 +86,19 @@ struct Conn {
 struct Window {
     window: PairingWindow,
     host: String,
+    /// Its end was reported ([`Event::PairClosed`]).
+    ended: bool,
+}
+
+impl Window {
+    /// The event of this window's end for `reason`.
+    fn closed(&self, reason: &'static str) -> Event {
+        Event::PairClosed {
+            token: self.window.id().to_string(),
+            cluster: self.window.cluster().map(str::to_owned),
+            reason,
+        }
+    }
 }
 
 /// The pairing state and connections.
@@ -90,8 +113,8 @@ pub(super) struct Pairing {
     conns: Vec<Option<Conn>>,
     revoked: RevokedSerials,
     buf: Box<[u8]>,
-    /// Clusters unpaired since the loop last asked ([`Pairing::take_unpaired`]).
-    unpaired: Vec<String>,
+    /// Pairing steps since the loop last asked ([`Pairing::take_steps`]).
+    steps: Vec<Event>,
 }
 
 impl Pairing {
@@ -134,7 +157,7 @@ impl Pairing {
             conns: Vec::new(),
             revoked,
             buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
-            unpaired: Vec::new(),
+            steps: Vec::new(),
         })
     }
 
@@ -227,13 +250,25 @@ impl Pairing {
         }
     }
 
-    /// The earliest connection deadline.
+    /// The earliest connection deadline, or the open window's expiry.
     pub(super) fn poll_timeout(&self) -> Option<Timestamp> {
-        self.conns.iter().flatten().map(|c| c.deadline).min()
+        let expiry = self
+            .window
+            .as_ref()
+            .filter(|w| !w.ended)
+            .map(|w| w.window.expires());
+        self.conns
+            .iter()
+            .flatten()
+            .map(|c| c.deadline)
+            .chain(expiry)
+            .min()
     }
 
-    /// Closes connections past their deadline.
+    /// Closes connections past their deadline; reports a window that
+    /// expired.
     pub(super) fn handle_timeout(&mut self, registry: &Registry, now: Timestamp) {
+        self.note_end(now);
         for index in 0..self.conns.len() {
             if let Some(c) = self.conns.get(index).and_then(Option::as_ref)
                 && now >= c.deadline
@@ -252,6 +287,20 @@ impl Pairing {
         if let Some(mut c) = self.conns.get_mut(index).and_then(Option::take) {
             let _ = registry.deregister(&mut c.stream);
         }
+    }
+
+    /// Reports the window's end (once) if it is done at `now`.
+    fn note_end(&mut self, now: Timestamp) {
+        let Some(w) = self.window.as_mut().filter(|w| !w.ended) else {
+            return;
+        };
+        let Some(end) = w.window.end(now) else {
+            return;
+        };
+        w.ended = true;
+        log::info!("pairing: window {} closed: {}", w.window.id(), end.as_str());
+        let event = w.closed(end.as_str());
+        self.steps.push(event);
     }
 
     /// Reads until `WouldBlock`, answers once a request is complete, writes.
@@ -313,21 +362,30 @@ impl Pairing {
             Parse::Request(req, _) => {
                 let addr = conn.addr;
                 let (store, pin, ca_der, port) = (&self.store, &self.pin, &self.ca_der, self.port);
+                let steps = &mut self.steps;
                 let (window, host) = match self.window.as_mut() {
                     Some(w) => (Some(&mut w.window), w.host.as_str()),
                     None => (None, ""),
                 };
+                let has_window = window.is_some();
                 let id = window.as_ref().map(|w| w.id().to_string());
                 let has_live = |name: &str| store.has_live_certs(name).unwrap_or(true);
                 let mut sign = |csr: &[u8], cluster: &str, node: &str| {
                     let s = store
                         .sign_and_record(csr, cluster, node)
                         .map_err(|e| e.to_string())?;
+                    let token = id.as_deref().unwrap_or("-");
                     log::info!(
-                        "pairing: signed certificate cluster={cluster} node={node} serial={} addr={addr} token={}",
+                        "pairing: signed certificate cluster={cluster} node={node} serial={} addr={addr} token={token}",
                         s.serial,
-                        id.as_deref().unwrap_or("-")
                     );
+                    steps.push(Event::PairSigned {
+                        token: token.to_owned(),
+                        cluster: cluster.to_owned(),
+                        node: node.to_owned(),
+                        serial: s.serial,
+                        address: addr.to_string(),
+                    });
                     Ok(s.der)
                 };
                 let mut ctx = Context {
@@ -346,7 +404,23 @@ impl Pairing {
                         id.as_deref().unwrap_or("none"),
                         String::from_utf8_lossy(r.body()).trim_end()
                     );
+                    let reason = match (r.refusal(), r.status()) {
+                        (Some(refusal), _) => refusal.kind(),
+                        (None, _) if !has_window => "no_window",
+                        (None, 400) => "bad_request",
+                        (None, 409) => "conflict",
+                        (None, _) => "error",
+                    };
+                    self.steps.push(Event::PairRefused {
+                        token: PairToken::parse(&req.token)
+                            .ok()
+                            .map(|t| t.id().to_string()),
+                        address: addr.to_string(),
+                        reason,
+                        status: r.status(),
+                    });
                 }
+                self.note_end(now);
                 r
             }
         };
@@ -404,6 +478,9 @@ impl Pairing {
             PairCommand::Close => match self.window.take() {
                 Some(w) => {
                     log::info!("pairing: window {} closed", w.window.id());
+                    if !w.ended {
+                        self.steps.push(w.closed("closed"));
+                    }
                     ok(String::new())
                 }
                 None => err("no pairing window is open"),
@@ -419,8 +496,11 @@ impl Pairing {
                     ));
                 }
                 self.revoked.extend(serials.iter().copied());
-                if self.window.as_ref().and_then(|w| w.window.cluster()) == Some(name.as_str()) {
-                    self.window = None;
+                if self.window.as_ref().and_then(|w| w.window.cluster()) == Some(name.as_str())
+                    && let Some(w) = self.window.take()
+                    && !w.ended
+                {
+                    self.steps.push(w.closed("unpaired"));
                 }
                 let clients: Vec<ClientId> = instance
                     .clusters()
@@ -434,7 +514,11 @@ impl Pairing {
                     clients.len()
                 );
                 let body = kv("revoked", serials.len()) + &kv("disconnected", clients.len());
-                self.unpaired.push(name);
+                self.steps.push(Event::Unpair {
+                    cluster: name,
+                    revoked: serials.len(),
+                    disconnected: clients.len(),
+                });
                 (
                     ok_reply(body.as_bytes(), "reply too large", max_send),
                     clients,
@@ -443,10 +527,11 @@ impl Pairing {
         }
     }
 
-    /// The clusters unpaired since the last call (for MQTT to remove their
-    /// entities at once).
-    pub(super) fn take_unpaired(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.unpaired)
+    /// The pairing steps since the last call, oldest first (for the panel's
+    /// event list, and for MQTT to remove an unpaired cluster's entities at
+    /// once). Allocates nothing when there is none.
+    pub(super) fn take_steps(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.steps)
     }
 
     /// Opens a window (replacing any open one); the reply body.
@@ -479,6 +564,9 @@ impl Pairing {
         .map_err(|r| r.to_string())?;
         if let Some(old) = self.window.take() {
             log::info!("pairing: window {} replaced", old.window.id());
+            if !old.ended {
+                self.steps.push(old.closed("replaced"));
+            }
         }
         log::info!(
             "pairing: window {} opened for {} (cluster {}, {} certificate(s), {} s)",
@@ -490,10 +578,20 @@ impl Pairing {
                 .map_or_else(|| "node count".to_string(), |n| n.to_string()),
             window.expires().millis_since(now) / 1000
         );
+        self.steps.push(Event::PairOpen {
+            token: window.id().to_string(),
+            cluster: window.cluster().map(str::to_owned),
+            nodes: window.max_certs(),
+            expires_at_ms: window.expires().as_millis(),
+        });
         let mut body = kv("id", window.id());
         body += &kv("expires_in", window.expires().millis_since(now) / 1000);
         body += &kv("command", &command);
-        self.window = Some(Window { window, host });
+        self.window = Some(Window {
+            window,
+            host,
+            ended: false,
+        });
         Ok(body)
     }
 
@@ -605,19 +703,118 @@ mod tests {
     }
 
     #[test]
-    fn an_unpair_queues_the_cluster_for_mqtt_once() {
+    fn an_unpair_is_one_step_once() {
         let (tmp, mut p) = pairing(Some("192.0.2.9"));
         assert!(reply(&mut p, b"unpair c1\n").starts_with("Error\n"));
-        assert!(
-            p.take_unpaired().is_empty(),
-            "a failed unpair removes nothing"
-        );
+        assert!(p.take_steps().is_empty(), "a failed unpair removes nothing");
         let (csr, _key) = crate::net::tls::testkit::make_request("c1");
         CertStore::open(tmp.path().join("store"))
             .sign_request(&csr, "c1")
             .unwrap();
+        // A window for c1 goes with it.
+        reply(&mut p, b"pair open cluster=c1 replace=1\n");
         assert!(reply(&mut p, b"unpair c1\n").contains("revoked=1\n"));
-        assert_eq!(p.take_unpaired(), ["c1"]);
-        assert!(p.take_unpaired().is_empty());
+        let steps = p.take_steps();
+        assert!(matches!(&steps[0], Event::PairOpen { cluster: Some(c), .. } if c == "c1"));
+        assert!(matches!(
+            &steps[1],
+            Event::PairClosed {
+                reason: "unpaired",
+                ..
+            }
+        ));
+        assert_eq!(
+            steps[2],
+            Event::Unpair {
+                cluster: "c1".into(),
+                revoked: 1,
+                disconnected: 0
+            }
+        );
+        assert_eq!(steps.len(), 3);
+        assert!(p.take_steps().is_empty());
+    }
+
+    #[test]
+    fn window_steps_open_replace_expire_and_close_once_each() {
+        let (_t, mut p) = pairing(Some("192.0.2.9"));
+        let poll = mio::Poll::new().unwrap();
+        let first = reply(&mut p, b"pair open nodes=2 ttl=60\n");
+        let first_id = parse_kv(first.strip_prefix("OK\n").unwrap(), "id")
+            .unwrap()
+            .to_owned();
+        reply(&mut p, b"pair open ttl=60\n");
+        let steps = p.take_steps();
+        assert_eq!(
+            steps[0],
+            Event::PairOpen {
+                token: first_id.clone(),
+                cluster: None,
+                nodes: Some(2),
+                expires_at_ms: 60_000
+            }
+        );
+        assert_eq!(
+            steps[1],
+            Event::PairClosed {
+                token: first_id.clone(),
+                cluster: None,
+                reason: "replaced"
+            }
+        );
+        assert!(
+            matches!(&steps[2], Event::PairOpen { token, nodes: None, .. } if *token != first_id)
+        );
+        assert_eq!(steps.len(), 3);
+        // The loop wakes for the expiry, which is reported once.
+        assert_eq!(p.poll_timeout(), Some(Timestamp::from_millis(60_000)));
+        p.handle_timeout(poll.registry(), Timestamp::from_millis(59_999));
+        assert!(p.take_steps().is_empty());
+        p.handle_timeout(poll.registry(), Timestamp::from_millis(60_000));
+        let steps = p.take_steps();
+        assert!(
+            matches!(
+                &steps[..],
+                [Event::PairClosed {
+                    reason: "expired",
+                    ..
+                }]
+            ),
+            "{steps:?}"
+        );
+        assert_eq!(p.poll_timeout(), None);
+        p.handle_timeout(poll.registry(), Timestamp::from_millis(70_000));
+        assert!(p.take_steps().is_empty());
+        // Closing an expired window reports nothing more; an open one, once.
+        assert_eq!(reply(&mut p, b"pair close\n"), "OK\n");
+        assert!(p.take_steps().is_empty());
+        reply(&mut p, b"pair open\n");
+        assert_eq!(reply(&mut p, b"pair close\n"), "OK\n");
+        let steps = p.take_steps();
+        assert!(
+            matches!(
+                &steps[..],
+                [
+                    Event::PairOpen { .. },
+                    Event::PairClosed {
+                        reason: "closed",
+                        ..
+                    }
+                ]
+            ),
+            "{steps:?}"
+        );
+        // Neither the steps nor anything else carry the secret.
+        let out = reply(&mut p, b"pair open\n");
+        let secret = out
+            .rsplit_once('.')
+            .unwrap()
+            .1
+            .split(' ')
+            .next()
+            .unwrap()
+            .to_owned();
+        let json = serde_json::to_string(&p.take_steps()).unwrap();
+        assert!(!json.contains(&secret[..16]), "{json}");
     }
 }

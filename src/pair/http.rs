@@ -42,6 +42,7 @@ pub struct Response {
     content_type: &'static str,
     headers: Vec<(&'static str, String)>,
     body: Vec<u8>,
+    refusal: Option<Refusal>,
 }
 
 fn reason(status: u16) -> &'static str {
@@ -66,6 +67,7 @@ impl Response {
             content_type,
             headers: Vec::new(),
             body,
+            refusal: None,
         }
     }
 
@@ -86,6 +88,12 @@ impl Response {
     #[must_use]
     pub fn status(&self) -> u16 {
         self.status
+    }
+
+    /// The window's refusal this answer carries, if it is one.
+    #[must_use]
+    pub fn refusal(&self) -> Option<&Refusal> {
+        self.refusal.as_ref()
     }
 
     /// The body.
@@ -323,10 +331,12 @@ pub fn refusal_status(r: &Refusal) -> u16 {
 }
 
 fn refusal(r: &Refusal) -> Response {
-    match refusal_status(r) {
+    let mut response = match refusal_status(r) {
         404 => Response::not_found(),
         status => Response::text(status, &r.to_string()),
-    }
+    };
+    response.refusal = Some(r.clone());
+    response
 }
 
 fn conf_error(e: &ConfError) -> Response {

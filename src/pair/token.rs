@@ -19,6 +19,9 @@
 //!   with a wrong secret (presentations of another id are not counted: they
 //!   cannot be guesses at this window's secret).
 //!
+//! [`PairingWindow::end`] says whether and why a window is done (complete,
+//! expired, locked out, closed), so the caller can report it once.
+//!
 //! The name-collision rule ([`check_name_collision`]) is a pure decision: a
 //! cluster name that already has live certificates is refused unless the
 //! window was opened with `--replace`. The caller answers "does this name have
@@ -308,6 +311,56 @@ impl fmt::Display for Refusal {
 
 impl std::error::Error for Refusal {}
 
+impl Refusal {
+    /// A short stable word for the refusal (the status panel's event list):
+    /// `malformed`, `unknown_token`, `bad_secret`, `locked_out`, `expired`,
+    /// `closed`, `wrong_cluster`, `name_taken`, `bad_cluster_name`,
+    /// `too_many_nodes`, `not_bound`, `all_signed`.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "malformed",
+            Self::UnknownId => "unknown_token",
+            Self::BadSecret { .. } => "bad_secret",
+            Self::LockedOut => "locked_out",
+            Self::Expired => "expired",
+            Self::Closed => "closed",
+            Self::ClusterMismatch { .. } => "wrong_cluster",
+            Self::NameTaken(_) => "name_taken",
+            Self::BadClusterName(_) => "bad_cluster_name",
+            Self::TooManyNodes { .. } => "too_many_nodes",
+            Self::NotBound => "not_bound",
+            Self::CertLimit(_) => "all_signed",
+        }
+    }
+}
+
+/// Why a window no longer pairs anything ([`PairingWindow::end`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowEnd {
+    /// Every certificate it allows is signed.
+    Completed,
+    /// Its lifetime is over.
+    Expired,
+    /// Closed after [`MAX_FAILED_ATTEMPTS`] wrong secrets.
+    LockedOut,
+    /// Closed by the operator.
+    Closed,
+}
+
+impl WindowEnd {
+    /// `completed`, `expired`, `locked_out` or `closed`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Expired => "expired",
+            Self::LockedOut => "locked_out",
+            Self::Closed => "closed",
+        }
+    }
+}
+
 /// The name-collision guard: `name` may be bound unless it already has live
 /// certificates and `replace` was not asked for.
 ///
@@ -445,6 +498,21 @@ impl PairingWindow {
     #[must_use]
     pub fn is_open(&self, now: Timestamp) -> bool {
         self.closed.is_none() && now < self.expires
+    }
+
+    /// Whether and why the window is done at `now`: closed (lock-out
+    /// first), expired, or complete (every certificate it allows signed;
+    /// it still serves the script and status until it expires, and refuses
+    /// more signatures).
+    #[must_use]
+    pub fn end(&self, now: Timestamp) -> Option<WindowEnd> {
+        match self.closed {
+            Some(Closed::LockedOut) => Some(WindowEnd::LockedOut),
+            Some(Closed::ByOperator) => Some(WindowEnd::Closed),
+            None if self.max_certs.is_some_and(|m| self.issued >= m) => Some(WindowEnd::Completed),
+            None if now >= self.expires => Some(WindowEnd::Expired),
+            None => None,
+        }
     }
 
     /// Closes the window (`qnetd pair` cancelled, or pairing complete).

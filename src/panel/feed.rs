@@ -4,16 +4,35 @@
 //! server-sent events.
 //!
 //! [`Feed::update`] takes a fresh Report and the time; it diffs it with the
-//! previous one to log connects, disconnects and vote changes (the last
-//! [`MAX_EVENTS`]) and to remember when a node (cluster name + address)
-//! was first seen. Times are ms of the shell's monotonic clock (server
-//! uptime). Snapshot layout:
+//! previous one to log connects, disconnects and vote changes and to
+//! remember when a node (cluster name + address) was first seen.
+//! [`Feed::note`] logs the steps the Report cannot show: pairing (the
+//! daemon's pairing state hands them over as they happen). One list keeps
+//! the last [`MAX_EVENTS`] of both. Times are ms of the shell's monotonic
+//! clock (server uptime). Snapshot layout:
 //!
 //! ```json
 //! { "uptime_ms": 5000, "connected_since_ms": { "cluster/127.0.0.1:4242": 1200 },
 //!   "events": [ { "at_ms": 1200, "kind": "connect", "cluster": "c", "node_id": 1, "detail": "127.0.0.1:4242" } ],
 //!   "report": { …the --json Report… } }
 //! ```
+//!
+//! Every event has `at_ms` and `kind`; the other fields depend on the kind
+//! ([`Event`]):
+//!
+//! | kind | fields |
+//! |---|---|
+//! | `connect`, `disconnect` | `cluster`, `node_id`, `detail` (the address) |
+//! | `vote` | `cluster`, `node_id`, `detail` (the new vote) |
+//! | `pair_open` | `token` (id), `cluster` (or null: the first node's), `nodes` (or null: the cluster's node count), `expires_at_ms` |
+//! | `pair_signed` | `token`, `cluster`, `node`, `serial`, `address` (the audit log line's facts) |
+//! | `pair_refused` | `token` (the presented id, or null), `address`, `reason` ([`Refusal::kind`], or `no_window`, `bad_request`), `status` (HTTP) |
+//! | `pair_closed` | `token`, `cluster` (or null), `reason` (`completed`, `expired`, `locked_out`, `closed`, `replaced`, `unpaired`) |
+//! | `unpair` | `cluster`, `revoked` (certificates), `disconnected` (clients) |
+//!
+//! No event carries a token's secret: only its public id.
+//!
+//! [`Refusal::kind`]: crate::pair::token::Refusal::kind
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -31,14 +50,95 @@ pub const KEEPALIVE: &[u8] = b": keepalive\n\n";
 pub struct Entry {
     /// When (server uptime, ms).
     pub at_ms: u64,
-    /// `connect`, `disconnect` or `vote`.
-    pub kind: &'static str,
-    /// Cluster name.
-    pub cluster: String,
-    /// Node id.
-    pub node_id: u32,
-    /// Address, or the new vote.
-    pub detail: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// What happened, by `kind` (see the module documentation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    /// A node appeared in the Report.
+    Connect {
+        /// Cluster name.
+        cluster: String,
+        /// Node id.
+        node_id: u32,
+        /// Its address.
+        detail: String,
+    },
+    /// A node left the Report.
+    Disconnect {
+        /// Cluster name.
+        cluster: String,
+        /// Node id.
+        node_id: u32,
+        /// Its address.
+        detail: String,
+    },
+    /// A node's last vote changed.
+    Vote {
+        /// Cluster name.
+        cluster: String,
+        /// Node id.
+        node_id: u32,
+        /// The new vote (`ack`, `nack`, …, `none`).
+        detail: String,
+    },
+    /// A pairing window was opened.
+    PairOpen {
+        /// The token's public id.
+        token: String,
+        /// The cluster, if given.
+        cluster: Option<String>,
+        /// Certificates allowed, if given.
+        nodes: Option<u32>,
+        /// When it expires (server uptime, ms).
+        expires_at_ms: u64,
+    },
+    /// A certificate was signed.
+    PairSigned {
+        /// The window's token id.
+        token: String,
+        /// Cluster name.
+        cluster: String,
+        /// The node name the request gave.
+        node: String,
+        /// The certificate's serial number.
+        serial: u64,
+        /// The requester's address.
+        address: String,
+    },
+    /// A pairing request was refused.
+    PairRefused {
+        /// The presented token's id, if it was a token.
+        token: Option<String>,
+        /// The requester's address.
+        address: String,
+        /// Why, one word.
+        reason: &'static str,
+        /// The HTTP status it got.
+        status: u16,
+    },
+    /// A pairing window stopped pairing.
+    PairClosed {
+        /// Its token id.
+        token: String,
+        /// Its cluster, if bound.
+        cluster: Option<String>,
+        /// Why, one word.
+        reason: &'static str,
+    },
+    /// A cluster was unpaired.
+    Unpair {
+        /// Cluster name.
+        cluster: String,
+        /// Certificates revoked.
+        revoked: usize,
+        /// Clients disconnected.
+        disconnected: usize,
+    },
 }
 
 /// The panel's state between snapshots.
@@ -100,13 +200,24 @@ impl Feed {
         let mut log = Vec::new();
         for (key, (cluster, id, vote)) in &new {
             let address = key.rsplit_once('/').map_or("", |(_, a)| a);
+            let (cluster, node_id) = ((*cluster).to_string(), *id);
             match old.get(key) {
                 None => {
                     self.since.insert(key.clone(), now_ms);
-                    log.push(("connect", cluster, *id, address.to_string()));
+                    let detail = address.to_string();
+                    log.push(Event::Connect {
+                        cluster,
+                        node_id,
+                        detail,
+                    });
                 }
                 Some((_, _, before)) if before != vote => {
-                    log.push(("vote", cluster, *id, vote_word(*vote).to_string()));
+                    let detail = vote_word(*vote).to_string();
+                    log.push(Event::Vote {
+                        cluster,
+                        node_id,
+                        detail,
+                    });
                 }
                 Some(_) => {}
             }
@@ -115,23 +226,29 @@ impl Feed {
             if !new.contains_key(key) {
                 self.since.remove(key);
                 let address = key.rsplit_once('/').map_or("", |(_, a)| a);
-                log.push(("disconnect", cluster, *id, address.to_string()));
+                log.push(Event::Disconnect {
+                    cluster: (*cluster).to_string(),
+                    node_id: *id,
+                    detail: address.to_string(),
+                });
             }
         }
-        for (kind, cluster, node_id, detail) in log {
-            if self.events.len() == MAX_EVENTS {
-                self.events.pop_front();
-            }
-            self.events.push_back(Entry {
-                at_ms: now_ms,
-                kind,
-                cluster: cluster.to_string(),
-                node_id,
-                detail,
-            });
+        for event in log {
+            self.note(now_ms, event);
         }
         self.last = Some(report);
         true
+    }
+
+    /// Logs `event` at `now_ms`, dropping the oldest past [`MAX_EVENTS`].
+    pub fn note(&mut self, now_ms: u64, event: Event) {
+        if self.events.len() == MAX_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(Entry {
+            at_ms: now_ms,
+            event,
+        });
     }
 
     /// The events so far, oldest first.
@@ -231,7 +348,12 @@ mod tests {
         let kinds: Vec<_> = f
             .events()
             .iter()
-            .map(|e| (e.at_ms, e.kind, e.detail.as_str()))
+            .map(|e| match &e.event {
+                Event::Connect { detail, .. } => (e.at_ms, "connect", detail.as_str()),
+                Event::Vote { detail, .. } => (e.at_ms, "vote", detail.as_str()),
+                Event::Disconnect { detail, .. } => (e.at_ms, "disconnect", detail.as_str()),
+                other => panic!("{other:?}"),
+            })
             .collect();
         assert_eq!(
             kinds,
@@ -240,6 +362,11 @@ mod tests {
                 (30, "vote", "ack"),
                 (40, "disconnect", "a:1")
             ]
+        );
+        let json: serde_json::Value = serde_json::from_slice(&f.snapshot(50)).unwrap();
+        assert_eq!(
+            json["events"][0],
+            serde_json::json!({"at_ms": 10, "kind": "connect", "cluster": "c", "node_id": 1, "detail": "a:1"})
         );
         let frame = String::from_utf8(f.frame(50)).unwrap();
         assert!(frame.starts_with("event: status\ndata: {\"uptime_ms\":50,"));
@@ -253,5 +380,101 @@ mod tests {
             f.update(u64::from(i), report(vec![node(i, &format!("a:{i}"), None)]));
         }
         assert_eq!(f.events().len(), MAX_EVENTS);
+    }
+
+    #[test]
+    fn pairing_steps_join_the_same_list_with_their_facts() {
+        let mut f = Feed::default();
+        f.update(5, report(vec![]));
+        f.note(
+            10,
+            Event::PairOpen {
+                token: "0123abcd".into(),
+                cluster: None,
+                nodes: Some(2),
+                expires_at_ms: 1_800_010,
+            },
+        );
+        f.note(
+            20,
+            Event::PairRefused {
+                token: Some("0123abcd".into()),
+                address: "192.0.2.7:40000".into(),
+                reason: "bad_secret",
+                status: 403,
+            },
+        );
+        f.note(
+            30,
+            Event::PairSigned {
+                token: "0123abcd".into(),
+                cluster: "c".into(),
+                node: "pve1".into(),
+                serial: 7,
+                address: "192.0.2.8:40001".into(),
+            },
+        );
+        f.note(
+            40,
+            Event::PairClosed {
+                token: "0123abcd".into(),
+                cluster: Some("c".into()),
+                reason: "completed",
+            },
+        );
+        f.note(
+            50,
+            Event::Unpair {
+                cluster: "c".into(),
+                revoked: 2,
+                disconnected: 0,
+            },
+        );
+        // A connect after them lands in the same list, in order.
+        f.update(60, report(vec![node(1, "a:1", None)]));
+        let json: serde_json::Value = serde_json::from_slice(&f.snapshot(70)).unwrap();
+        let events = json["events"].as_array().unwrap();
+        let kinds: Vec<_> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "pair_open",
+                "pair_refused",
+                "pair_signed",
+                "pair_closed",
+                "unpair",
+                "connect"
+            ]
+        );
+        assert_eq!(
+            events[0],
+            serde_json::json!({"at_ms": 10, "kind": "pair_open", "token": "0123abcd",
+                "cluster": null, "nodes": 2, "expires_at_ms": 1_800_010})
+        );
+        assert_eq!(
+            events[1],
+            serde_json::json!({"at_ms": 20, "kind": "pair_refused", "token": "0123abcd",
+                "address": "192.0.2.7:40000", "reason": "bad_secret", "status": 403})
+        );
+        assert_eq!(
+            events[2],
+            serde_json::json!({"at_ms": 30, "kind": "pair_signed", "token": "0123abcd",
+                "cluster": "c", "node": "pve1", "serial": 7, "address": "192.0.2.8:40001"})
+        );
+        assert_eq!(events[3]["reason"], "completed");
+        assert_eq!(events[4]["revoked"], 2);
+        // Pairing steps share the bound.
+        for i in 0..MAX_EVENTS {
+            f.note(
+                100 + u64::try_from(i).unwrap(),
+                Event::Unpair {
+                    cluster: "x".into(),
+                    revoked: 1,
+                    disconnected: 0,
+                },
+            );
+        }
+        assert_eq!(f.events().len(), MAX_EVENTS);
+        assert_eq!(f.events().front().map(|e| e.at_ms), Some(100));
     }
 }

@@ -3,24 +3,34 @@
 //! clusters, nodes and votes the JSON status has; the page follows a
 //! disconnect and a partition on its own (server-sent events: the tab
 //! title carries each cluster's state line, read through the DevTools
-//! HTTP endpoint `/json/list`); screenshots in light and dark mode and
-//! phone-sized. With `QNETD_PANEL_SCREENSHOTS=DIR` the screenshots are
-//! also copied to `DIR` (how `docs/img/panel-*.png` are made).
+//! HTTP endpoint `/json/list`); "Pair a cluster" shows the node command,
+//! and the event list the window opened; screenshots in light and dark
+//! mode and phone-sized, of a cluster paired through the pairing endpoint
+//! whose nodes vote over TLS with the signed certificates. With
+//! `QNETD_PANEL_SCREENSHOTS=DIR` the screenshots are also copied to `DIR`
+//! (how `docs/img/panel-*.png` are made).
 
 #![allow(
     clippy::disallowed_methods,
     reason = "these tests drive real processes and wait on the real clock"
 )]
 
+use std::io::{ErrorKind, Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use qnetd::proto::{NodeListType, RingId};
+use qnetd::cert::store::CertStore;
+use qnetd::proto::build;
+use qnetd::proto::{Msg, NodeListType, RingId};
+use rustls::pki_types::CertificateDer;
 
-use super::panel::{http, start};
+use super::panel::{Identity, http, open_window, sign_nodes, start, start_tls};
 use crate::support::server::{Scratch, ids, sample_clients};
 use crate::support::skip;
+use crate::support::wire::take_frame;
+use crate::testkit::{Client as TlsClient, client_config};
 
 const INSTALL: &str = "apt-get install -y chromium";
 
@@ -220,17 +230,39 @@ fn page_follows_a_disconnect_and_a_partition_on_its_own() {
     });
 }
 
+/// The screenshots show "testcluster" paired through the pairing endpoint
+/// (window opened from the panel, two certificates signed with `curl`)
+/// and then connected, next to an unpaired cluster: the cards with their
+/// Unpair buttons and the pairing steps in the event list.
 #[test]
 fn screenshots_light_dark_and_phone() {
     let Some(exe) = chromium() else { return };
+    if !crate::pairing::have_curl() {
+        return;
+    }
     let dir = Scratch::new("browser-shots");
-    let (d, port) = start(&dir, &[]);
-    let nodes = sample_clients(d.port);
+    let (d, port, store) = start_tls(&dir);
+    let w = open_window(port, r#"{"nodes":2,"cluster":"testcluster"}"#);
+    let identities = sign_nodes(&dir, &w, "testcluster", 2);
+    let ca = CertStore::open(&store).load_ca_certs().unwrap().remove(0);
+    let relay = tls_relay(d.port, &ca, "testcluster", identities, 3);
+    let nodes = sample_clients(relay);
+    let report = status(port);
+    let tls: Vec<bool> = report
+        .clusters
+        .iter()
+        .flat_map(|c| c.nodes.iter().map(|n| n.tls.client_certificate_verified))
+        .collect();
+    assert_eq!(
+        tls,
+        [true, true, false],
+        "testcluster over TLS, other in clear"
+    );
     let url = format!("http://127.0.0.1:{port}/");
     let copy_to = std::env::var_os("QNETD_PANEL_SCREENSHOTS").map(PathBuf::from);
     for (name, size, dark) in [
-        ("panel-light.png", "1100,760", false),
-        ("panel-dark.png", "1100,760", true),
+        ("panel-light.png", "1100,990", false),
+        ("panel-dark.png", "1100,990", true),
         ("panel-phone.png", "390,844", false),
     ] {
         let file = dir.path(name);
@@ -264,21 +296,138 @@ fn screenshots_light_dark_and_phone() {
     drop(nodes);
 }
 
+/// A relay in front of the daemon's qdevice port `server` for `count`
+/// simulated nodes, doing what a paired node's `corosync-qdevice` does: a
+/// connection whose PREINIT names `cluster` goes on over TLS after
+/// STARTTLS, presenting the next of `identities` (trusting `ca`); any
+/// other is relayed in clear. Returns the relay's port.
+fn tls_relay(
+    server: u16,
+    ca: &CertificateDer<'static>,
+    cluster: &'static str,
+    identities: Vec<Identity>,
+    count: usize,
+) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut configs: Vec<_> = identities
+        .into_iter()
+        .map(|(cert, key)| {
+            client_config(
+                rustls_ring::DEFAULT_TLS13_PROVIDER,
+                ca,
+                Some((vec![cert], key)),
+            )
+        })
+        .collect();
+    configs.reverse();
+    std::thread::spawn(move || {
+        for _ in 0..count {
+            let (client, _) = listener.accept().unwrap();
+            let mut server = TcpStream::connect(("127.0.0.1", server)).unwrap();
+            let mut client = client;
+            let preinit = read_frame(&mut client);
+            server.write_all(&preinit).unwrap();
+            let ours = Msg::parse(&preinit).unwrap().cluster_name == Some(cluster.as_bytes());
+            let reply = read_frame(&mut server);
+            client.write_all(&reply).unwrap();
+            let tls = ours.then(|| {
+                let mut tls = TlsClient::new(&configs.pop().expect("an identity per node"));
+                server
+                    .write_all(&build::to_bytes(&build::starttls(2)))
+                    .unwrap();
+                server.write_all(&tls.take_output()).unwrap();
+                tls
+            });
+            std::thread::spawn(move || pump(client, server, tls));
+        }
+    });
+    port
+}
+
+/// One whole message from `s`.
+fn read_frame(s: &mut TcpStream) -> Vec<u8> {
+    let mut rx = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(frame) = take_frame(&mut rx) {
+            return frame;
+        }
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before a whole message");
+        rx.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Carries bytes both ways (through `tls` to the server, if any) until
+/// either side closes.
+fn pump(mut client: TcpStream, mut server: TcpStream, mut tls: Option<TlsClient>) {
+    let tick = Some(Duration::from_millis(5));
+    client.set_read_timeout(tick).unwrap();
+    server.set_read_timeout(tick).unwrap();
+    let mut buf = [0u8; 16384];
+    loop {
+        // Server to client.
+        let Some(n) = read_some(&mut server, &mut buf) else {
+            return;
+        };
+        let plain = match tls.as_mut() {
+            Some(t) if n > 0 => {
+                let ok = t.receive(&buf[..n]).is_ok() && server.write_all(&t.take_output()).is_ok();
+                if !ok {
+                    return;
+                }
+                std::mem::take(&mut t.plaintext)
+            }
+            _ => buf[..n].to_vec(),
+        };
+        if client.write_all(&plain).is_err() {
+            return;
+        }
+        // Client to server, once the handshake is done.
+        if tls.as_ref().is_some_and(TlsClient::is_handshaking) {
+            continue;
+        }
+        let Some(n) = read_some(&mut client, &mut buf) else {
+            return;
+        };
+        let out = match tls.as_mut() {
+            Some(t) if n > 0 => {
+                if t.send(&buf[..n]).is_err() {
+                    return;
+                }
+                t.take_output()
+            }
+            _ => buf[..n].to_vec(),
+        };
+        if server.write_all(&out).is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads what `s` has within its read timeout: `Some(0)` for nothing yet,
+/// `None` at the end (EOF or an error).
+fn read_some(s: &mut TcpStream, buf: &mut [u8]) -> Option<usize> {
+    match s.read(buf) {
+        Ok(0) => None,
+        Ok(n) => Some(n),
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Some(0),
+        Err(_) => None,
+    }
+}
+
 /// "Pair a cluster": the page's deep link `#pair-start` clicks the header
 /// button and then Start (the tooling has no other way to click); the node
 /// command with this server's pin appears in the dialog, and in the tab
-/// title while the dialog is open (read through DevTools, as above).
+/// title while the dialog is open (read through DevTools, as above). The
+/// event list then shows the window-opened step with the window's id (in
+/// a second page, whose DOM is dumped).
 #[test]
 fn pair_a_cluster_shows_the_node_command() {
     let Some(exe) = chromium() else { return };
     let dir = Scratch::new("browser-pair");
-    let http_port = crate::support::server::free_ports(1)[0];
-    let spec = format!("127.0.0.1:{http_port}");
-    let store = dir.path("store");
-    let d = crate::support::Launch::ours(&dir, "panel")
-        .args(&["-s", "on", "-l", "127.0.0.1", "--http", &spec])
-        .settings(&format!("nss_db_dir={}", store.display()))
-        .start();
+    let (d, http_port, store) = start_tls(&dir);
     let profile = dir.path("pair-profile");
     let child = browser(
         &exe,
@@ -293,7 +442,7 @@ fn pair_a_cluster_shows_the_node_command() {
     .unwrap();
     let _browser = Kill(child);
     let devtools = devtools_port(&profile);
-    let leaf = qnetd::cert::store::CertStore::open(&store)
+    let leaf = CertStore::open(&store)
         .load_server_identity()
         .unwrap()
         .cert_chain[0]
@@ -307,4 +456,24 @@ fn pair_a_cluster_shows_the_node_command() {
     // The window the page opened is the daemon's.
     let status = http(http_port, "GET /api/pair/status HTTP/1.1\r\n\r\n");
     assert!(status.contains(r#""window":"open""#), "{status}");
+    let id = pair_id(http_port);
+
+    // Another page (its DOM dumped) lists the step with the window's id.
+    let dom = dump_dom(&exe, &dir, &format!("http://127.0.0.1:{http_port}/"));
+    let item = dom
+        .split("<li class=\"event event-pair_open\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</li>").next())
+        .unwrap_or_default();
+    let want = format!(
+        " ago: pairing window {id} opened for the first cluster to use it, 2 node(s), valid for 30m 0s"
+    );
+    assert!(item.ends_with(&want), "{want} in {dom}");
+}
+
+/// The id of the open pairing window (`/api/pair/status`).
+fn pair_id(port: u16) -> String {
+    let r = http(port, "GET /api/pair/status HTTP/1.1\r\n\r\n");
+    let v: serde_json::Value = serde_json::from_str(r.split_once("\r\n\r\n").unwrap().1).unwrap();
+    v["id"].as_str().unwrap().to_string()
 }

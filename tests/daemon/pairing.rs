@@ -121,7 +121,7 @@ pub(crate) fn post(pin: &str, url: &str, file: &Path) -> (i32, u16, Vec<u8>) {
     )
 }
 
-fn with_secret(url: &str, secret: &str) -> String {
+pub(crate) fn with_secret(url: &str, secret: &str) -> String {
     let (head, _) = url.rsplit_once('.').unwrap();
     format!("{head}.{secret}")
 }
@@ -148,7 +148,7 @@ fn csr(dir: &Path, cn: &str, name: &str) -> PathBuf {
     path
 }
 
-fn have_curl() -> bool {
+pub(crate) fn have_curl() -> bool {
     require_programs(&[("curl", "curl")])
 }
 

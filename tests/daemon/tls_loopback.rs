@@ -21,6 +21,7 @@ use qnetd::proto::{Msg, MsgType, ReplyErrorCode, TlsSupported};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+use crate::panel::panel_post;
 use crate::support::server::Scratch;
 use crate::support::wire::take_frame;
 use crate::support::{Daemon, Launch};
@@ -531,17 +532,6 @@ fn pair_wait_returns_once_every_node_votes_over_tls() {
             .any(|l| l.contains("paired: every node votes over TLS")),
         "{rest:?}"
     );
-}
-
-/// `POST` to the panel on `port` with the CSRF header.
-fn panel_post(port: u16, path: &str, body: &str) -> String {
-    crate::panel::http(
-        port,
-        &format!(
-            "POST {path} HTTP/1.1\r\nX-Qnetd-Request: 1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        ),
-    )
 }
 
 #[test]

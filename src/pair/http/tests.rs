@@ -422,16 +422,18 @@ fn token_refusals() {
     let t = token();
     let wrong = format!("{}.{}", t.id(), "0".repeat(32));
     let other = Token::from_random(&[1; RANDOM_LEN]).to_string();
-    assert_eq!(s.call_at("GET", "", b"", &other, T0).status(), 404);
+    let unknown = s.call_at("GET", "", b"", &other, T0);
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(unknown.refusal(), Some(&Refusal::UnknownId));
     assert_eq!(s.call_at("GET", "", b"", "nonsense", T0).status(), 404);
-    assert_eq!(
-        s.call_at("GET", "", b"", &t.to_string(), T0.add_millis(60_000))
-            .status(),
-        410
-    );
+    let expired = s.call_at("GET", "", b"", &t.to_string(), T0.add_millis(60_000));
+    assert_eq!(expired.status(), 410);
+    assert_eq!(expired.refusal(), Some(&Refusal::Expired));
+    assert_eq!(s.call("GET", "/status", b"").refusal(), None);
     for _ in 1..MAX_FAILED_ATTEMPTS {
         let r = s.call_at("GET", "", b"", &wrong, T0);
         assert_eq!(r.status(), 403);
+        assert!(matches!(r.refusal(), Some(Refusal::BadSecret { .. })));
         assert!(!String::from_utf8_lossy(&r.to_bytes()).contains(&t.to_string()[9..]));
     }
     assert_eq!(s.call_at("GET", "", b"", &wrong, T0).status(), 410);

@@ -140,6 +140,9 @@ fn expiry() {
         Some(Refusal::Expired)
     );
     assert!(!w.is_open(T0.add_millis(1000)));
+    assert_eq!(w.end(T0.add_millis(999)), None);
+    assert_eq!(w.end(T0.add_millis(1000)), Some(WindowEnd::Expired));
+    assert_eq!(Refusal::Expired.kind(), "expired");
     let (_, d) = window(WindowParams::default());
     assert_eq!(d.expires(), T0.add_millis(30 * 60 * 1000));
 }
@@ -163,7 +166,14 @@ fn lock_out_after_too_many_wrong_secrets() {
             })
         );
     }
+    assert_eq!(w.end(T0), None);
     assert_eq!(w.authenticate(&wrong, T0).err(), Some(Refusal::LockedOut));
+    // Lock-out wins over a later expiry.
+    assert_eq!(
+        w.end(T0.add_millis(u64::MAX / 2)),
+        Some(WindowEnd::LockedOut)
+    );
+    assert_eq!(WindowEnd::LockedOut.as_str(), "locked_out");
     // Closed for good, even for the right secret.
     assert_eq!(
         w.authenticate(&t.to_string(), T0).err(),
@@ -180,6 +190,7 @@ fn close_by_operator() {
         w.authenticate(&t.to_string(), T0).err(),
         Some(Refusal::Closed)
     );
+    assert_eq!(w.end(T0), Some(WindowEnd::Closed));
 }
 
 #[test]
@@ -232,9 +243,12 @@ fn certificate_count_is_bounded() {
     );
     a.bind_cluster("c", 2, no_live).expect("bind");
     a.record_signed().expect("1");
+    assert_eq!(a.window().end(T0), None);
     a.record_signed().expect("2");
+    assert_eq!(a.window().end(T0), Some(WindowEnd::Completed));
     assert_eq!(a.check_sign().err(), Some(Refusal::CertLimit(2)));
     assert_eq!(a.record_signed().err(), Some(Refusal::CertLimit(2)));
+    assert_eq!(a.check_sign().err().map(|r| r.kind()), Some("all_signed"));
     assert_eq!(w.issued(), 2);
     // The count from the node count when --nodes was not given.
     let (t, mut w) = window(WindowParams::default());
