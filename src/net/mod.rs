@@ -210,6 +210,14 @@ fn tls_setup(
     Ok(Some(cfg))
 }
 
+/// The earlier of two optional deadlines (`None` is "no deadline").
+fn earliest<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 fn tls_name(config: &Config) -> &'static str {
     match config.tls {
         TlsSupported::Unsupported => "off",
@@ -264,23 +272,10 @@ impl Server {
         log::debug!("Running QNetd main loop");
         loop {
             let timeout = if self.ready.is_empty() {
-                let next = [
-                    self.instance.poll_timeout(),
-                    self.ipc.poll_timeout(),
-                    self.admission.next_deadline(),
-                    self.pairing.as_ref().and_then(pair::Pairing::poll_timeout),
-                ]
-                .into_iter()
-                .flatten()
-                .min()
-                .map(|t| Duration::from_millis(t.millis_since(self.clock.now())));
-                let retry = self.accept_failed.then_some(ACCEPT_RETRY);
-                let mqtt = self.mqtt.as_ref().and_then(mqtt::Mqtt::poll_timeout);
-                [next, retry, mqtt].into_iter().flatten().min()
+                self.wait()
             } else {
                 Some(Duration::ZERO)
             };
-            let timeout = self.with_http_deadline(timeout);
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if interrupted(&e) {
                     continue;
@@ -464,13 +459,27 @@ impl Server {
         }
     }
 
-    /// The poll timeout, shortened to the panel's next deadline.
-    fn with_http_deadline(&self, timeout: Option<Duration>) -> Option<Duration> {
-        let Some(at) = self.http.as_ref().and_then(http::Http::next_deadline) else {
-            return timeout;
-        };
-        let wait = Duration::from_millis(at.saturating_sub(self.clock.now().as_millis()));
-        Some(timeout.map_or(wait, |t| t.min(wait)))
+    /// How long the loop may sleep: until the earliest deadline of the
+    /// engine, the side protocols and an accept retry. Runs on every
+    /// wake-up, so it is straight-line code with one clock read.
+    fn wait(&self) -> Option<Duration> {
+        let now = self.clock.now();
+        let at = earliest(
+            earliest(self.instance.poll_timeout(), self.ipc.poll_timeout()),
+            earliest(
+                self.admission.next_deadline(),
+                self.pairing.as_ref().and_then(pair::Pairing::poll_timeout),
+            ),
+        );
+        let http = self.http.as_ref().and_then(http::Http::next_deadline);
+        let wait = earliest(
+            at.map(|t| t.millis_since(now)),
+            http.map(|t| t.saturating_sub(now.as_millis())),
+        )
+        .map(Duration::from_millis);
+        let retry = self.accept_failed.then_some(ACCEPT_RETRY);
+        let mqtt = self.mqtt.as_ref().and_then(mqtt::Mqtt::poll_timeout);
+        earliest(wait, earliest(retry, mqtt))
     }
 
     fn id_of(&self, token: Token) -> Option<ClientId> {
