@@ -22,7 +22,7 @@ fn work_of_one_list(members: u32, len: u32) -> u64 {
     for k in 1..=members {
         h.membership(k, ring(1, 8), &ids, H::Undefined);
     }
-    let work = |h: &Harness| h.inst.clusters()[0].ffsplit_scratch.work();
+    let work = |h: &Harness| h.inst.clusters()[0].ffsplit_work;
     let before = work(&h);
     let got = h.membership(1, ring(1, 8), &ids, H::Undefined);
     assert!(

@@ -10,8 +10,8 @@
 //! the keep-active-partition tie-breaker (when every client enables it),
 //! and last by the tie-breaker node.
 
-use super::Event;
 use super::model::{Action, Cluster, FfsplitClientState, FfsplitClusterState, Member, in_list};
+use super::{Buffers, Event};
 use crate::proto::{Heuristics, NodeInfo, ReplyErrorCode, RingId, TieBreakerMode, Vote};
 
 /// The client whose message triggered a run, and the values that replace
@@ -80,9 +80,10 @@ fn participants(members: &[Member], input: &Input<'_>) -> impl Iterator<Item = u
     (0..members.len()).filter(move |&i| Some(i) != skip)
 }
 
-/// Reusable buffers of the stability check, kept in the [`Cluster`] so that
-/// a run allocates nothing once they have grown to the cluster's size, and
-/// a count of the work done, for tests and diagnostics.
+/// Reusable buffers of the stability check. One set serves every cluster
+/// (the instance owns it and runs one cluster at a time), so that a run
+/// allocates nothing once they have grown to the largest cluster's size,
+/// and an idle cluster costs no memory for them.
 #[derive(Debug, Clone, Default)]
 pub struct Scratch {
     /// Sorted, deduplicated node ids of every participant's membership
@@ -98,19 +99,6 @@ pub struct Scratch {
     /// the one being compared with it.
     config_first: Vec<u32>,
     config_other: Vec<u32>,
-    /// Work units (element visits and comparisons) done since the cluster
-    /// was created.
-    work: u64,
-}
-
-impl Scratch {
-    /// Work units (list elements visited, comparisons made) spent by the
-    /// ffsplit runs of this cluster so far. A diagnostic that lets tests
-    /// bound the cost of a message by counting rather than timing.
-    #[must_use]
-    pub const fn work(&self) -> u64 {
-        self.work
-    }
 }
 
 /// Writes the sorted, deduplicated node ids of `list` to the end of `out`,
@@ -151,7 +139,12 @@ fn push_sorted_ids(out: &mut Vec<u32>, list: &[NodeInfo], work: &mut u64) -> (us
 /// set). Participants are therefore sorted once into classes of equal
 /// (ring id, set) and each pair costs one comparison of class numbers.
 /// `tests` below compare this with the reference's pairwise check.
-fn is_membership_stable(members: &[Member], input: &Input<'_>, scratch: &mut Scratch) -> bool {
+fn is_membership_stable(
+    members: &[Member],
+    input: &Input<'_>,
+    scratch: &mut Scratch,
+    work: &mut u64,
+) -> bool {
     let Scratch {
         ids,
         spans,
@@ -159,7 +152,6 @@ fn is_membership_stable(members: &[Member], input: &Input<'_>, scratch: &mut Scr
         class,
         config_first,
         config_other,
-        work,
     } = scratch;
     // (a)
     let mut parts = participants(members, input);
@@ -430,9 +422,14 @@ fn sending_count(cluster: &Cluster, state: FfsplitClientState) -> usize {
 }
 
 /// One decision round (`qnetd_algo_ffsplit_do`).
-fn run(cluster: &mut Cluster, input: &Input<'_>, actions: &mut Vec<Action>) -> Vote {
+fn run(cluster: &mut Cluster, input: &Input<'_>, buffers: &mut Buffers) -> Vote {
     cluster.ffsplit_state = FfsplitClusterState::WaitingForStableMembership;
-    if !is_membership_stable(&cluster.members, input, &mut cluster.ffsplit_scratch) {
+    if !is_membership_stable(
+        &cluster.members,
+        input,
+        &mut buffers.ffsplit,
+        &mut cluster.ffsplit_work,
+    ) {
         log::debug!(
             "ffsplit: Membership for cluster {} is not yet stable",
             cluster.display_name()
@@ -448,13 +445,13 @@ fn run(cluster: &mut Cluster, input: &Input<'_>, actions: &mut Vec<Action>) -> V
         &cluster.members,
         input,
         &cluster.quorate_partition,
-        &mut cluster.ffsplit_scratch.work,
+        &mut cluster.ffsplit_work,
     );
     {
         let Cluster {
             members,
             quorate_partition,
-            ffsplit_scratch,
+            ffsplit_work,
             ..
         } = &mut *cluster;
         quorate_partition.clear();
@@ -466,7 +463,7 @@ fn run(cluster: &mut Cluster, input: &Input<'_>, actions: &mut Vec<Action>) -> V
             None => log::debug!("ffsplit: No quorate partition was selected"),
         }
         // qnetd_algo_ffsplit_update_nodes_state
-        ffsplit_scratch.work += (members.len() * (1 + quorate_partition.len())) as u64;
+        *ffsplit_work += (members.len() * (1 + quorate_partition.len())) as u64;
         for (i, m) in members.iter_mut().enumerate() {
             m.ffsplit_state = if input.leaving && i == input.client {
                 FfsplitClientState::WaitingForChange
@@ -479,9 +476,9 @@ fn run(cluster: &mut Cluster, input: &Input<'_>, actions: &mut Vec<Action>) -> V
     }
 
     cluster.ffsplit_state = FfsplitClusterState::SendingNacks;
-    if send_votes(cluster, input, Vote::Nack, actions) == 0 {
+    if send_votes(cluster, input, Vote::Nack, &mut buffers.actions) == 0 {
         log::debug!("ffsplit: No client gets NACK");
-        send_acks(cluster, input, actions);
+        send_acks(cluster, input, &mut buffers.actions);
     }
     Vote::NoChange
 }
@@ -495,7 +492,7 @@ pub fn handle(
     cluster: &mut Cluster,
     idx: usize,
     event: Event<'_>,
-    actions: &mut Vec<Action>,
+    buffers: &mut Buffers,
 ) -> Result<Vote, ReplyErrorCode> {
     let Some(c) = cluster.members.get(idx) else {
         return Err(ReplyErrorCode::InternalError);
@@ -517,7 +514,7 @@ pub fn handle(
                 config: Some(list),
                 ..base
             };
-            Ok(run(cluster, &input, actions))
+            Ok(run(cluster, &input, buffers))
         }
         Event::MembershipList {
             ring_id,
@@ -540,18 +537,18 @@ pub fn handle(
                 heuristics,
                 ..base
             };
-            Ok(run(cluster, &input, actions))
+            Ok(run(cluster, &input, buffers))
         }
         Event::QuorumList => Ok(Vote::NoChange),
         Event::HeuristicsChange { heuristics } => {
             if c.config_list.is_empty() || c.membership_list.is_empty() {
                 return Ok(Vote::AskLater);
             }
-            Ok(run(cluster, &Input { heuristics, ..base }, actions))
+            Ok(run(cluster, &Input { heuristics, ..base }, buffers))
         }
         Event::AskForVote => Err(ReplyErrorCode::UnsupportedDecisionAlgorithmMessage),
         Event::VoteInfoReply { seq } => {
-            vote_info_reply(cluster, idx, seq, actions);
+            vote_info_reply(cluster, idx, seq, &mut buffers.actions);
             Ok(Vote::Undefined)
         }
         Event::Disconnect { server_going_down } => {
@@ -562,7 +559,7 @@ pub fn handle(
                         leaving: true,
                         ..base
                     },
-                    actions,
+                    buffers,
                 );
             }
             Ok(Vote::Undefined)

@@ -81,7 +81,19 @@ pub const fn is_supported(algorithm: DecisionAlgorithm) -> bool {
     )
 }
 
-/// Runs the callback of the member at `idx` for `event`.
+/// What an algorithm run writes into, owned by the caller (the instance)
+/// and reused by every cluster, one run at a time: the actions to carry
+/// out, and ffsplit's stability-check buffers. A run allocates nothing once
+/// they have grown to the largest cluster's size.
+#[derive(Debug, Default)]
+pub struct Buffers {
+    /// The actions of the last run, in order.
+    pub actions: Vec<Action>,
+    ffsplit: ffsplit::Scratch,
+}
+
+/// Runs the callback of the member at `idx` for `event`; its actions are
+/// appended to `buffers.actions`.
 ///
 /// Returns the vote for the reply (meaningless for VOTE_INFO_REPLY and
 /// disconnects; for the timer, an ACK or NACK is to be sent as VOTE_INFO).
@@ -92,16 +104,16 @@ pub fn handle(
     cluster: &mut Cluster,
     idx: usize,
     event: Event<'_>,
-    actions: &mut Vec<Action>,
+    buffers: &mut Buffers,
 ) -> Result<Vote, ReplyErrorCode> {
     let Some(member) = cluster.members.get(idx) else {
         return Err(ReplyErrorCode::InternalError);
     };
     match member.algorithm {
         DecisionAlgorithm::Test => Ok(test::handle(&event)),
-        DecisionAlgorithm::Ffsplit => ffsplit::handle(cluster, idx, event, actions),
+        DecisionAlgorithm::Ffsplit => ffsplit::handle(cluster, idx, event, buffers),
         DecisionAlgorithm::TwoNodeLms => two_node_lms::handle(cluster, idx, event),
-        DecisionAlgorithm::Lms => Ok(lms::handle(cluster, idx, event, actions)),
+        DecisionAlgorithm::Lms => Ok(lms::handle(cluster, idx, event, &mut buffers.actions)),
         DecisionAlgorithm::Unknown(_) => Err(ReplyErrorCode::InternalError),
     }
 }

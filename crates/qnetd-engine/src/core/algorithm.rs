@@ -27,16 +27,16 @@ impl Instance {
         member_idx: usize,
         event: algo::Event<'_>,
     ) -> Result<Vote, ReplyErrorCode> {
-        let mut actions = core::mem::take(&mut self.actions);
-        actions.clear();
+        let mut buffers = core::mem::take(&mut self.algo_buffers);
+        buffers.actions.clear();
         let result = match self.clusters.get_mut(cluster_slot) {
-            Some(cluster) => algo::handle(cluster, member_idx, event, &mut actions),
+            Some(cluster) => algo::handle(cluster, member_idx, event, &mut buffers),
             None => Err(ReplyErrorCode::InternalError),
         };
-        for action in &actions {
+        for action in &buffers.actions {
             self.apply(now, cluster_slot, *action);
         }
-        self.actions = actions;
+        self.algo_buffers = buffers;
         result
     }
 

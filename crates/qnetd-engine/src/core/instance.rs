@@ -11,7 +11,7 @@ use super::cluster::ClusterTable;
 use super::settings::{InstanceConfig, PRE_INIT_HEARTBEAT_INTERVAL, TIMER_MAX_INTERVAL_MS};
 use super::time::Timestamp;
 use super::timers::{TimerKind, Timers};
-use crate::algo::{self, Action, Cluster};
+use crate::algo::{self, Cluster};
 use crate::proto::NodeList;
 
 /// Something the shell must act on (besides STARTTLS, which
@@ -77,7 +77,8 @@ pub struct Instance {
     pub(super) timers: Timers,
     pub(super) events: VecDeque<Event>,
     pub(super) dirty: VecDeque<ClientId>,
-    pub(super) actions: Vec<Action>,
+    /// The algorithms' actions and buffers, shared by every cluster.
+    pub(super) algo_buffers: algo::Buffers,
     /// Where received node lists are decoded (fixed capacity, on the heap
     /// once). `None` only while a node list is being handled.
     pub(super) node_scratch: Option<Box<NodeList>>,
@@ -98,7 +99,7 @@ impl Instance {
             timers: Timers::default(),
             events: VecDeque::new(),
             dirty: VecDeque::new(),
-            actions: Vec::new(),
+            algo_buffers: algo::Buffers::default(),
             node_scratch: Some(Box::new(NodeList::new())),
             status_generation: 0,
         }

@@ -121,7 +121,7 @@ fn classes_agree_with_the_pairwise_check() {
         let want = reference_is_stable(&members, &input);
         let mut scratch = Scratch::default();
         assert_eq!(
-            is_membership_stable(&members, &input, &mut scratch),
+            is_membership_stable(&members, &input, &mut scratch, &mut 0),
             want,
             "{members:#?} {input:?}"
         );
