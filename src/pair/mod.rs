@@ -60,7 +60,7 @@
 //! exists, else plain Corosync with `/etc/corosync/corosync.conf`; cluster
 //! name, nodelist and membership from `corosync-cmapctl`; every node
 //! online; no device yet — on a cluster already paired with this server it
-//! says so and exits 0 — unless `--force`); `corosync-qdevice-net-certutil`
+//! says so, changes nothing and exits 1 — unless `--force`); `corosync-qdevice-net-certutil`
 //! on every node, else the `apt install corosync-qdevice` line and stop;
 //! no certificate store yet unless `--force`; the corosync.conf POST (the
 //! server's refusal stops here); `--dry-run` prints the plan and the diff

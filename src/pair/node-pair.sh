@@ -206,10 +206,8 @@ check_node() {
     local host
     host=$(cmap_get quorum.device.net.host)
     if [ -n "$(cmap_get quorum.device.model)" ] && [ "$FORCE" = 0 ]; then
-        if [ "$host" = "$QNETD_HOST" ]; then
-            say "Cluster '$CLUSTER' already uses this qnetd ($QNETD_HOST) as its quorum device. Nothing to do."
-            exit 0
-        fi
+        [ "$host" != "$QNETD_HOST" ] \
+            || die "cluster '$CLUSTER' already uses this qnetd ($QNETD_HOST) as its quorum device: it is paired, nothing to do (run with --force to pair it again)"
         die "cluster '$CLUSTER' already has a quorum device (host ${host:-?}): remove it first, or run with --force"
     fi
 }

@@ -566,15 +566,22 @@ mod tests {
     }
 
     #[test]
-    fn fake_node_already_paired_with_us_is_a_no_op() {
+    fn fake_node_already_paired_with_us_refuses_and_changes_nothing() {
         let Some(run) = fake_run(&[], &[("DEVICE_HOST", "192.0.2.10")]) else {
             return;
         };
-        assert_eq!(run.rc, 0, "{}", run.stderr);
+        // Non-zero, so that `curl ... | bash` reports it: nothing was done.
+        assert_eq!(run.rc, 1, "{}", run.stderr);
         assert!(
-            run.stdout.contains("already uses this qnetd"),
+            run.stderr
+                .contains("ERROR: cluster 'twonode' already uses this qnetd (192.0.2.10)"),
             "{}",
-            run.stdout
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("Nothing was changed on the cluster."),
+            "{}",
+            run.stderr
         );
         assert!(!run.log.contains("curl"), "{}", run.log);
         assert_unchanged(&run);
