@@ -26,7 +26,11 @@
 //! request under `/pair/TOKEN` is checked with
 //! [`token::PairingWindow::authenticate`]. Every other path, method or
 //! malformed token answers 404. Bodies are bounded (below); errors are
-//! `text/plain`, one line, the `Display` of the refusal, never the secret.
+//! `text/plain`, one line, the `Display` of the refusal, never the secret,
+//! except on `GET /pair/TOKEN`: the node command pipes whatever it gets
+//! into bash (curl without `-f`), so a refusal there is a `text/x-shellscript`
+//! that prints `ERROR: qnetd refused the pairing (HTTP N): REASON` on stderr
+//! and exits 1.
 //!
 //! | method and path | request body | success (200) |
 //! |---|---|---|

@@ -3,7 +3,7 @@
 # Served by qnetd for one pairing window (src/pair/script.rs fills in the @...@ values). Run as
 # root on ONE node of a Proxmox VE cluster, or on EVERY node of a plain Corosync cluster:
 #
-#   curl -fsSk --pinnedpubkey sha256//PIN https://HOST:PORT/pair/ID.SECRET | bash
+#   curl -sSk --pinnedpubkey sha256//PIN https://HOST:PORT/pair/ID.SECRET | bash
 #   ... | bash -s -- --dry-run     checks, then prints the plan; changes nothing
 #   ... | bash -s -- --force       replaces an existing quorum device and certificate store
 #

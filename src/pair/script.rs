@@ -98,6 +98,9 @@ fn check(host: &str, port: u16, pin: &str) -> Result<(), ScriptError> {
 /// The command printed for the user to run on a node: the script fetched
 /// with the server authenticated by its pin (`-k` because the certificate
 /// names "Qnetd Server", not the address; curl still checks the pin).
+/// No `-f`: a refusal's body is a script too, which prints the reason and
+/// exits 1 (`super::http`), where `-f` would print only the status code
+/// and let `| bash` exit 0.
 ///
 /// # Errors
 ///
@@ -110,7 +113,7 @@ pub fn node_command(
 ) -> Result<String, ScriptError> {
     check(host, port, pin)?;
     Ok(format!(
-        "curl -fsSk --pinnedpubkey {pin} https://{}:{port}/pair/{token} | bash",
+        "curl -sSk --pinnedpubkey {pin} https://{}:{port}/pair/{token} | bash",
         url_host(host)
     ))
 }
@@ -659,11 +662,11 @@ mod tests {
         let t = token();
         assert_eq!(
             node_command("192.0.2.1", 5403, &pin, &t).expect("cmd"),
-            format!("curl -fsSk --pinnedpubkey {pin} https://192.0.2.1:5403/pair/{t} | bash")
+            format!("curl -sSk --pinnedpubkey {pin} https://192.0.2.1:5403/pair/{t} | bash")
         );
         assert_eq!(
             node_command("fd00::1", 15403, &pin, &t).expect("cmd"),
-            format!("curl -fsSk --pinnedpubkey {pin} https://[fd00::1]:15403/pair/{t} | bash")
+            format!("curl -sSk --pinnedpubkey {pin} https://[fd00::1]:15403/pair/{t} | bash")
         );
     }
 }
