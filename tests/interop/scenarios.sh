@@ -453,7 +453,8 @@ node_state() {
 
 # refused_run LABEL CMD [MESSAGE [nonzero]] : CMD on node 1 must not pair and must change nothing
 # (node_state); its output must match the extended regex MESSAGE; with `nonzero` it must also exit
-# non-zero. (`curl ... | bash` exits with bash's status: 0 when curl refused and sent nothing.)
+# non-zero. (`curl ... | bash` exits with bash's status: 0 when curl itself failed and sent
+# nothing, as with a wrong pin; a refusal by qnetd is a script that exits 1.)
 refused_run() {
     local label=$1 want=${3:-} nonzero=${4:-} before after rc=0
     before=$(node_state)
@@ -486,7 +487,8 @@ sc_pn() {
     refused_run "wrong pin" "$(sed -E 's#sha256//[A-Za-z0-9+/=]+#sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=#' <<< "$good")" \
         'public key does not match' || { finish FAIL "a wrong pin was not refused cleanly"; return; }
     refused_run "wrong token" "$(sed -E 's#(/pair/[0-9a-f]+\.)[0-9a-f]+#\100000000000000000000000000000000#' <<< "$good")" \
-        '403' || { finish FAIL "a wrong token was not refused cleanly"; return; }
+        'refused the pairing \(HTTP 403\): wrong pairing token secret' nonzero \
+        || { finish FAIL "a wrong token was not refused cleanly"; return; }
     NODE_CMD=$good
     pair_node1 || return
     finish PASS
@@ -497,7 +499,8 @@ sc_pe() {
     pve_unpaired pe 2 || return
     pair_node_command 2 --ttl 2 || { finish FAIL "the pairing command (with --ttl 2) failed"; return; }
     sleep 4
-    refused_run "expired window" "$NODE_CMD" '410|expired' || { finish FAIL "an expired window was not refused cleanly"; return; }
+    refused_run "expired window" "$NODE_CMD" 'refused the pairing \(HTTP 410\): the pairing window has expired' nonzero \
+        || { finish FAIL "an expired window was not refused cleanly"; return; }
     pair_node_command 2 || { finish FAIL "the pairing command failed the second time"; return; }
     pair_node1 || return
     finish PASS
