@@ -413,15 +413,22 @@ fn warnings_become_headers() {
     assert!(String::from_utf8_lossy(bad.body()).contains("never closed"));
 }
 
-#[test]
-fn token_refusals() {
-    let mut s = Server::new(WindowParams {
+/// A window of 60 s at `T0`, its token, the token with a wrong secret, and
+/// a token of another window.
+fn refusal_setup() -> (Server, Token, String, String) {
+    let s = Server::new(WindowParams {
         ttl_ms: 60_000,
         ..WindowParams::default()
     });
     let t = token();
     let wrong = format!("{}.{}", t.id(), "0".repeat(32));
     let other = Token::from_random(&[1; RANDOM_LEN]).to_string();
+    (s, t, wrong, other)
+}
+
+#[test]
+fn token_refusals() {
+    let (mut s, t, wrong, other) = refusal_setup();
     assert_eq!(s.call_at("GET", "", b"", &other, T0).status(), 404);
     assert_eq!(s.call_at("GET", "", b"", "nonsense", T0).status(), 404);
     assert_eq!(
@@ -467,13 +474,7 @@ fn run_in_bash(body: &[u8]) -> Option<(i32, String, String)> {
 
 #[test]
 fn refused_script_requests_answer_a_script_that_says_why_and_fails() {
-    let mut s = Server::new(WindowParams {
-        ttl_ms: 60_000,
-        ..WindowParams::default()
-    });
-    let t = token();
-    let wrong = format!("{}.{}", t.id(), "0".repeat(32));
-    let other = Token::from_random(&[1; RANDOM_LEN]).to_string();
+    let (mut s, t, wrong, other) = refusal_setup();
     let cases = [
         (
             s.call_at("GET", "", b"", &t.to_string(), T0.add_millis(60_000)),
