@@ -11,7 +11,7 @@
 #   make demo           a 2-node cluster voting through our binary, partition and heal (root)
 #   make interop-reference  the harness against the reference corosync-qnetd, with the
 #                       pairing scenarios and their reference commands (root)
-#   make interop-pair   the pairing scenarios p, p3, q with `qnetd pair` (root)
+#   make interop-pair   the pairing scenarios p, p3, q, pn, pe, pd, pu with `qnetd pair` (root)
 #   make interop-mqtt   scenario m: our binary publishing a real cluster's votes
 #                       to a real Mosquitto, checked on the broker (root)
 #   make ci             test + interop + interop-mqtt
@@ -147,15 +147,16 @@ interop-reference:
 
 # The pairing scenarios against our binary: `qnetd pair` on the server host
 # prints the node command, which runs on node 1 (p, p3: Proxmox VE stand-in)
-# or on every node (q: plain Corosync); pn: a wrong pin and a wrong token
-# change nothing; pu: `qnetd unpair` takes the vote away. No ssh to the server host.
+# or on every node (q: plain Corosync); pn: a wrong pin and a wrong token,
+# pe: an expired window, pd: a second run on a paired cluster change nothing;
+# pu: `qnetd unpair` takes the vote away. No ssh to the server host.
 interop-pair: release-bin
 	@[ "$$(id -u)" = 0 ] || { echo "make interop-pair needs root (network namespaces)"; exit 1; }
 	QI_QNETD_CERTUTIL='$(RELEASE) certutil' \
 	QI_PAIR_CMD='$(RELEASE) pair --nodes "$$QI_PAIR_NODES" --address "$$QNETD_ADDR"' \
 	QI_UNPAIR_CMD='$(RELEASE) unpair qitest' \
 	$(INTEROP)/scenarios.sh '$(RELEASE) -f -d -s "$$QNETD_TLS" -l "$$QNETD_ADDR" -p "$$QNETD_PORT"' \
-		$(or $(PAIR_SCENARIOS),p p3 q pn pu)
+		$(or $(PAIR_SCENARIOS),p p3 q pn pe pd pu)
 
 # About a minute; tears everything down, on Ctrl-C too.
 demo: release-bin

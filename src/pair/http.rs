@@ -22,7 +22,7 @@ use core::fmt::Write as _;
 use super::corosync_conf::{
     self, ConfError, CorosyncConf, DeviceSettings, MAX_CONF_LEN, add_device, raise_config_version,
 };
-use super::script::{ScriptParams, pem, render};
+use super::script::{ScriptParams, pem, render, shell_quote};
 use super::token::{PairingWindow, Refusal, Token};
 use crate::core::time::Timestamp;
 use x509_parser::certification_request::X509CertificationRequest;
@@ -370,8 +370,44 @@ pub struct Context<'a> {
     pub sign: &'a mut Signer<'a>,
 }
 
+/// The answer to a refused `GET /pair/TOKEN`. The node command pipes that
+/// body into bash whatever the status (curl runs without `-f`, which would
+/// only print the status code), so it is a script that prints the reason
+/// on stderr and exits 1: `curl … | bash` then says why and fails.
+fn refused_script(refused: &Response) -> Response {
+    let reason = if refused.status == 404 {
+        "no pairing window is open for this token (it was replaced by a newer one, or qnetd \
+         restarted): open a new one with `qnetd pair`"
+            .into()
+    } else {
+        String::from_utf8_lossy(&refused.body).trim_end().to_owned()
+    };
+    let line = format!(
+        "ERROR: qnetd refused the pairing (HTTP {}): {reason}. Nothing was changed.",
+        refused.status
+    );
+    Response::new(
+        refused.status,
+        "text/x-shellscript",
+        format!("printf '%s\\n' {} >&2\nexit 1\n", shell_quote(&line)).into_bytes(),
+    )
+}
+
 /// Answers `req` for `window` at `now`; see the module documentation.
 pub fn handle(
+    req: &Request,
+    window: Option<&mut PairingWindow>,
+    ctx: &mut Context<'_>,
+    now: Timestamp,
+) -> Response {
+    let r = answer(req, window, ctx, now);
+    if req.route == Route::Script && r.status != 200 {
+        return refused_script(&r);
+    }
+    r
+}
+
+fn answer(
     req: &Request,
     window: Option<&mut PairingWindow>,
     ctx: &mut Context<'_>,

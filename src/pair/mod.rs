@@ -26,7 +26,11 @@
 //! request under `/pair/TOKEN` is checked with
 //! [`token::PairingWindow::authenticate`]. Every other path, method or
 //! malformed token answers 404. Bodies are bounded (below); errors are
-//! `text/plain`, one line, the `Display` of the refusal, never the secret.
+//! `text/plain`, one line, the `Display` of the refusal, never the secret,
+//! except on `GET /pair/TOKEN`: the node command pipes whatever it gets
+//! into bash (curl without `-f`), so a refusal there is a `text/x-shellscript`
+//! that prints `ERROR: qnetd refused the pairing (HTTP N): REASON` on stderr
+//! and exits 1.
 //!
 //! | method and path | request body | success (200) |
 //! |---|---|---|
@@ -60,7 +64,7 @@
 //! exists, else plain Corosync with `/etc/corosync/corosync.conf`; cluster
 //! name, nodelist and membership from `corosync-cmapctl`; every node
 //! online; no device yet — on a cluster already paired with this server it
-//! says so and exits 0 — unless `--force`); `corosync-qdevice-net-certutil`
+//! says so, changes nothing and exits 1 — unless `--force`); `corosync-qdevice-net-certutil`
 //! on every node, else the `apt install corosync-qdevice` line and stop;
 //! no certificate store yet unless `--force`; the corosync.conf POST (the
 //! server's refusal stops here); `--dry-run` prints the plan and the diff

@@ -3,7 +3,7 @@
 # Served by qnetd for one pairing window (src/pair/script.rs fills in the @...@ values). Run as
 # root on ONE node of a Proxmox VE cluster, or on EVERY node of a plain Corosync cluster:
 #
-#   curl -fsSk --pinnedpubkey sha256//PIN https://HOST:PORT/pair/ID.SECRET | bash
+#   curl -sSk --pinnedpubkey sha256//PIN https://HOST:PORT/pair/ID.SECRET | bash
 #   ... | bash -s -- --dry-run     checks, then prints the plan; changes nothing
 #   ... | bash -s -- --force       replaces an existing quorum device and certificate store
 #
@@ -206,10 +206,8 @@ check_node() {
     local host
     host=$(cmap_get quorum.device.net.host)
     if [ -n "$(cmap_get quorum.device.model)" ] && [ "$FORCE" = 0 ]; then
-        if [ "$host" = "$QNETD_HOST" ]; then
-            say "Cluster '$CLUSTER' already uses this qnetd ($QNETD_HOST) as its quorum device. Nothing to do."
-            exit 0
-        fi
+        [ "$host" != "$QNETD_HOST" ] \
+            || die "cluster '$CLUSTER' already uses this qnetd ($QNETD_HOST) as its quorum device: it is paired, nothing to do (run with --force to pair it again)"
         die "cluster '$CLUSTER' already has a quorum device (host ${host:-?}): remove it first, or run with --force"
     fi
 }

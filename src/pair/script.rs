@@ -98,6 +98,9 @@ fn check(host: &str, port: u16, pin: &str) -> Result<(), ScriptError> {
 /// The command printed for the user to run on a node: the script fetched
 /// with the server authenticated by its pin (`-k` because the certificate
 /// names "Qnetd Server", not the address; curl still checks the pin).
+/// No `-f`: a refusal's body is a script too, which prints the reason and
+/// exits 1 (`super::http`), where `-f` would print only the status code
+/// and let `| bash` exit 0.
 ///
 /// # Errors
 ///
@@ -110,7 +113,7 @@ pub fn node_command(
 ) -> Result<String, ScriptError> {
     check(host, port, pin)?;
     Ok(format!(
-        "curl -fsSk --pinnedpubkey {pin} https://{}:{port}/pair/{token} | bash",
+        "curl -sSk --pinnedpubkey {pin} https://{}:{port}/pair/{token} | bash",
         url_host(host)
     ))
 }
@@ -566,15 +569,22 @@ mod tests {
     }
 
     #[test]
-    fn fake_node_already_paired_with_us_is_a_no_op() {
+    fn fake_node_already_paired_with_us_refuses_and_changes_nothing() {
         let Some(run) = fake_run(&[], &[("DEVICE_HOST", "192.0.2.10")]) else {
             return;
         };
-        assert_eq!(run.rc, 0, "{}", run.stderr);
+        // Non-zero, so that `curl ... | bash` reports it: nothing was done.
+        assert_eq!(run.rc, 1, "{}", run.stderr);
         assert!(
-            run.stdout.contains("already uses this qnetd"),
+            run.stderr
+                .contains("ERROR: cluster 'twonode' already uses this qnetd (192.0.2.10)"),
             "{}",
-            run.stdout
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("Nothing was changed on the cluster."),
+            "{}",
+            run.stderr
         );
         assert!(!run.log.contains("curl"), "{}", run.log);
         assert_unchanged(&run);
@@ -652,11 +662,11 @@ mod tests {
         let t = token();
         assert_eq!(
             node_command("192.0.2.1", 5403, &pin, &t).expect("cmd"),
-            format!("curl -fsSk --pinnedpubkey {pin} https://192.0.2.1:5403/pair/{t} | bash")
+            format!("curl -sSk --pinnedpubkey {pin} https://192.0.2.1:5403/pair/{t} | bash")
         );
         assert_eq!(
             node_command("fd00::1", 15403, &pin, &t).expect("cmd"),
-            format!("curl -fsSk --pinnedpubkey {pin} https://[fd00::1]:15403/pair/{t} | bash")
+            format!("curl -sSk --pinnedpubkey {pin} https://[fd00::1]:15403/pair/{t} | bash")
         );
     }
 }

@@ -213,7 +213,7 @@ fn addon_mode_opens_a_pairing_window_and_logs_the_node_command() {
             let line = found.expect("the pairing line in the log");
             let command = line.split(": ").last().unwrap();
             assert!(
-                command.starts_with("curl -fsSk --pinnedpubkey sha256//")
+                command.starts_with("curl -sSk --pinnedpubkey sha256//")
                     && command.contains(&format!("https://127.0.0.1:{port}/pair/"))
                     && command.ends_with("| bash"),
                 "{line}"

@@ -449,7 +449,7 @@ fn pair_a_cluster_shows_the_node_command() {
         .clone();
     let pin = qnetd::pair::pin::spki_pin(leaf.as_ref()).unwrap();
     let want = format!(
-        "QNetd: no cluster; pairing: curl -fsSk --pinnedpubkey {pin} https://127.0.0.1:{}/pair/",
+        "QNetd: no cluster; pairing: curl -sSk --pinnedpubkey {pin} https://127.0.0.1:{}/pair/",
         d.port
     );
     wait_title(devtools, "with the node command", |t| t.starts_with(&want));

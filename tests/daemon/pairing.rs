@@ -74,7 +74,7 @@ impl Paired {
         let stdout = String::from_utf8(out.stdout).unwrap();
         let last = stdout.lines().last().unwrap().to_string();
         let words: Vec<&str> = last.split_whitespace().collect();
-        assert_eq!(words[..3], ["curl", "-fsSk", "--pinnedpubkey"], "{last}");
+        assert_eq!(words[..3], ["curl", "-sSk", "--pinnedpubkey"], "{last}");
         assert_eq!(words[5..], ["|", "bash"], "{last}");
         let port = format!(":{}/pair/", self.port);
         assert!(words[4].contains(&port), "{last}");
@@ -258,6 +258,23 @@ fn wrong_tokens_lock_out_and_expired_windows() {
     let (_, code, body) = curl(Some(&pin), &url, &[]);
     assert_eq!(code, 410, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("expired"));
+    // The node command as printed (`open` checked its shape), through bash:
+    // it says why on stderr and fails, where `curl -f` printed only the code.
+    let out = Command::new("bash")
+        .args([
+            "-c",
+            &format!("curl -sSk --pinnedpubkey {pin} {url} | bash"),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "ERROR: qnetd refused the pairing (HTTP 410): the pairing window has expired"
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -22,7 +22,9 @@
 # the qnetd host (the qnetd command's variables plus QI_PAIR_NODES=N); the LAST line of its
 # stdout is the node command, run as root with bash -c on node 1 (p, p3) or on every node (q),
 # within QI_PAIR_DEADLINE seconds [180]. Scenario pn (only when named) runs the node command
-# with a wrong pin and a wrong token first. Scenario pu (only when named) pairs as p, then runs
+# with a wrong pin and a wrong token first; pe (only when named) runs QI_PAIR_CMD --ttl 2 (a
+# `qnetd pair` command) and its node command after the window expired; pd (only when named) pairs
+# as p, then runs the node command of a new window again. Scenario pu (only when named) pairs as p, then runs
 # QI_UNPAIR_CMD on the qnetd host and checks that the qdevice vote is gone. QI_QNETD_SSHD=1 starts the fake sshd on the qnetd host
 # (cluster.sh up --qnetd-sshd) for these scenarios, for pairing commands that ssh to it.
 
@@ -311,10 +313,11 @@ conf_flat() {
 }
 conf_get() { conf_flat "$1" | awk -v k="$2" 'index($0, k "=") == 1 { print substr($0, length(k) + 2); exit }'; }
 
-pair_node_command() { # NODES : run QI_PAIR_CMD on the qnetd host; NODE_CMD = the last line of its stdout
-    local out rc
-    say "    pairing command on the qnetd host (QI_PAIR_NODES=$1): $PAIR_CMD"
-    out=$(QI_PAIR_NODES=$1 "$CL" qnetd-cmd --timeout "$WAIT" "$PAIR_CMD" 2>> "$CLLOG"); rc=$?
+pair_node_command() { # NODES [OPTION...] : run QI_PAIR_CMD [OPTION...] on the qnetd host; NODE_CMD = the last line of its stdout
+    local n=$1 cmd out rc; shift
+    cmd="$PAIR_CMD${*:+ $*}"
+    say "    pairing command on the qnetd host (QI_PAIR_NODES=$n): $cmd"
+    out=$(QI_PAIR_NODES=$n "$CL" qnetd-cmd --timeout "$WAIT" "$cmd" 2>> "$CLLOG"); rc=$?
     if [ $rc != 0 ]; then say "    pairing command failed (exit $rc); last lines of the log:"; tail -n 10 "$CLLOG" | ev; return 1; fi
     NODE_CMD=${out##*$'\n'}
     [ -n "$NODE_CMD" ] || { say "    pairing command printed no node command (its last stdout line is empty)"; return 1; }
@@ -377,12 +380,16 @@ no_device_before() { # NODES FILE... : quorate without a qdevice, no quorum.devi
     say "    no quorum.device in the config, no qdevice running, no certificate store on any node"
 }
 
+pve_unpaired() { # ID NODES : begin scenario ID on a Proxmox VE stand-in of NODES nodes without a device
+    begin "$1" "$DESC"
+    [ -n "$PAIR_CMD" ] || { finish SKIP "QI_PAIR_CMD is not set"; return 1; }
+    up --nodes "$2" --no-device --pve --tls required "${QSSHD[@]}" || { finish FAIL "cluster did not start"; return 1; }
+    no_device_before "$2" "$QI_STATE/pve/corosync.conf" || { finish FAIL "unexpected state before pairing"; return 1; }
+}
+
 pair_pve() { # ID NODES
     local id=$1 n=$2 i v0 algo="" master=$QI_STATE/pve/corosync.conf
-    begin "$id" "$DESC"
-    [ -n "$PAIR_CMD" ] || { finish SKIP "QI_PAIR_CMD is not set"; return 1; }
-    up --nodes "$n" --no-device --pve --tls required "${QSSHD[@]}" || { finish FAIL "cluster did not start"; return 1; }
-    no_device_before "$n" "$master" || { finish FAIL "unexpected state before pairing"; return 1; }
+    pve_unpaired "$id" "$n" || return 1
     v0=$(conf_get "$master" totem.config_version)
     pair_node_command "$n" || { finish FAIL "the pairing command failed"; return 1; }
     node_run 1 || { finish FAIL "the node command failed on node 1"; return 1; }
@@ -432,37 +439,81 @@ sc_q() {
     finish PASS
 }
 
-refused_run() { # LABEL CMD : CMD on node 1 must not pair and must change nothing
-    local label=$1 before after master=$QI_STATE/pve/corosync.conf
-    state() { md5sum "$master" "$QI_STATE"/n*/etc/corosync.conf 2>/dev/null; ls -d "$QI_STATE"/n*/etc/qdevice/net/nssdb 2>/dev/null; }
-    before=$(state)
+# node_state: what a refused node command must leave as it was: /etc/pve/corosync.conf and every
+# node's corosync.conf, every file of every node's NSS database (checksums), and every node's
+# corosync-qdevice service (the running process, by pid, and the `systemctl enable` flag)
+node_state() {
+    local d
+    md5sum "$QI_STATE/pve/corosync.conf" "$QI_STATE"/n*/etc/corosync.conf 2>/dev/null
+    for d in "$QI_STATE"/n*/; do
+        find "$d"etc/qdevice/net/nssdb -type f -exec md5sum {} + 2>/dev/null | sort -k 2
+        echo "$d corosync-qdevice pid=$(cat "$d"qdevice.pid 2>/dev/null) enabled=$([ -e "$d"systemd/corosync-qdevice.enabled ] && echo yes || echo no)"
+    done
+}
+
+# refused_run LABEL CMD [MESSAGE [nonzero]] : CMD on node 1 must not pair and must change nothing
+# (node_state); its output must match the extended regex MESSAGE; with `nonzero` it must also exit
+# non-zero. (`curl ... | bash` exits with bash's status: 0 when curl itself failed and sent
+# nothing, as with a wrong pin; a refusal by qnetd is a script that exits 1.)
+refused_run() {
+    local label=$1 want=${3:-} nonzero=${4:-} before after rc=0
+    before=$(node_state)
     NODE_CMD=$2
     say "    $label: $NODE_CMD"
-    # `curl ... | bash` exits with bash's status: 0 when curl refused and sent nothing. What
-    # counts is that nothing ran: no "paired" line and no change.
-    node_run 1
+    node_run 1 || rc=1
     ! grep -q 'paired:' "$QI_STATE/n1/pair-cmd.out" || { say "    $label: the node command paired"; return 1; }
-    after=$(state)
-    [ "$before" = "$after" ] || { say "    $label: corosync.conf or the NSS databases changed"; return 1; }
-    say "    $label: refused; corosync.conf files and NSS databases unchanged"
+    [ -z "$want" ] || grep -Eq "$want" "$QI_STATE/n1/pair-cmd.out" || { say "    $label: no line matches /$want/"; return 1; }
+    [ -z "$nonzero" ] || [ $rc != 0 ] || { say "    $label: the node command exited 0"; return 1; }
+    after=$(node_state)
+    if [ "$before" != "$after" ]; then
+        say "    $label: corosync.conf, an NSS database or corosync-qdevice changed:"
+        diff <(echo "$before") <(echo "$after") | ev
+        return 1
+    fi
+    say "    $label: refused; corosync.conf files, NSS databases ($(grep -c '/nssdb/' <<< "$after") files) and corosync-qdevice unchanged"
+}
+
+pair_node1() { # the node command (NODE_CMD) on node 1 pairs the 2-node cluster
+    node_run 1 || { finish FAIL "the node command failed on node 1"; return 1; }
+    check_quorate 90 || { finish FAIL "not quorate through the qdevice after pairing"; return 1; }
 }
 
 sc_pn() {
     DESC="Proxmox VE stand-in, 2 nodes: the node command with a wrong pin, then with a wrong token secret, pairs nothing on node 1 and leaves /etc/pve/corosync.conf, every node's corosync.conf and NSS databases unchanged; the right command then pairs"
-    begin pn "$DESC"
-    [ -n "$PAIR_CMD" ] || { finish SKIP "QI_PAIR_CMD is not set"; return; }
+    pve_unpaired pn 2 || return
     local good
-    up --nodes 2 --no-device --pve --tls required "${QSSHD[@]}" || { finish FAIL "cluster did not start"; return; }
-    no_device_before 2 "$QI_STATE/pve/corosync.conf" || { finish FAIL "unexpected state before pairing"; return; }
     pair_node_command 2 || { finish FAIL "the pairing command failed"; return; }
     good=$NODE_CMD
     refused_run "wrong pin" "$(sed -E 's#sha256//[A-Za-z0-9+/=]+#sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=#' <<< "$good")" \
-        || { finish FAIL "a wrong pin was not refused cleanly"; return; }
+        'public key does not match' || { finish FAIL "a wrong pin was not refused cleanly"; return; }
     refused_run "wrong token" "$(sed -E 's#(/pair/[0-9a-f]+\.)[0-9a-f]+#\100000000000000000000000000000000#' <<< "$good")" \
+        'refused the pairing \(HTTP 403\): wrong pairing token secret' nonzero \
         || { finish FAIL "a wrong token was not refused cleanly"; return; }
     NODE_CMD=$good
-    node_run 1 || { finish FAIL "the right node command failed after the refused ones"; return; }
-    check_quorate 90 || { finish FAIL "not quorate through the qdevice after pairing"; return; }
+    pair_node1 || return
+    finish PASS
+}
+
+sc_pe() {
+    DESC="Proxmox VE stand-in, 2 nodes: the node command of a window that has expired (qnetd pair --ttl 2, run 4 s later) pairs nothing on node 1 and leaves every corosync.conf and NSS database unchanged; a new window then pairs"
+    pve_unpaired pe 2 || return
+    pair_node_command 2 --ttl 2 || { finish FAIL "the pairing command (with --ttl 2) failed"; return; }
+    sleep 4
+    refused_run "expired window" "$NODE_CMD" 'refused the pairing \(HTTP 410\): the pairing window has expired' nonzero \
+        || { finish FAIL "an expired window was not refused cleanly"; return; }
+    pair_node_command 2 || { finish FAIL "the pairing command failed the second time"; return; }
+    pair_node1 || return
+    finish PASS
+}
+
+sc_pd() {
+    DESC="Proxmox VE stand-in, 2 nodes paired as in p; the node command of a new window, run again on node 1, says the cluster is paired already, exits non-zero and changes nothing (corosync.conf, NSS databases, corosync-qdevice); the qdevice vote still counts"
+    pair_pve pd 2 || return
+    pair_node_command 2 || { finish FAIL "the second pairing command failed"; return; }
+    refused_run "already paired" "$NODE_CMD" 'already uses this qnetd' nonzero \
+        || { finish FAIL "a second run on a paired cluster was not refused cleanly"; return; }
+    check_quorate 30 || { finish FAIL "the qdevice vote is no longer counted"; return; }
+    check_tls_all 2 || { finish FAIL "TLS no longer active with a client certificate"; return; }
     finish PASS
 }
 

@@ -413,15 +413,22 @@ fn warnings_become_headers() {
     assert!(String::from_utf8_lossy(bad.body()).contains("never closed"));
 }
 
-#[test]
-fn token_refusals() {
-    let mut s = Server::new(WindowParams {
+/// A window of 60 s at `T0`, its token, the token with a wrong secret, and
+/// a token of another window.
+fn refusal_setup() -> (Server, Token, String, String) {
+    let s = Server::new(WindowParams {
         ttl_ms: 60_000,
         ..WindowParams::default()
     });
     let t = token();
     let wrong = format!("{}.{}", t.id(), "0".repeat(32));
     let other = Token::from_random(&[1; RANDOM_LEN]).to_string();
+    (s, t, wrong, other)
+}
+
+#[test]
+fn token_refusals() {
+    let (mut s, t, wrong, other) = refusal_setup();
     let unknown = s.call_at("GET", "", b"", &other, T0);
     assert_eq!(unknown.status(), 404);
     assert_eq!(unknown.refusal(), Some(&Refusal::UnknownId));
@@ -451,6 +458,69 @@ fn token_refusals() {
         sign: &mut sign,
     };
     assert_eq!(handle(&req, None, &mut ctx, T0).status(), 404);
+}
+
+/// `bash -c BODY`: (exit status, stdout, stderr), or `None` without bash.
+fn run_in_bash(body: &[u8]) -> Option<(i32, String, String)> {
+    let script = String::from_utf8(body.to_vec()).expect("utf8");
+    let out = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .ok()?;
+    Some((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+#[test]
+fn refused_script_requests_answer_a_script_that_says_why_and_fails() {
+    let (mut s, t, wrong, other) = refusal_setup();
+    let cases = [
+        (
+            s.call_at("GET", "", b"", &t.to_string(), T0.add_millis(60_000)),
+            410,
+            "the pairing window has expired: open a new one with `qnetd pair`",
+        ),
+        (
+            s.call_at("GET", "", b"", &wrong, T0),
+            403,
+            "wrong pairing token secret",
+        ),
+        (
+            s.call_at("GET", "", b"", &other, T0),
+            404,
+            "no pairing window is open for this token",
+        ),
+    ];
+    for (r, status, reason) in cases {
+        assert_eq!(r.status(), status);
+        let wire = String::from_utf8_lossy(&r.to_bytes()).into_owned();
+        assert!(
+            wire.contains("Content-Type: text/x-shellscript\r\n"),
+            "{wire}"
+        );
+        assert!(!wire.contains(&t.to_string()[9..]), "{wire}");
+        let Some((rc, stdout, stderr)) = run_in_bash(r.body()) else {
+            eprintln!("skipped: no bash");
+            return;
+        };
+        assert_eq!(rc, 1, "{stderr}");
+        assert_eq!(stdout, "");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.starts_with(&format!(
+                "ERROR: qnetd refused the pairing (HTTP {status}): "
+            )),
+            "{stderr}"
+        );
+        assert!(stderr.contains(reason), "{stderr}");
+        assert!(stderr.ends_with("Nothing was changed.\n"), "{stderr}");
+    }
+    // The other routes keep their one-line text answers for the script's own requests.
+    let r = s.call_at("GET", "/status", b"", &other, T0);
+    assert_eq!((r.status(), r.body()), (404, &b"not found\n"[..]));
 }
 
 #[test]
