@@ -386,11 +386,14 @@ fn refused_script(refused: &Response) -> Response {
         "ERROR: qnetd refused the pairing (HTTP {}): {reason}. Nothing was changed.",
         refused.status
     );
-    Response::new(
+    let mut response = Response::new(
         refused.status,
         "text/x-shellscript",
         format!("printf '%s\\n' {} >&2\nexit 1\n", shell_quote(&line)).into_bytes(),
-    )
+    );
+    // The panel's event list still learns why.
+    response.refusal = refused.refusal.clone();
+    response
 }
 
 /// Answers `req` for `window` at `now`; see the module documentation.
