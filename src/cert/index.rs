@@ -99,6 +99,15 @@ pub fn parse(text: &str) -> Vec<Issued> {
     text.lines().filter_map(Issued::parse).collect()
 }
 
+/// The clusters that have a live certificate among `entries` (a cluster
+/// with several appears once per live entry).
+pub fn live_clusters(entries: &[Issued]) -> impl Iterator<Item = &str> {
+    entries
+        .iter()
+        .filter(|e| e.state == CertState::Live)
+        .map(|e| e.cluster.as_str())
+}
+
 /// `text` with every live certificate of `cluster` revoked; also returns
 /// their serials.
 #[must_use]
@@ -147,6 +156,7 @@ mod tests {
         let entries = parse(&after);
         assert_eq!(entries[0].state, CertState::Revoked);
         assert_eq!(entries[1], b);
+        assert_eq!(live_clusters(&entries).collect::<Vec<_>>(), ["beta"]);
         assert!(after.contains("# comment\ngarbage\t1\n"));
         // Revoking again finds nothing live.
         assert!(revoke(&after, "alpha").1.is_empty());

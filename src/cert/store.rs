@@ -448,10 +448,7 @@ impl CertStore {
     ///
     /// I/O errors.
     pub fn has_live_certs(&self, cluster: &str) -> Result<bool> {
-        Ok(self
-            .issued()?
-            .iter()
-            .any(|e| e.cluster == cluster && e.state == CertState::Live))
+        Ok(index::live_clusters(&self.issued()?).any(|c| c == cluster))
     }
 
     /// Revokes every live certificate of `cluster` in the index; returns

@@ -18,9 +18,11 @@
 //!   engine timers) makes the next [`Http::tick`] rebuild the `--json`
 //!   Report, at most every [`REFRESH_MS`]; a change goes to every event
 //!   stream. [`Http::note`] adds the pairing steps the loop takes from
-//!   `Pairing` to the same event list; they go out with the next rebuild.
+//!   `Pairing` to the same event list, with its paired clusters (the
+//!   snapshot's `paired`); they go out with the next rebuild.
 //!   Streams get a keepalive comment every [`KEEPALIVE_MS`].
 
+use std::collections::BTreeSet;
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
 
@@ -139,12 +141,13 @@ impl Http {
         self.dirty = true;
     }
 
-    /// Pairing steps at `now`: into the event list, out with the next
-    /// frame.
-    pub(super) fn note(&mut self, now: u64, steps: Vec<Event>) {
+    /// Pairing steps at `now` and the paired clusters after them
+    /// ([`Pairing::paired`]): into the snapshot, out with the next frame.
+    pub(super) fn note(&mut self, now: u64, steps: Vec<Event>, paired: &BTreeSet<String>) {
         for step in steps {
             self.feed.note(now, step);
         }
+        self.feed.set_paired(paired);
         self.noted = true;
         self.dirty = true;
     }

@@ -164,6 +164,9 @@ pub fn run(config: &Config) -> Result<(), Error> {
     if let Some(reason) = config.unauthenticated_reason() {
         log::warn!("{reason}");
     }
+    if let (Some(h), Some(p)) = (server.http.as_mut(), pairing.as_ref()) {
+        h.note(server.clock.now().as_millis(), Vec::new(), p.paired());
+    }
     server.pairing = pairing;
     log::info!(
         "QNetd ready to provide service: listening on {local} (tls={}, client certificate required={})",
@@ -439,14 +442,13 @@ impl Server {
     /// list, and an unpaired cluster to MQTT (its entities go at once).
     /// Without a step (every heartbeat) nothing is allocated.
     fn route_pair_steps(&mut self, now: Timestamp) {
-        let Some(steps) = self
-            .pairing
-            .as_mut()
-            .map(pair::Pairing::take_steps)
-            .filter(|s| !s.is_empty())
-        else {
+        let Some(pairing) = self.pairing.as_mut() else {
             return;
         };
+        let steps = pairing.take_steps();
+        if steps.is_empty() {
+            return;
+        }
         if let Some(m) = &mut self.mqtt {
             for step in &steps {
                 if let crate::panel::feed::Event::Unpair { cluster, .. } = step {
@@ -455,7 +457,7 @@ impl Server {
             }
         }
         if let Some(h) = self.http.as_mut() {
-            h.note(now.as_millis(), steps);
+            h.note(now.as_millis(), steps, pairing.paired());
         }
     }
 

@@ -30,7 +30,14 @@
 //!   A window's end by time is found by [`Pairing::handle_timeout`], whose
 //!   deadline [`Pairing::poll_timeout`] includes; with no step, nothing is
 //!   allocated.
+//! * The paired clusters (those with live certificates in the index) are
+//!   kept in memory for the panel ([`Pairing::paired`]): read from the
+//!   index once at start, then a signing adds its cluster and an unpair
+//!   removes it. A certificate signed or revoked by another process while
+//!   the daemon runs (`certutil -s`, a hand edit) shows after a restart;
+//!   the pairing decisions themselves always read the index.
 
+use std::collections::BTreeSet;
 use std::io::{self, Read as _};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -41,6 +48,7 @@ use rustls::ServerConfig;
 
 use super::tls::{TlsSession, pairing_server_config};
 use super::{READ_CHUNK, interrupted, would_block, write_out};
+use crate::cert::index::{CertState, live_clusters};
 use crate::cert::policy::RevokedSerials;
 use crate::cert::store::CertStore;
 use crate::config::Config;
@@ -101,6 +109,51 @@ impl Window {
     }
 }
 
+/// What pairing did that others read: the steps for the loop and the
+/// paired clusters.
+#[derive(Default)]
+struct Ledger {
+    /// Pairing steps since the loop last asked ([`Pairing::take_steps`]).
+    steps: Vec<Event>,
+    /// The clusters with live certificates ([`Pairing::paired`]).
+    paired: BTreeSet<String>,
+}
+
+impl Ledger {
+    /// Signs `csr` for `cluster` and `node` ([`CertStore::sign_and_record`])
+    /// on behalf of the window `token` (`-` for none) and the requester
+    /// `addr`: the audit line, the step, the cluster paired. The
+    /// certificate (DER) or the error's words.
+    fn sign(
+        &mut self,
+        store: &CertStore,
+        csr: &[u8],
+        cluster: &str,
+        node: &str,
+        token: &str,
+        addr: PeerAddr,
+    ) -> Result<Vec<u8>, String> {
+        let s = store
+            .sign_and_record(csr, cluster, node)
+            .map_err(|e| e.to_string())?;
+        log::info!(
+            "pairing: signed certificate cluster={cluster} node={node} serial={} addr={addr} token={token}",
+            s.serial,
+        );
+        self.steps.push(Event::PairSigned {
+            token: token.to_owned(),
+            cluster: cluster.to_owned(),
+            node: node.to_owned(),
+            serial: s.serial,
+            address: addr.to_string(),
+        });
+        if !self.paired.contains(cluster) {
+            self.paired.insert(cluster.to_owned());
+        }
+        Ok(s.der)
+    }
+}
+
 /// The pairing state and connections.
 pub(super) struct Pairing {
     store: CertStore,
@@ -113,8 +166,7 @@ pub(super) struct Pairing {
     conns: Vec<Option<Conn>>,
     revoked: RevokedSerials,
     buf: Box<[u8]>,
-    /// Pairing steps since the loop last asked ([`Pairing::take_steps`]).
-    steps: Vec<Event>,
+    ledger: Ledger,
 }
 
 impl Pairing {
@@ -143,9 +195,13 @@ impl Pairing {
         revoked.extend(
             issued
                 .iter()
-                .filter(|e| e.state == crate::cert::index::CertState::Revoked)
+                .filter(|e| e.state == CertState::Revoked)
                 .map(|e| e.serial),
         );
+        let ledger = Ledger {
+            steps: Vec::new(),
+            paired: live_clusters(&issued).map(str::to_owned).collect(),
+        };
         Ok(Self {
             store,
             config: tls,
@@ -157,7 +213,7 @@ impl Pairing {
             conns: Vec::new(),
             revoked,
             buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
-            steps: Vec::new(),
+            ledger,
         })
     }
 
@@ -300,7 +356,7 @@ impl Pairing {
         w.ended = true;
         log::info!("pairing: window {} closed: {}", w.window.id(), end.as_str());
         let event = w.closed(end.as_str());
-        self.steps.push(event);
+        self.ledger.steps.push(event);
     }
 
     /// Reads until `WouldBlock`, answers once a request is complete, writes.
@@ -362,7 +418,7 @@ impl Pairing {
             Parse::Request(req, _) => {
                 let addr = conn.addr;
                 let (store, pin, ca_der, port) = (&self.store, &self.pin, &self.ca_der, self.port);
-                let steps = &mut self.steps;
+                let ledger = &mut self.ledger;
                 let (window, host) = match self.window.as_mut() {
                     Some(w) => (Some(&mut w.window), w.host.as_str()),
                     None => (None, ""),
@@ -371,22 +427,8 @@ impl Pairing {
                 let id = window.as_ref().map(|w| w.id().to_string());
                 let has_live = |name: &str| store.has_live_certs(name).unwrap_or(true);
                 let mut sign = |csr: &[u8], cluster: &str, node: &str| {
-                    let s = store
-                        .sign_and_record(csr, cluster, node)
-                        .map_err(|e| e.to_string())?;
                     let token = id.as_deref().unwrap_or("-");
-                    log::info!(
-                        "pairing: signed certificate cluster={cluster} node={node} serial={} addr={addr} token={token}",
-                        s.serial,
-                    );
-                    steps.push(Event::PairSigned {
-                        token: token.to_owned(),
-                        cluster: cluster.to_owned(),
-                        node: node.to_owned(),
-                        serial: s.serial,
-                        address: addr.to_string(),
-                    });
-                    Ok(s.der)
+                    ledger.sign(store, csr, cluster, node, token, addr)
                 };
                 let mut ctx = Context {
                     host,
@@ -411,7 +453,7 @@ impl Pairing {
                         (None, 409) => "conflict",
                         (None, _) => "error",
                     };
-                    self.steps.push(Event::PairRefused {
+                    self.ledger.steps.push(Event::PairRefused {
                         token: PairToken::parse(&req.token)
                             .ok()
                             .map(|t| t.id().to_string()),
@@ -479,7 +521,7 @@ impl Pairing {
                 Some(w) => {
                     log::info!("pairing: window {} closed", w.window.id());
                     if !w.ended {
-                        self.steps.push(w.closed("closed"));
+                        self.ledger.steps.push(w.closed("closed"));
                     }
                     ok(String::new())
                 }
@@ -490,6 +532,8 @@ impl Pairing {
                     Ok(s) => s,
                     Err(e) => return err(&e.to_string()),
                 };
+                // Nothing live in the index (any more): not paired.
+                self.ledger.paired.remove(&name);
                 if serials.is_empty() {
                     return err(&format!(
                         "cluster '{name}' has no live certificates on this qnetd"
@@ -500,7 +544,7 @@ impl Pairing {
                     && let Some(w) = self.window.take()
                     && !w.ended
                 {
-                    self.steps.push(w.closed("unpaired"));
+                    self.ledger.steps.push(w.closed("unpaired"));
                 }
                 let clients: Vec<ClientId> = instance
                     .clusters()
@@ -514,7 +558,7 @@ impl Pairing {
                     clients.len()
                 );
                 let body = kv("revoked", serials.len()) + &kv("disconnected", clients.len());
-                self.steps.push(Event::Unpair {
+                self.ledger.steps.push(Event::Unpair {
                     cluster: name,
                     revoked: serials.len(),
                     disconnected: clients.len(),
@@ -531,7 +575,13 @@ impl Pairing {
     /// event list, and for MQTT to remove an unpaired cluster's entities at
     /// once). Allocates nothing when there is none.
     pub(super) fn take_steps(&mut self) -> Vec<Event> {
-        std::mem::take(&mut self.steps)
+        std::mem::take(&mut self.ledger.steps)
+    }
+
+    /// The clusters with live certificates in the index, as this daemon
+    /// signed and unpaired them (see the module documentation).
+    pub(super) fn paired(&self) -> &BTreeSet<String> {
+        &self.ledger.paired
     }
 
     /// Opens a window (replacing any open one); the reply body.
@@ -565,7 +615,7 @@ impl Pairing {
         if let Some(old) = self.window.take() {
             log::info!("pairing: window {} replaced", old.window.id());
             if !old.ended {
-                self.steps.push(old.closed("replaced"));
+                self.ledger.steps.push(old.closed("replaced"));
             }
         }
         log::info!(
@@ -578,7 +628,7 @@ impl Pairing {
                 .map_or_else(|| "node count".to_string(), |n| n.to_string()),
             window.expires().millis_since(now) / 1000
         );
-        self.steps.push(Event::PairOpen {
+        self.ledger.steps.push(Event::PairOpen {
             token: window.id().to_string(),
             cluster: window.cluster().map(str::to_owned),
             nodes: window.max_certs(),
@@ -700,6 +750,57 @@ mod tests {
             r.starts_with("Error\n") && r.contains("not supported"),
             "{r}"
         );
+    }
+
+    #[test]
+    fn the_paired_set_starts_from_the_index_then_signing_adds_and_unpair_removes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.advanced.nss_db_dir = tmp.path().join("store");
+        config.listen_addr = Some("192.0.2.9".into());
+        let store = CertStore::open(&config.advanced.nss_db_dir);
+        store.init().unwrap();
+        // In the index before the start: c0 live (twice), c1 revoked.
+        for cluster in ["c0", "c0", "c1"] {
+            let (csr, _key) = crate::net::tls::testkit::make_request(cluster);
+            store.sign_request(&csr, cluster).unwrap();
+        }
+        store.revoke_cluster("c1").unwrap();
+        let mut p = Pairing::new(&config, RevokedSerials::default()).unwrap();
+        let names = |p: &Pairing| p.paired().iter().cloned().collect::<Vec<_>>();
+        assert_eq!(names(&p), ["c0"]);
+
+        // A signing pairs its cluster, with its step; a failed one nothing.
+        let addr = PeerAddr("192.0.2.7:40000".parse().unwrap());
+        let (csr, _key) = crate::net::tls::testkit::make_request("c2");
+        let der = p.ledger.sign(&p.store, &csr, "c2", "n1", "ab12", addr);
+        assert!(der.is_ok_and(|d| !d.is_empty()));
+        assert_eq!(names(&p), ["c0", "c2"]);
+        let garbage = p
+            .ledger
+            .sign(&p.store, b"not a request", "c3", "n1", "-", addr);
+        assert!(garbage.is_err());
+        assert_eq!(names(&p), ["c0", "c2"]);
+        let steps = p.take_steps();
+        assert!(
+            matches!(&steps[..], [Event::PairSigned { cluster, node, token, .. }]
+                if cluster == "c2" && node == "n1" && token == "ab12"),
+            "{steps:?}"
+        );
+        // The set is the index's live clusters.
+        let live: BTreeSet<String> = live_clusters(&store.issued().unwrap())
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(&live, p.paired());
+
+        // Unpairing removes; an unknown cluster changes nothing.
+        assert!(reply(&mut p, b"unpair c0\n").contains("revoked=2\n"));
+        assert_eq!(names(&p), ["c2"]);
+        assert!(reply(&mut p, b"unpair c0\n").starts_with("Error\n"));
+        assert!(reply(&mut p, b"unpair nosuch\n").starts_with("Error\n"));
+        assert_eq!(names(&p), ["c2"]);
+        assert!(reply(&mut p, b"unpair c2\n").contains("revoked=1\n"));
+        assert!(p.paired().is_empty());
     }
 
     #[test]

@@ -8,14 +8,20 @@
 //! remember when a node (cluster name + address) was first seen.
 //! [`Feed::note`] logs the steps the Report cannot show: pairing (the
 //! daemon's pairing state hands them over as they happen). One list keeps
-//! the last [`MAX_EVENTS`] of both. Times are ms of the shell's monotonic
+//! the last [`MAX_EVENTS`] of both. [`Feed::set_paired`] takes the paired
+//! clusters from the same hand-over. Times are ms of the shell's monotonic
 //! clock (server uptime). Snapshot layout:
 //!
 //! ```json
 //! { "uptime_ms": 5000, "connected_since_ms": { "cluster/127.0.0.1:4242": 1200 },
+//!   "paired": [ "c", "lab" ],
 //!   "events": [ { "at_ms": 1200, "kind": "connect", "cluster": "c", "node_id": 1, "detail": "127.0.0.1:4242" } ],
 //!   "report": { …the --json Report… } }
 //! ```
+//!
+//! `paired` lists, sorted, the clusters with live certificates in the
+//! certificate store's index, connected or not (the ones the page offers
+//! to unpair); it is `null` when the daemon has no pairing (TLS off).
 //!
 //! Every event has `at_ms` and `kind`; the other fields depend on the kind
 //! ([`Event`]):
@@ -34,7 +40,7 @@
 //!
 //! [`Refusal::kind`]: crate::pair::token::Refusal::kind
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::Serialize;
 
@@ -146,6 +152,7 @@ pub enum Event {
 pub struct Feed {
     last: Option<Report>,
     since: BTreeMap<String, u64>,
+    paired: Option<BTreeSet<String>>,
     events: VecDeque<Entry>,
 }
 
@@ -153,6 +160,7 @@ pub struct Feed {
 struct Snapshot<'a> {
     uptime_ms: u64,
     connected_since_ms: &'a BTreeMap<String, u64>,
+    paired: Option<&'a BTreeSet<String>>,
     events: &'a VecDeque<Entry>,
     report: Option<&'a Report>,
 }
@@ -251,6 +259,15 @@ impl Feed {
         });
     }
 
+    /// Takes the paired clusters (the daemon's pairing state has them);
+    /// until the first call, the snapshot's `paired` is `null`. Copies
+    /// only when they changed.
+    pub fn set_paired(&mut self, paired: &BTreeSet<String>) {
+        if self.paired.as_ref() != Some(paired) {
+            self.paired = Some(paired.clone());
+        }
+    }
+
     /// The events so far, oldest first.
     #[must_use]
     pub fn events(&self) -> &VecDeque<Entry> {
@@ -263,6 +280,7 @@ impl Feed {
         serde_json::to_vec(&Snapshot {
             uptime_ms: now_ms,
             connected_since_ms: &self.since,
+            paired: self.paired.as_ref(),
             events: &self.events,
             report: self.last.as_ref(),
         })
@@ -476,5 +494,25 @@ mod tests {
         }
         assert_eq!(f.events().len(), MAX_EVENTS);
         assert_eq!(f.events().front().map(|e| e.at_ms), Some(100));
+    }
+
+    #[test]
+    fn paired_is_null_without_pairing_then_the_set_given() {
+        let mut f = Feed::default();
+        f.update(5, report(vec![node(1, "a:1", None)]));
+        let json: serde_json::Value = serde_json::from_slice(&f.snapshot(10)).unwrap();
+        assert!(json["paired"].is_null(), "{json}");
+        let mut set: BTreeSet<String> = ["lab", "c"].map(String::from).into();
+        f.set_paired(&set);
+        let json: serde_json::Value = serde_json::from_slice(&f.snapshot(10)).unwrap();
+        assert_eq!(json["paired"], serde_json::json!(["c", "lab"]));
+        set.remove("c");
+        f.set_paired(&set);
+        let json: serde_json::Value = serde_json::from_slice(&f.snapshot(10)).unwrap();
+        assert_eq!(json["paired"], serde_json::json!(["lab"]));
+        set.clear();
+        f.set_paired(&set);
+        let json: serde_json::Value = serde_json::from_slice(&f.snapshot(10)).unwrap();
+        assert_eq!(json["paired"], serde_json::json!([]));
     }
 }

@@ -4,9 +4,11 @@
 //! disconnect and a partition on its own (server-sent events: the tab
 //! title carries each cluster's state line, read through the DevTools
 //! HTTP endpoint `/json/list`); "Pair a cluster" shows the node command,
-//! and the event list the window opened; screenshots in light and dark
-//! mode and phone-sized, of a cluster paired through the pairing endpoint
-//! whose nodes vote over TLS with the signed certificates. With
+//! and the event list the window opened; Unpair buttons on the cards of
+//! paired clusters only (none without TLS), and a small card for a paired
+//! cluster with no node connected; screenshots in light and dark mode and
+//! phone-sized, of a cluster paired through the pairing endpoint whose
+//! nodes vote over TLS with the signed certificates. With
 //! `QNETD_PANEL_SCREENSHOTS=DIR` the screenshots are also copied to `DIR`
 //! (how `docs/img/panel-*.png` are made).
 
@@ -118,6 +120,12 @@ fn page_shows_the_clusters_nodes_and_votes_that_exist() {
     }
     assert!(dom.contains("voting: nodes 1, 2 have the vote"), "{dom}");
     assert!(dom.contains("<b>Clients</b>3</li>"), "{dom}");
+    // TLS off: nothing is paired, nothing can be unpaired.
+    assert!(!dom.contains(UNPAIR), "{dom}");
+    assert!(
+        !dom.contains("<section class=\"card cluster idle\""),
+        "{dom}"
+    );
     drop(nodes);
 }
 
@@ -230,10 +238,22 @@ fn page_follows_a_disconnect_and_a_partition_on_its_own() {
     });
 }
 
+/// A card's Unpair button.
+const UNPAIR: &str = "<button type=\"button\" class=\"flat unpair\">Unpair</button>";
+
+/// The card of `cluster` in a dumped DOM (its `<section>`), if any.
+fn card<'a>(dom: &'a str, class: &str, cluster: &str) -> Option<&'a str> {
+    let open = format!("<section class=\"{class}\" data-cluster=\"{cluster}\">");
+    let rest = dom.split_once(&open)?.1;
+    rest.split_once("</section>").map(|(card, _)| card)
+}
+
 /// The screenshots show "testcluster" paired through the pairing endpoint
 /// (window opened from the panel, two certificates signed with `curl`)
-/// and then connected, next to an unpaired cluster: the cards with their
-/// Unpair buttons and the pairing steps in the event list.
+/// and then connected, next to an unpaired cluster and a paired one with
+/// no node connected: only the paired clusters' cards have an Unpair
+/// button (checked in the DOM), and the pairing steps are in the event
+/// list.
 #[test]
 fn screenshots_light_dark_and_phone() {
     let Some(exe) = chromium() else { return };
@@ -242,6 +262,8 @@ fn screenshots_light_dark_and_phone() {
     }
     let dir = Scratch::new("browser-shots");
     let (d, port, store) = start_tls(&dir);
+    let w = open_window(port, r#"{"nodes":2,"cluster":"lab"}"#);
+    sign_nodes(&dir, &w, "lab", 2);
     let w = open_window(port, r#"{"nodes":2,"cluster":"testcluster"}"#);
     let identities = sign_nodes(&dir, &w, "testcluster", 2);
     let ca = CertStore::open(&store).load_ca_certs().unwrap().remove(0);
@@ -259,6 +281,17 @@ fn screenshots_light_dark_and_phone() {
         "testcluster over TLS, other in clear"
     );
     let url = format!("http://127.0.0.1:{port}/");
+    let dom = dump_dom(&exe, &dir, &url);
+    let paired = card(&dom, "card cluster", "testcluster").unwrap_or_default();
+    assert!(paired.contains("<tr data-node=\"2\">"), "{dom}");
+    assert!(paired.contains(UNPAIR), "{dom}");
+    let plain = card(&dom, "card cluster", "other").unwrap_or_default();
+    assert!(plain.contains("<tr data-node=\"3\">"), "{dom}");
+    assert!(!plain.contains("Unpair"), "{dom}");
+    let idle = card(&dom, "card cluster idle", "lab").unwrap_or_default();
+    assert!(idle.contains("paired, no node connected"), "{dom}");
+    assert!(idle.contains(UNPAIR), "{dom}");
+    assert_eq!(dom.matches(UNPAIR).count(), 2, "{dom}");
     let copy_to = std::env::var_os("QNETD_PANEL_SCREENSHOTS").map(PathBuf::from);
     for (name, size, dark) in [
         ("panel-light.png", "1100,990", false),

@@ -4,7 +4,7 @@
 //! the pairing steps (a window opened from the panel, refused tokens and
 //! another cluster's file, real signings with `curl` on the pairing
 //! endpoint, an unpair, a lock-out, an expiry) in the event stream and the
-//! page's snapshot.
+//! page's snapshot, and the paired clusters the snapshot lists.
 
 #![allow(
     clippy::disallowed_methods,
@@ -275,6 +275,8 @@ fn event_stream_delivers_connects_and_disconnects() {
     let (mut s, mut pending) = subscribe(port);
     let first = next_status(&mut s, &mut pending, |_| true);
     assert_eq!(first["report"]["clusters"], serde_json::json!([]));
+    // TLS off: no pairing, no paired list.
+    assert!(first["paired"].is_null(), "{first}");
 
     let nodes = sample_clients(d.port);
     let v = next_status(&mut s, &mut pending, |v| {
@@ -497,4 +499,79 @@ fn an_expiring_window_is_reported_on_time_without_a_request() {
     // sleep until the 15 s keepalive, past the stream's 5 s read timeout).
     let expiry = open["expires_at_ms"].as_u64().unwrap();
     assert!(closed["at_ms"].as_u64().unwrap() >= expiry, "{v}");
+}
+
+#[test]
+fn paired_lists_the_clusters_with_live_certificates_connected_or_not() {
+    if !have_curl() {
+        return;
+    }
+    let dir = Scratch::new("panel-paired");
+    let (d, port, store) = start_tls(&dir);
+    // Two clusters connected in clear, without certificates.
+    let nodes = sample_clients(d.port);
+    let (mut s, mut pending) = subscribe(port);
+    let v = next_status(&mut s, &mut pending, |v| {
+        v["report"]["clusters"]
+            .as_array()
+            .is_some_and(|c| c.len() == 2)
+    });
+    assert_eq!(v["paired"], serde_json::json!([]), "{v}");
+
+    // testcluster paired through the endpoint: listed, though its nodes
+    // still vote in clear; and a cluster with no node connected too.
+    let w = open_window(port, r#"{"nodes":2,"cluster":"testcluster"}"#);
+    sign_nodes(&dir, &w, "testcluster", 2);
+    let v = next_status(&mut s, &mut pending, |v| {
+        v["paired"] == serde_json::json!(["testcluster"])
+    });
+    assert_eq!(v["report"]["clusters"].as_array().unwrap().len(), 2);
+    let w = open_window(port, r#"{"nodes":2}"#);
+    sign_nodes(&dir, &w, "lab", 2);
+    let v = next_status(&mut s, &mut pending, |v| {
+        v["paired"] == serde_json::json!(["lab", "testcluster"])
+    });
+    let mut connected: Vec<&str> = v["report"]["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    connected.sort_unstable();
+    assert_eq!(connected, ["other", "testcluster"], "{v}");
+    // The list is the index's live clusters; the page has it inline.
+    let issued = qnetd::cert::store::CertStore::open(&store)
+        .issued()
+        .unwrap();
+    let mut live: Vec<&str> = qnetd::cert::index::live_clusters(&issued).collect();
+    live.sort_unstable();
+    live.dedup();
+    assert_eq!(live, ["lab", "testcluster"]);
+    let page = get(port, "/");
+    assert!(page.contains(r#""paired":["lab","testcluster"]"#), "{page}");
+
+    // Unpaired from the panel: gone (its clients too); the unpaired and the
+    // never-paired cluster cannot be unpaired.
+    let r = panel_post(port, "/api/unpair", r#"{"cluster":"testcluster"}"#);
+    assert!(r.starts_with("HTTP/1.1 200 "), "{r}");
+    assert!(body(&r).contains(r#""disconnected":"2""#), "{r}");
+    let v = next_status(&mut s, &mut pending, |v| {
+        v["paired"] == serde_json::json!(["lab"])
+    });
+    assert_eq!(of_kind(&v, "unpair")[0]["cluster"], "testcluster");
+    for cluster in ["testcluster", "other"] {
+        let r = panel_post(
+            port,
+            "/api/unpair",
+            &format!(r#"{{"cluster":"{cluster}"}}"#),
+        );
+        assert!(r.starts_with("HTTP/1.1 409 "), "{r}");
+        assert!(body(&r).contains("no live certificates"), "{r}");
+    }
+    let r = panel_post(port, "/api/unpair", r#"{"cluster":"lab"}"#);
+    assert!(body(&r).contains(r#""disconnected":"0""#), "{r}");
+    next_status(&mut s, &mut pending, |v| {
+        v["paired"] == serde_json::json!([])
+    });
+    drop(nodes);
 }
