@@ -686,3 +686,29 @@ fn learning_is_capped() {
     );
     assert_eq!(d.learn(&node, later).away, 2);
 }
+
+/// Every config fits into what the session decodes from the broker, so
+/// the survey after a restart sees all of them.
+#[test]
+fn the_largest_config_fits_the_survey() {
+    let mut d = Discovery::new(DiscoveryConfig {
+        discovery_prefix: "h".repeat(MAX_PREFIX_LEN),
+        topic_prefix: "t".repeat(MAX_PREFIX_LEN),
+        remove_after: Duration::ZERO,
+    });
+    let name = "\u{1d11e}\"".repeat(100);
+    let msgs = d.update(
+        &report(&[(&name, &[(u32::MAX, Some("ack"), true)])]),
+        origin(),
+    );
+    let largest = msgs
+        .iter()
+        .map(|m| 5 + 2 + m.topic.len() + m.payload.len())
+        .max()
+        .unwrap();
+    assert!(largest > 1500, "{largest}");
+    assert!(
+        largest < crate::mqtt::session::MAX_INCOMING_PACKET / 2,
+        "{largest}"
+    );
+}
