@@ -421,6 +421,12 @@ impl Discovery {
         self.sync()
     }
 
+    /// [`DiscoveryConfig::remove_after`].
+    #[must_use]
+    pub const fn remove_after(&self) -> Duration {
+        self.cfg.remove_after
+    }
+
     /// The topic filter of this instance's discovery configs,
     /// `DISCOVERY/+/<node>/+/config`, for the survey after a (re)connect.
     #[must_use]
