@@ -648,6 +648,14 @@ fn unsubscribe_pkid(packets: &[Packet]) -> u16 {
     }
 }
 
+/// The window ends at `window`: UNSUBSCRIBE, UNSUBACK; the event.
+fn end_survey(s: &mut Session, window: Instant) -> Option<Event> {
+    s.handle_timeout(window);
+    let unsub = unsubscribe_pkid(&drain(s, window));
+    s.handle_input(&encode(&Packet::UnsubAck(UnsubAck::new(unsub))), window);
+    s.poll_event()
+}
+
 #[test]
 fn survey_collects_retained_topics_once_per_connection() {
     let t0 = origin();
@@ -734,12 +742,8 @@ fn survey_is_capped_and_a_refusal_is_reported() {
     for t in ["x/1", "x/2", "x/3", "x/4"] {
         s.handle_input(&incoming(t, b"{}", true), t0);
     }
-    let window = t0 + Duration::from_secs(2);
-    s.handle_timeout(window);
-    let unsub = unsubscribe_pkid(&drain(&mut s, window));
-    s.handle_input(&encode(&Packet::UnsubAck(UnsubAck::new(unsub))), window);
     assert_eq!(
-        s.poll_event(),
+        end_survey(&mut s, t0 + Duration::from_secs(2)),
         Some(Event::Surveyed {
             topics: vec!["x/1".into(), "x/2".into()],
             truncated: true,
@@ -751,6 +755,7 @@ fn survey_is_capped_and_a_refusal_is_reported() {
     s.handle_input(&suback(pkid, SubscribeReasonCode::Failure), t0);
     assert_eq!(s.poll_event(), Some(Event::SurveyRefused));
     s.handle_input(&incoming("x/1", b"{}", true), t0);
+    let window = t0 + Duration::from_secs(2);
     s.handle_timeout(window);
     assert_eq!(drain(&mut s, window), vec![]);
     assert_eq!(s.poll_event(), None);
@@ -805,12 +810,8 @@ fn survey_drops_an_oversized_publish_as_it_streams_in() {
         assert!(s.is_online());
         assert!(s.input.len() <= 2000, "{}", s.input.len());
     }
-    let window = t0 + Duration::from_secs(2);
-    s.handle_timeout(window);
-    let unsub = unsubscribe_pkid(&drain(&mut s, window));
-    s.handle_input(&encode(&Packet::UnsubAck(UnsubAck::new(unsub))), window);
     assert_eq!(
-        s.poll_event(),
+        end_survey(&mut s, t0 + Duration::from_secs(2)),
         Some(Event::Surveyed {
             topics: vec!["small".into()],
             truncated: false,
