@@ -39,10 +39,23 @@
 //!   its entities are deleted. [`Discovery::poll_timeout`] is the next such
 //!   deadline (call [`Discovery::update`] then); [`Discovery::forget`]
 //!   deletes a cluster at once (unpair).
+//! - Entities published by an earlier run: after each (re)connect the shell
+//!   subscribes to [`Discovery::config_filter`] (this instance's config
+//!   topics) and hands the retained topics to [`Discovery::learn`]. Every
+//!   topic that is exactly one of ours (parsed strictly, rebuilt and
+//!   compared; anything else is ignored) names a cluster id and maybe a
+//!   node; a cluster or node found there that is not known now is away
+//!   since then, and goes like one that disconnected. A node of a known
+//!   cluster shows as not connected meanwhile; a cluster whose name is not
+//!   known (only its id is in the topic) is not republished, only deleted
+//!   at the deadline (configs and states). A cluster that connects before
+//!   keeps its entities. At most [`MAX_LEARNED`] clusters and nodes learned
+//!   this way are tracked at once.
 //!
 //! Pure: no I/O; time is an argument.
 
-use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -64,6 +77,24 @@ pub const MAX_PREFIX_LEN: usize = 128;
 const MAX_DISPLAY_NAME: usize = 64;
 /// Characters of a cluster name kept in its id.
 const MAX_ID_SLUG: usize = 32;
+/// Clusters and nodes learned from the broker ([`Discovery::learn`]) and
+/// not connected, tracked at most at once.
+pub const MAX_LEARNED: usize = 1024;
+
+/// An entity kind: component and "what" (the end of its object id and of
+/// its state topic).
+type Entity = (&'static str, &'static str);
+const HAS_VOTE: Entity = ("binary_sensor", "has_vote");
+const VOTES: Entity = ("sensor", "votes");
+const VOTE_EVENT: Entity = ("event", "vote_event");
+/// The entities of a cluster device, beside its nodes'.
+const CLUSTER_ENTITIES: [Entity; 3] = [HAS_VOTE, VOTES, VOTE_EVENT];
+const NODE_CONNECTED: Entity = ("binary_sensor", "connected");
+const NODE_VOTE: Entity = ("sensor", "vote");
+const NODE_HEARTBEAT: Entity = ("sensor", "heartbeat_interval");
+const NODE_TLS: Entity = ("binary_sensor", "tls_verified");
+/// The entities of each node of a cluster.
+const NODE_ENTITIES: [Entity; 4] = [NODE_CONNECTED, NODE_VOTE, NODE_HEARTBEAT, NODE_TLS];
 
 /// Vote values of the *Node N vote* sensor.
 pub const VOTE_STATES: [&str; 6] = [
@@ -180,6 +211,35 @@ pub fn cluster_id(name: &str) -> String {
     }
 }
 
+/// Whether `id` is something [`cluster_id`] can return: 1..=32 of
+/// `[a-z0-9]`, or a slug (runs of `[a-z0-9]` joined by single `_`, at most
+/// 32) and `_` and 8 lowercase hex digits.
+fn is_cluster_id(id: &str) -> bool {
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.len() <= MAX_ID_SLUG
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
+    if plain(id) {
+        return true;
+    }
+    let Some((slug, hash)) = id.rsplit_once('_') else {
+        return false;
+    };
+    hash.len() == 8
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && slug.len() <= MAX_ID_SLUG
+        && slug.split('_').all(plain)
+}
+
+/// The object id part (after `<node>_`) of node `id` of cluster `cid`.
+fn node_object(cid: &str, id: u32) -> String {
+    format!("{cid}_node{id}")
+}
+
 /// Topic-level and object-id safe form of the topic prefix (`/` and any
 /// other character outside `[a-z0-9_-]` become `_`).
 fn node_id(topic_prefix: &str) -> String {
@@ -224,36 +284,54 @@ fn vote_state(node: Option<&NodeReport>) -> &'static str {
 
 /// A node's report while it and its cluster are connected.
 fn connected<'a>(c: &KnownCluster, n: &'a KnownNode) -> Option<&'a NodeReport> {
-    (c.away_since.is_none() && n.away_since.is_none()).then_some(&n.report)
+    n.report
+        .as_ref()
+        .filter(|_| c.away_since.is_none() && n.away_since.is_none())
 }
 
 const fn on_off(b: bool) -> &'static str {
     if b { "ON" } else { "OFF" }
 }
 
-/// A node as last reported; `away_since` is set by the first report
-/// without it.
+/// A node as last reported (`None`: only learned from the broker);
+/// `away_since` is set by the first report without it.
 #[derive(Debug, Clone)]
 struct KnownNode {
-    report: NodeReport,
+    report: Option<NodeReport>,
     away_since: Option<Instant>,
 }
 
-/// A cluster as last reported, with every node seen since it appeared.
+/// A cluster as last reported (`None`: only its id was learned from the
+/// broker), with every node seen since it appeared.
 #[derive(Debug, Clone)]
 struct KnownCluster {
-    report: ClusterReport,
+    report: Option<ClusterReport>,
     away_since: Option<Instant>,
     nodes: BTreeMap<u32, KnownNode>,
 }
 
 /// What the entities should look like now: config topic → payload, state
-/// topic → payload, and vote topic → (cluster id, node id) for events.
+/// topic → payload, and vote topic → (cluster id, node id) for events;
+/// and the topics of clusters learned from the broker, kept as they are
+/// there (payload unknown) until their deadline.
 #[derive(Default)]
 struct Desired {
     configs: BTreeMap<String, Vec<u8>>,
     states: BTreeMap<String, Vec<u8>>,
     votes: BTreeMap<String, (String, u32)>,
+    kept_configs: BTreeSet<String>,
+    kept_states: BTreeSet<String>,
+}
+
+/// What [`Discovery::learn`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Learned {
+    /// To publish: the entities of learned nodes of known clusters.
+    pub messages: Vec<Message>,
+    /// Clusters and nodes newly tracked as away.
+    pub away: usize,
+    /// Of ours, but not tracked: [`MAX_LEARNED`] reached.
+    pub over_cap: usize,
 }
 
 /// The discovery model; see the module documentation.
@@ -262,8 +340,10 @@ pub struct Discovery {
     cfg: DiscoveryConfig,
     node: String,
     server: Option<ServerReport>,
+    /// By [`cluster_id`].
     clusters: BTreeMap<String, KnownCluster>,
-    /// Published configs and states (topic → payload).
+    /// Published configs and states (topic → payload; empty: learned from
+    /// the broker, payload unknown).
     configs: BTreeMap<String, Vec<u8>>,
     states: BTreeMap<String, Vec<u8>>,
 }
@@ -287,8 +367,13 @@ impl Discovery {
     /// `report` (see the module documentation).
     pub fn update(&mut self, report: &Report, now: Instant) -> Vec<Message> {
         self.server = Some(report.server.clone());
-        for (name, c) in &mut self.clusters {
-            let now_cluster = report.clusters.iter().find(|r| &r.name == name);
+        let live: BTreeMap<String, &ClusterReport> = report
+            .clusters
+            .iter()
+            .map(|c| (cluster_id(&c.name), c))
+            .collect();
+        for (cid, c) in &mut self.clusters {
+            let now_cluster = live.get(cid);
             if now_cluster.is_none() {
                 c.away_since.get_or_insert(now);
             }
@@ -298,22 +383,19 @@ impl Discovery {
                 }
             }
         }
-        for c in &report.clusters {
-            let known = self
-                .clusters
-                .entry(c.name.clone())
-                .or_insert_with(|| KnownCluster {
-                    report: c.clone(),
-                    away_since: None,
-                    nodes: BTreeMap::new(),
-                });
-            known.report = c.clone();
+        for (cid, c) in live {
+            let known = self.clusters.entry(cid).or_insert_with(|| KnownCluster {
+                report: None,
+                away_since: None,
+                nodes: BTreeMap::new(),
+            });
+            known.report = Some(c.clone());
             known.away_since = None;
             for n in &c.nodes {
                 known.nodes.insert(
                     n.node_id,
                     KnownNode {
-                        report: n.clone(),
+                        report: Some(n.clone()),
                         away_since: None,
                     },
                 );
@@ -333,10 +415,117 @@ impl Discovery {
     /// Deletes a cluster's entities at once (unpair), even if it is still
     /// connected (it comes back with the next report that has it).
     pub fn forget(&mut self, cluster_name: &str) -> Vec<Message> {
-        if self.clusters.remove(cluster_name).is_none() {
+        if self.clusters.remove(&cluster_id(cluster_name)).is_none() {
             return Vec::new();
         }
         self.sync()
+    }
+
+    /// [`DiscoveryConfig::remove_after`].
+    #[must_use]
+    pub const fn remove_after(&self) -> Duration {
+        self.cfg.remove_after
+    }
+
+    /// The topic filter of this instance's discovery configs,
+    /// `DISCOVERY/+/<node>/+/config`, for the survey after a (re)connect.
+    #[must_use]
+    pub fn config_filter(&self) -> String {
+        format!("{}/+/{}/+/config", self.cfg.discovery_prefix, self.node)
+    }
+
+    /// Retained config topics found at the broker (see the module
+    /// documentation): clusters and nodes not known now are away since
+    /// `now`. Topics that are not exactly ours, and server entities, are
+    /// ignored.
+    pub fn learn(&mut self, topics: &[String], now: Instant) -> Learned {
+        let mut tracked = self
+            .clusters
+            .values()
+            .map(|c| {
+                usize::from(c.report.is_none())
+                    + c.nodes.values().filter(|n| n.report.is_none()).count()
+            })
+            .sum::<usize>();
+        let (mut away, mut over_cap) = (0, 0);
+        for topic in topics {
+            let Some((cid, node)) = self.parse_config_topic(topic) else {
+                continue;
+            };
+            let cluster = match self.clusters.entry(cid) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(_) if tracked >= MAX_LEARNED => {
+                    over_cap += 1;
+                    continue;
+                }
+                Entry::Vacant(e) => {
+                    tracked += 1;
+                    away += 1;
+                    e.insert(KnownCluster {
+                        report: None,
+                        away_since: Some(now),
+                        nodes: BTreeMap::new(),
+                    })
+                }
+            };
+            let Some(id) = node else { continue };
+            match cluster.nodes.entry(id) {
+                Entry::Occupied(_) => {}
+                Entry::Vacant(_) if tracked >= MAX_LEARNED => over_cap += 1,
+                Entry::Vacant(e) => {
+                    tracked += 1;
+                    away += 1;
+                    e.insert(KnownNode {
+                        report: None,
+                        away_since: Some(now),
+                    });
+                }
+            }
+        }
+        Learned {
+            messages: self.sync(),
+            away,
+            over_cap,
+        }
+    }
+
+    /// The cluster id and node of one of our cluster or node config topics,
+    /// `DISCOVERY/<component>/<node>/<node>_<cid>[_node<N>]_<what>/config`:
+    /// the parts are taken apart, checked, and the topic rebuilt from them
+    /// must be `topic` byte for byte.
+    fn parse_config_topic(&self, topic: &str) -> Option<(String, Option<u32>)> {
+        let rest = topic
+            .strip_prefix(self.cfg.discovery_prefix.as_str())?
+            .strip_prefix('/')?;
+        let (component, rest) = rest.split_once('/')?;
+        let object = rest
+            .strip_prefix(self.node.as_str())?
+            .strip_prefix('/')?
+            .strip_suffix("/config")?
+            .strip_prefix(self.node.as_str())?
+            .strip_prefix('_')?;
+        let kind = |entities: &'static [Entity]| {
+            entities
+                .iter()
+                .filter(move |(c, _)| *c == component)
+                .filter_map(|(_, what)| {
+                    Some((object.strip_suffix(what)?.strip_suffix('_')?, *what))
+                })
+        };
+        let (cid, node, what) = kind(&NODE_ENTITIES)
+            .find_map(|(head, what)| {
+                let (cid, id) = head.rsplit_once("_node")?;
+                Some((cid, Some(id.parse::<u32>().ok()?), what))
+            })
+            .or_else(|| {
+                kind(&CLUSTER_ENTITIES)
+                    .map(|(cid, what)| (cid, None, what))
+                    .next()
+            })?;
+        let group = node.map_or_else(|| cid.to_string(), |id| node_object(cid, id));
+        let b = self.builder();
+        (is_cluster_id(cid) && b.config_topic(component, &b.object_id(&group, what)) == topic)
+            .then(|| (cid.to_string(), node))
     }
 
     /// When the next cluster or node away reaches `remove_after`.
@@ -357,9 +546,26 @@ impl Discovery {
     fn sync(&mut self) -> Vec<Message> {
         let desired = self.desired();
         let mut out = Vec::new();
+        // Learned topics are at the broker: deleted when no longer kept.
+        for t in &desired.kept_configs {
+            self.configs.entry(t.clone()).or_default();
+        }
+        for t in &desired.kept_states {
+            self.states.entry(t.clone()).or_default();
+        }
         // Deletions first: a config that is no longer wanted, then its states.
-        delete_missing(&mut self.configs, &desired.configs, &mut out);
-        delete_missing(&mut self.states, &desired.states, &mut out);
+        delete_missing(
+            &mut self.configs,
+            &desired.configs,
+            &desired.kept_configs,
+            &mut out,
+        );
+        delete_missing(
+            &mut self.states,
+            &desired.states,
+            &desired.kept_states,
+            &mut out,
+        );
         for (topic, payload) in desired.configs {
             if self.configs.get(&topic) != Some(&payload) {
                 self.configs.insert(topic.clone(), payload.clone());
@@ -371,7 +577,10 @@ impl Discovery {
             if previous == Some(&payload) {
                 continue;
             }
-            if let (Some(prev), Some((cid, node_id))) = (previous, desired.votes.get(&topic)) {
+            // An empty previous state was learned, not published: no event.
+            if let (Some(prev), Some((cid, node_id))) = (previous, desired.votes.get(&topic))
+                && !prev.is_empty()
+            {
                 out.push(Message {
                     topic: format!("{}/{cid}/vote_event", self.cfg.topic_prefix),
                     payload: serde_json::to_vec(&json!({
@@ -389,32 +598,44 @@ impl Discovery {
         out
     }
 
+    const fn builder(&self) -> Builder<'_> {
+        Builder {
+            cfg: &self.cfg,
+            node: self.node.as_str(),
+        }
+    }
+
     fn desired(&self) -> Desired {
         let mut d = Desired::default();
-        let Some(server) = &self.server else {
-            return d;
-        };
-        let b = Builder {
-            cfg: &self.cfg,
-            node: &self.node,
-        };
-        b.server(&mut d, server);
-        for c in self.clusters.values() {
-            b.cluster(&mut d, c);
+        let b = self.builder();
+        if let Some(server) = &self.server {
+            b.server(&mut d, server);
+        }
+        for (cid, c) in &self.clusters {
+            if c.report.is_some() {
+                b.cluster(&mut d, cid, c);
+            } else {
+                // Only the topics: its payloads are never published.
+                let mut learned = Desired::default();
+                b.cluster(&mut learned, cid, c);
+                d.kept_configs.extend(learned.configs.into_keys());
+                d.kept_states.extend(learned.states.into_keys());
+            }
         }
         d
     }
 }
 
-/// Forgets the published topics that are not desired any more, and
-/// deletes them at the broker (empty retained payload).
+/// Forgets the published topics that are neither desired nor kept any
+/// more, and deletes them at the broker (empty retained payload).
 fn delete_missing(
     published: &mut BTreeMap<String, Vec<u8>>,
     desired: &BTreeMap<String, Vec<u8>>,
+    kept: &BTreeSet<String>,
     out: &mut Vec<Message>,
 ) {
     published.retain(|topic, _| {
-        let keep = desired.contains_key(topic);
+        let keep = desired.contains_key(topic) || kept.contains(topic);
         if !keep {
             out.push(retained(topic.clone(), Vec::new()));
         }
@@ -436,10 +657,9 @@ struct Builder<'a> {
     node: &'a str,
 }
 
-/// One entity of a group: component, what (the last part of its object id
-/// and state topic), name, retained state (`None` for events), and the
-/// component-specific keys.
-type Spec = (&'static str, &'static str, String, Option<String>, Value);
+/// One entity of a group: its kind, name, retained state (`None` for
+/// events), and the component-specific keys.
+type Spec = (Entity, String, Option<String>, Value);
 
 /// Where a group of entities lives: their device, the object id prefix
 /// (after `<node>_`) and the state topic prefix.
@@ -454,10 +674,23 @@ impl Builder<'_> {
         format!("{}_server", self.node)
     }
 
+    /// Unique id and object id of `what` in the group `group_object`.
+    fn object_id(&self, group_object: &str, what: &str) -> String {
+        format!("{}_{group_object}_{what}", self.node)
+    }
+
+    /// The discovery config topic of an entity.
+    fn config_topic(&self, component: &str, object_id: &str) -> String {
+        format!(
+            "{}/{component}/{}/{object_id}/config",
+            self.cfg.discovery_prefix, self.node
+        )
+    }
+
     /// Adds the configs (and states) of `specs`, all of one device.
     fn add_group(&self, d: &mut Desired, g: &Group<'_>, specs: Vec<Spec>) {
-        for (component, what, name, state, extra) in specs {
-            let object_id = format!("{}_{}_{what}", self.node, g.object);
+        for ((component, what), name, state, extra) in specs {
+            let object_id = self.object_id(&g.object, what);
             let state_topic = format!("{}/{what}", g.topic);
             let mut config = json!({
                 "name": name,
@@ -476,10 +709,7 @@ impl Builder<'_> {
             if let (Some(obj), Value::Object(extra)) = (config.as_object_mut(), extra) {
                 obj.extend(extra);
             }
-            let topic = format!(
-                "{}/{component}/{}/{object_id}/config",
-                self.cfg.discovery_prefix, self.node
-            );
+            let topic = self.config_topic(component, &object_id);
             d.configs
                 .insert(topic, serde_json::to_vec(&config).unwrap_or_default());
             if let Some(s) = state {
@@ -510,22 +740,19 @@ impl Builder<'_> {
             &group,
             vec![
                 (
-                    "sensor",
-                    "connected_clients",
+                    ("sensor", "connected_clients"),
                     "Connected clients".into(),
                     Some(s.connected_clients.to_string()),
                     json!({"state_class": "measurement", "icon": "mdi:lan-connect"}),
                 ),
                 (
-                    "sensor",
-                    "connected_clusters",
+                    ("sensor", "connected_clusters"),
                     "Connected clusters".into(),
                     Some(s.connected_clusters.to_string()),
                     json!({"state_class": "measurement", "icon": "mdi:server-network"}),
                 ),
                 (
-                    "sensor",
-                    "tls",
+                    ("sensor", "tls"),
                     "TLS mode".into(),
                     Some(tls),
                     json!({"device_class": "enum",
@@ -533,8 +760,7 @@ impl Builder<'_> {
                            "entity_category": "diagnostic"}),
                 ),
                 (
-                    "sensor",
-                    "version",
+                    ("sensor", "version"),
                     "Version".into(),
                     Some(s.version.clone()),
                     json!({"entity_category": "diagnostic", "icon": "mdi:tag"}),
@@ -543,34 +769,38 @@ impl Builder<'_> {
         );
     }
 
-    fn cluster(&self, d: &mut Desired, c: &KnownCluster) {
-        let cid = cluster_id(&c.report.name);
+    fn cluster(&self, d: &mut Desired, cid: &str, c: &KnownCluster) {
+        let name = c
+            .report
+            .as_ref()
+            .map_or_else(|| cid.to_string(), |r| display(&r.name));
         let device = json!({
             "identifiers": [format!("{}_cluster_{cid}", self.node)],
-            "name": format!("Cluster {}", display(&c.report.name)),
+            "name": format!("Cluster {name}"),
             "manufacturer": "Corosync",
             "model": "Corosync cluster",
             "via_device": self.server_identifier(),
         });
         let group = Group {
             device: &device,
-            object: cid.clone(),
+            object: cid.to_string(),
             topic: format!("{}/{cid}", self.cfg.topic_prefix),
         };
         let holding: Vec<u32> = c
             .nodes
-            .values()
-            .filter(|n| vote_state(connected(c, n)) == "ACK")
-            .map(|n| n.report.node_id)
+            .iter()
+            .filter(|(_, n)| vote_state(connected(c, n)) == "ACK")
+            .map(|(id, _)| *id)
             .collect();
+        let report = c.report.as_ref();
         let attributes_topic = format!("{}/attributes", group.topic);
         d.states.insert(
             attributes_topic.clone(),
             serde_json::to_vec(&json!({
-                "cluster_name": display(&c.report.name),
-                "algorithm": c.report.algorithm,
-                "tie_breaker": c.report.tie_breaker,
-                "kap_tie_breaker": c.report.kap_tie_breaker,
+                "cluster_name": name,
+                "algorithm": report.map(|r| r.algorithm),
+                "tie_breaker": report.map(|r| r.tie_breaker),
+                "kap_tie_breaker": report.map(|r| r.kap_tie_breaker),
                 "connected": c.away_since.is_none(),
                 "nodes": c.nodes.keys().collect::<Vec<_>>(),
                 "nodes_holding_the_vote": holding,
@@ -583,16 +813,14 @@ impl Builder<'_> {
             &group,
             vec![
                 (
-                    "binary_sensor",
-                    "has_vote",
+                    HAS_VOTE,
                     "Has voting partition".into(),
                     Some(on_off(!holding.is_empty()).into()),
                     json!({"payload_on": "ON", "payload_off": "OFF",
                            "json_attributes_topic": attributes_topic, "icon": "mdi:vote"}),
                 ),
                 (
-                    "sensor",
-                    "votes",
+                    VOTES,
                     "Nodes holding the vote".into(),
                     Some(holding.len().to_string()),
                     json!({"state_class": "measurement",
@@ -600,23 +828,23 @@ impl Builder<'_> {
                            "icon": "mdi:account-check"}),
                 ),
                 (
-                    "event",
-                    "vote_event",
+                    VOTE_EVENT,
                     "Vote change".into(),
                     None,
                     json!({"event_types": event_types}),
                 ),
             ],
         );
-        for n in c.nodes.values() {
-            let id = n.report.node_id;
+        for (&id, n) in &c.nodes {
             let node_group = Group {
                 device: &device,
-                object: format!("{cid}_node{id}"),
+                object: node_object(cid, id),
                 topic: format!("{}/node{id}", group.topic),
             };
-            d.votes
-                .insert(format!("{}/vote", node_group.topic), (cid.clone(), id));
+            d.votes.insert(
+                format!("{}/{}", node_group.topic, NODE_VOTE.1),
+                (cid.to_string(), id),
+            );
             self.node(d, &node_group, id, connected(c, n));
         }
     }
@@ -627,22 +855,19 @@ impl Builder<'_> {
             g,
             vec![
                 (
-                    "binary_sensor",
-                    "connected",
+                    NODE_CONNECTED,
                     format!("Node {id} connected"),
                     Some(on_off(report.is_some()).into()),
                     json!({"device_class": "connectivity", "payload_on": "ON", "payload_off": "OFF"}),
                 ),
                 (
-                    "sensor",
-                    "vote",
+                    NODE_VOTE,
                     format!("Node {id} vote"),
                     Some(vote_state(report).into()),
                     json!({"device_class": "enum", "options": VOTE_STATES, "icon": "mdi:vote"}),
                 ),
                 (
-                    "sensor",
-                    "heartbeat_interval",
+                    NODE_HEARTBEAT,
                     format!("Node {id} heartbeat interval"),
                     // Not connected: no interval; HA shows "unknown" for "None".
                     Some(report.map_or_else(
@@ -653,8 +878,7 @@ impl Builder<'_> {
                            "state_class": "measurement", "entity_category": "diagnostic"}),
                 ),
                 (
-                    "binary_sensor",
-                    "tls_verified",
+                    NODE_TLS,
                     format!("Node {id} TLS verified"),
                     Some(on_off(report.is_some_and(|r| r.tls.client_certificate_verified)).into()),
                     json!({"payload_on": "ON", "payload_off": "OFF",

@@ -10,14 +10,17 @@
 //!   or the Supervisor's `services/mqtt` answer) → [`url::BrokerSettings`].
 //! - [`session`]: the MQTT 3.1.1 client state machine (CONNECT with a last
 //!   will, keepalive, QoS 0/1 publishing, retained state republished after
-//!   every reconnect, bounded queue, backoff with jitter).
+//!   every reconnect, bounded queue, backoff with jitter, and a survey of
+//!   retained topics after each connect).
 //! - [`discovery`]: Home Assistant entities derived from the `--json`
 //!   status document ([`crate::mgmt::json::Report`]): what to publish when
 //!   the status changed, and what to delete when a cluster or node is gone.
 //!
 //! The shell's loop, in short: feed every [`discovery::Message`] of
 //! [`discovery::Discovery::update`] to [`session::Session::publish`]; act on
-//! [`session::Session::poll_event`]; write what
+//! [`session::Session::poll_event`] (hand the topics of
+//! [`session::Event::Surveyed`] to [`discovery::Discovery::learn`]; the
+//! survey's filter is [`discovery::Discovery::config_filter`]); write what
 //! [`session::Session::poll_transmit`] gives (register the socket for
 //! writing only then); call [`session::Session::handle_timeout`] at
 //! `min(session.poll_timeout(), discovery.poll_timeout())`.
@@ -38,7 +41,8 @@
 //!
 //! `mqttbytes-ng` is the only candidate that is maintained, correct on the
 //! wire and safe on hostile input; the session needs only its CONNECT,
-//! PUBLISH, PUBACK, PINGREQ/PINGRESP and DISCONNECT.
+//! PUBLISH, PUBACK, SUBSCRIBE/SUBACK, UNSUBSCRIBE/UNSUBACK, PINGREQ/PINGRESP
+//! and DISCONNECT.
 //!
 //! Size (x86_64 release, LTO, `opt-level = "s"`, stripped), with every
 //! public function of this folder reachable from `main`: 1,949,232 →

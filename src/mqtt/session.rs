@@ -18,6 +18,18 @@
 //!   every retained message it holds: a broker that restarted without
 //!   persistence gets the whole state back. A refused CONNACK (codes 1..5)
 //!   closes the connection and retries with backoff.
+//! - Survey: with [`SessionConfig::survey`] set, every accepted CONNACK is
+//!   followed by a SUBSCRIBE (QoS 0) to that filter. Retained PUBLISHes
+//!   (retain flag set: sent because of the new subscription) with a
+//!   payload are collected, at most [`SessionConfig::max_survey_topics`]
+//!   topics, from then until the UNSUBACK; the UNSUBSCRIBE goes
+//!   [`SessionConfig::survey_window`] after the SUBACK (a broker sends the
+//!   retained messages right after it). Then [`Event::Surveyed`] reports
+//!   the topics, once per connection; a refused subscription gives
+//!   [`Event::SurveyRefused`]. Other PUBLISHes are ignored; one with QoS
+//!   1 or 2 (more than was asked for) is a protocol error; a PUBLISH above
+//!   [`MAX_INCOMING_PACKET`] is dropped unread as it streams in. Without a
+//!   survey any PUBLISH from the broker is a protocol error.
 //! - [`Session::publish`]: retained messages (discovery configs, states)
 //!   go with QoS 1 and are kept, latest payload per topic; a message that
 //!   cannot be sent now (offline, queue or in-flight window full) is sent
@@ -35,7 +47,8 @@
 //!   unexpected from the broker closes the connection.
 //! - Liveness: a PINGREQ when nothing was sent for one keepalive; the
 //!   broker is declared dead ([`CloseReason::BrokerTimeout`]) when the
-//!   PINGRESP or the oldest PUBACK is one keepalive late. Opening the
+//!   PINGRESP, the oldest PUBACK, or the survey's SUBACK or UNSUBACK is
+//!   one keepalive late. Opening the
 //!   connection plus the CONNACK must take less than `connect_timeout`.
 //! - Reconnect: exponential backoff from `backoff_min`, doubling per
 //!   failed attempt up to `backoff_max`, with "equal jitter" (a delay
@@ -52,15 +65,19 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use mqttbytes_ng::QoS;
-use mqttbytes_ng::v4::{Connect, Disconnect, LastWill, Login, Packet, PingReq, Publish};
+use mqttbytes_ng::v4::{
+    Connect, Disconnect, LastWill, Login, Packet, PingReq, Publish, Subscribe, Unsubscribe,
+};
 
 /// Payload of the availability topic while connected.
 pub const ONLINE: &str = "online";
 /// Payload of the availability topic otherwise (the last will).
 pub const OFFLINE: &str = "offline";
-/// Largest packet accepted from the broker (we only expect CONNACK,
-/// PUBACK and PINGRESP, a few bytes each).
-pub const MAX_INCOMING_PACKET: usize = 1024;
+/// Largest packet decoded from the broker: CONNACK, PUBACK, PINGRESP,
+/// SUBACK and UNSUBACK are a few bytes, and a retained discovery config of
+/// the survey is at most about 2 KiB (a larger PUBLISH is not one of ours,
+/// and is dropped).
+pub const MAX_INCOMING_PACKET: usize = 8 * 1024;
 
 /// Settings of a [`Session`].
 #[derive(Clone)]
@@ -83,6 +100,13 @@ pub struct SessionConfig {
     pub backoff_min: Duration,
     /// Largest reconnect delay.
     pub backoff_max: Duration,
+    /// Topic filter surveyed after each CONNACK (see the module
+    /// documentation); `None`: no survey.
+    pub survey: Option<String>,
+    /// Time from the SUBACK to the UNSUBSCRIBE of the survey.
+    pub survey_window: Duration,
+    /// Topics one survey reports at most.
+    pub max_survey_topics: usize,
 }
 
 impl fmt::Debug for SessionConfig {
@@ -100,13 +124,17 @@ impl fmt::Debug for SessionConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("backoff_min", &self.backoff_min)
             .field("backoff_max", &self.backoff_max)
+            .field("survey", &self.survey)
+            .field("survey_window", &self.survey_window)
+            .field("max_survey_topics", &self.max_survey_topics)
             .finish()
     }
 }
 
 impl SessionConfig {
     /// Defaults for the daemon: keepalive 30 s, 64 KiB queue, 32 messages
-    /// in flight, 10 s to connect, backoff 1 s .. 5 min.
+    /// in flight, 10 s to connect, backoff 1 s .. 5 min; no survey (2 s
+    /// window and 4096 topics when one is set).
     #[must_use]
     pub fn new(client_id: String, availability_topic: String) -> Self {
         Self {
@@ -119,6 +147,9 @@ impl SessionConfig {
             connect_timeout: Duration::from_secs(10),
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
+            survey: None,
+            survey_window: Duration::from_secs(2),
+            max_survey_topics: 4096,
         }
     }
 }
@@ -196,6 +227,15 @@ pub enum Event {
         /// When the session tries again.
         retry_at: Instant,
     },
+    /// The survey of this connection is done.
+    Surveyed {
+        /// Topics with a retained message under [`SessionConfig::survey`].
+        topics: Vec<String>,
+        /// More than [`SessionConfig::max_survey_topics`] were there.
+        truncated: bool,
+    },
+    /// The broker refused the survey's subscription.
+    SurveyRefused,
 }
 
 /// A message [`Session::publish`] refuses.
@@ -253,6 +293,29 @@ enum State {
     Shutdown,
 }
 
+/// Where the survey of the current connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Survey {
+    /// None configured, or done for this connection.
+    Idle,
+    /// SUBSCRIBE sent with this packet id at `sent`.
+    Subscribing { pkid: u16, sent: Instant },
+    /// SUBACK received; UNSUBSCRIBE at `until`.
+    Collecting { until: Instant },
+    /// UNSUBSCRIBE sent with this packet id at `sent`.
+    Unsubscribing { pkid: u16, sent: Instant },
+}
+
+impl Survey {
+    /// The packet id of an outstanding SUBSCRIBE or UNSUBSCRIBE.
+    const fn pkid(self) -> Option<u16> {
+        match self {
+            Self::Subscribing { pkid, .. } | Self::Unsubscribing { pkid, .. } => Some(pkid),
+            Self::Idle | Self::Collecting { .. } => None,
+        }
+    }
+}
+
 /// Random numbers for the backoff jitter.
 pub type JitterSource = Box<dyn FnMut() -> u64>;
 
@@ -272,6 +335,12 @@ pub struct Session {
     /// Packet id → (topic, sent at).
     inflight: HashMap<u16, (String, Instant)>,
     next_pkid: u16,
+    survey: Survey,
+    /// Topics found by the survey so far, and whether some did not fit.
+    surveyed: Vec<String>,
+    survey_truncated: bool,
+    /// Bytes of an oversized PUBLISH still to be dropped from the input.
+    skip: usize,
 }
 
 impl fmt::Debug for Session {
@@ -303,6 +372,10 @@ impl Session {
             pending: VecDeque::new(),
             inflight: HashMap::new(),
             next_pkid: 0,
+            survey: Survey::Idle,
+            surveyed: Vec::new(),
+            survey_truncated: false,
+            skip: 0,
         };
         s.handle_timeout(now);
         s
@@ -443,7 +516,14 @@ impl Session {
                     None => last_tx + ka,
                 };
                 let ack = self.inflight.values().map(|(_, sent)| *sent + ka).min();
-                Some(ack.map_or(ping, |a| a.min(ping)))
+                let survey = match self.survey {
+                    Survey::Idle => None,
+                    Survey::Collecting { until } => Some(until),
+                    Survey::Subscribing { sent, .. } | Survey::Unsubscribing { sent, .. } => {
+                        Some(sent + ka)
+                    }
+                };
+                Some([ack, survey].into_iter().flatten().fold(ping, Instant::min))
             }
             State::Shutdown => None,
         }
@@ -461,16 +541,31 @@ impl Session {
             State::Opening { deadline } | State::AwaitConnack { deadline } if now >= deadline => {
                 self.close_connection(CloseReason::ConnectTimeout, now);
             }
-            State::Online {
-                since,
-                last_tx,
-                ping_sent,
-            } => {
+            State::Online { ping_sent, .. } => {
                 let ka = self.keep_alive();
                 let ack_late = self.inflight.values().any(|(_, sent)| now >= *sent + ka);
-                if ack_late || ping_sent.is_some_and(|sent| now >= sent + ka) {
+                let survey_late = matches!(
+                    self.survey,
+                    Survey::Subscribing { sent, .. } | Survey::Unsubscribing { sent, .. }
+                        if now >= sent + ka
+                );
+                if ack_late || survey_late || ping_sent.is_some_and(|sent| now >= sent + ka) {
                     self.close_connection(CloseReason::BrokerTimeout, now);
-                } else if ping_sent.is_none() && now >= last_tx + ka {
+                    return;
+                }
+                if let Survey::Collecting { until } = self.survey
+                    && now >= until
+                {
+                    self.unsubscribe_survey(now);
+                }
+                if let State::Online {
+                    since,
+                    last_tx,
+                    ping_sent,
+                } = self.state
+                    && ping_sent.is_none()
+                    && now >= last_tx + ka
+                {
                     // Beyond the cap on purpose: 2 bytes, at most one outstanding.
                     let _ = PingReq.write(&mut self.out);
                     self.state = State::Online {
@@ -504,7 +599,44 @@ impl Session {
             self.out.clear();
         }
         self.pending.clear();
+        self.reset_survey();
         self.state = State::Shutdown;
+    }
+
+    /// After a CONNACK: SUBSCRIBE to the survey's filter (beyond the queue
+    /// cap on purpose, like a PINGREQ: one small packet per connection).
+    fn subscribe_survey(&mut self, now: Instant) {
+        let Some(filter) = self.cfg.survey.clone() else {
+            return;
+        };
+        let pkid = self.next_packet_id();
+        let subscribe = Subscribe {
+            pkid,
+            ..Subscribe::new(filter, QoS::AtMostOnce)
+        };
+        self.write_packet(&Packet::Subscribe(subscribe), now);
+        self.survey = Survey::Subscribing { pkid, sent: now };
+    }
+
+    /// The survey's window is over: UNSUBSCRIBE.
+    fn unsubscribe_survey(&mut self, now: Instant) {
+        let Some(filter) = self.cfg.survey.clone() else {
+            return;
+        };
+        let pkid = self.next_packet_id();
+        let unsubscribe = Unsubscribe {
+            pkid,
+            ..Unsubscribe::new(filter)
+        };
+        self.write_packet(&Packet::Unsubscribe(unsubscribe), now);
+        self.survey = Survey::Unsubscribing { pkid, sent: now };
+    }
+
+    fn reset_survey(&mut self) {
+        self.survey = Survey::Idle;
+        self.surveyed = Vec::new();
+        self.survey_truncated = false;
+        self.skip = 0;
     }
 
     /// The keepalive in whole seconds, 1..=65535 (what CONNECT carries).
@@ -580,7 +712,10 @@ impl Session {
     fn next_packet_id(&mut self) -> u16 {
         loop {
             self.next_pkid = self.next_pkid.wrapping_add(1);
-            if self.next_pkid != 0 && !self.inflight.contains_key(&self.next_pkid) {
+            if self.next_pkid != 0
+                && !self.inflight.contains_key(&self.next_pkid)
+                && self.survey.pkid() != Some(self.next_pkid)
+            {
                 return self.next_pkid;
             }
         }
@@ -598,6 +733,7 @@ impl Session {
         self.state = State::Waiting { until: retry_at };
         self.out.clear();
         self.input.clear();
+        self.reset_survey();
         for (_, (topic, _)) in self.inflight.drain() {
             if let Some(r) = self.retained.get_mut(&topic)
                 && matches!(r.delivery, Delivery::Inflight(_))

@@ -13,6 +13,11 @@
 //!   does not block; a slow DNS server can stall the loop for that one
 //!   lookup, at most once per backoff period. This is the accepted cost of
 //!   having no resolver thread in a single-threaded daemon.
+//! - After each (re)connect the session surveys this instance's retained
+//!   discovery configs ([`Discovery::config_filter`]); the topics go to
+//!   [`Discovery::learn`], so that entities of clusters and nodes an
+//!   earlier run published and that are not connected now are removed
+//!   after the away time (one log line when there are any).
 //! - The status is rebuilt ([`Report::new`], the same path as `--json`)
 //!   only when [`Instance::status_generation`] moved (connects,
 //!   disconnects, votes, node lists; never a heartbeat), or when a removal
@@ -52,8 +57,8 @@ use crate::mqtt::url::{BrokerSettings, SupervisorMqtt, from_supervisor};
 /// The broker connection's token.
 pub(super) const TOKEN: Token = Token(3);
 
-/// Bytes read from the broker per wake-up (it only sends CONNACK, PUBACK
-/// and PINGRESP; anything larger is an error the session reports).
+/// Bytes read from the broker per wake-up (acknowledgements, and the
+/// retained configs of the survey after a connect).
 const READ_BUDGET: usize = 16 * 1024;
 
 /// Base URL of the Supervisor; `QNETD_SUPERVISOR_URL` overrides it (tests).
@@ -141,7 +146,9 @@ impl Mqtt {
             None
         };
         let d = &config.discovery;
+        let discovery = Discovery::new(d.clone());
         let mut cfg = SessionConfig::new(client_id(&d.topic_prefix), d.availability_topic());
+        cfg.survey = Some(discovery.config_filter());
         cfg.login = broker
             .username
             .clone()
@@ -154,7 +161,7 @@ impl Mqtt {
         );
         Ok(Some(Self {
             session: Session::new(cfg, jitter_source(), now()),
-            discovery: Discovery::new(d.clone()),
+            discovery,
             broker,
             tls_config,
             stream: None,
@@ -221,6 +228,25 @@ impl Mqtt {
                     );
                     self.drop_stream(registry);
                 }
+                Event::Surveyed { topics, truncated } => {
+                    let learned = self.discovery.learn(&topics, t);
+                    if learned.away > 0 || learned.over_cap > 0 || truncated {
+                        log::info!(
+                            "MQTT: {} clusters and nodes of an earlier run are not connected; their entities go after {} s unless they connect{}",
+                            learned.away,
+                            self.discovery.remove_after().as_secs(),
+                            if learned.over_cap > 0 || truncated {
+                                " (more were found than are tracked)"
+                            } else {
+                                ""
+                            }
+                        );
+                    }
+                    self.publish(learned.messages, t);
+                }
+                Event::SurveyRefused => log::warn!(
+                    "MQTT: the broker refused a subscription to this instance's discovery configs; entities of an earlier run stay until removed by hand"
+                ),
             }
         }
         self.write(t);

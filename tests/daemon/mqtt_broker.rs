@@ -149,6 +149,8 @@ impl Shell {
                     self.stream = None;
                     self.closes.push(reason);
                 }
+                // No survey is configured here.
+                Event::Surveyed { .. } | Event::SurveyRefused => {}
             }
         }
         let now = Instant::now();

@@ -85,8 +85,20 @@ fn echo(c: &mut Client, seq: u32) {
 
 /// Node `id` joins cluster `mq` and sends its config and membership lists.
 fn join(port: u16, id: u32, members: &[u32], ring_seq: u64, seq: &mut u32) -> Client {
+    join_in(b"mq", port, id, members, ring_seq, seq)
+}
+
+/// [`join`] for `cluster`.
+fn join_in(
+    cluster: &[u8],
+    port: u16,
+    id: u32,
+    members: &[u32],
+    ring_seq: u64,
+    seq: &mut u32,
+) -> Client {
     let mut c = Client::connect(port);
-    c.join_cluster(b"mq", id);
+    c.join_cluster(cluster, id);
     c.send(&build::config_list(3, true, None, &[1, 2]));
     node_list_reply(&mut c);
     *seq = 4;
@@ -109,10 +121,139 @@ fn membership(c: &mut Client, members: &[u32], ring_seq: u64, seq: &mut u32) {
 }
 
 fn start_daemon(dir: &std::path::Path, broker_port: u16) -> Daemon {
+    start_daemon_with(dir, broker_port, &[])
+}
+
+/// [`start_daemon`] with more options.
+fn start_daemon_with(dir: &std::path::Path, broker_port: u16, more: &[&str]) -> Daemon {
     let url = format!("mqtt://{USER}:{PASSWORD_IN_URL}@127.0.0.1:{broker_port}");
-    Launch::ours(dir, "qnetd")
-        .args(&["-s", "off", "--mqtt", &url, "--mqtt-topic-prefix", "qt"])
-        .start()
+    let mut args = vec!["-s", "off", "--mqtt", &url, "--mqtt-topic-prefix", "qt"];
+    args.extend_from_slice(more);
+    Launch::ours(dir, "qnetd").args(&args).start()
+}
+
+/// Config topics under `homeassistant/#` whose object id contains `key`.
+fn config_topics(broker: &Broker, key: &str) -> Vec<String> {
+    broker
+        .retained("homeassistant/#")
+        .into_iter()
+        .filter_map(|l| l.split_once(' ').map(|(t, _)| t.to_string()))
+        .filter(|t| t.contains(key))
+        .collect()
+}
+
+/// A restart forgets nothing at the broker: a fresh daemon finds the
+/// retained configs of the one before, and removes those of a cluster and
+/// of a node that never come back after the away time (empty retained
+/// configs, seen by a live subscriber, and their states), while the
+/// server's and those of the cluster and node that did come back stay.
+#[test]
+fn a_restarted_daemon_removes_what_never_came_back() {
+    let Some(dir) = setup() else { return };
+    let broker_port = free_ports(1)[0];
+    let broker = Broker::start(&dir, broker_port);
+    let away = ["--mqtt-remove-after", "4"];
+    let daemon = start_daemon_with(&dir, broker_port, &away);
+    let (mut s1, mut s2, mut s3) = (0, 0, 0);
+    let a = join(daemon.port, 1, &[1, 2], 5, &mut s1);
+    let b = join(daemon.port, 2, &[1, 2], 5, &mut s2);
+    let c = join_in(b"gone", daemon.port, 1, &[1], 5, &mut s3);
+    // Server 4; mq: 3 and 4 per node; gone: 3 and 4.
+    let before = eventually(15, "every config", || {
+        let c = broker.retained("homeassistant/#");
+        (c.len() == 4 + (3 + 2 * 4) + (3 + 4)).then_some(c)
+    });
+    eventually(10, "gone's vote", || state(&broker, "qt/gone/node1/vote"));
+    let server = config_topics(&broker, "/qt_server_");
+    let gone = config_topics(&broker, "/qt_gone_");
+    let node2 = config_topics(&broker, "/qt_mq_node2_");
+    let kept: Vec<String> = config_topics(&broker, "/qt_mq_")
+        .into_iter()
+        .filter(|t| !node2.contains(t))
+        .collect();
+    assert_eq!(
+        (server.len(), gone.len(), node2.len(), kept.len()),
+        (4, 7, 4, 7)
+    );
+
+    // The daemon and every client go at once (a reboot); nothing is
+    // removed, the broker keeps it all.
+    drop(daemon);
+    drop((a, b, c));
+    assert_eq!(broker.retained("homeassistant/#").len(), before.len());
+
+    // A live subscriber (MQTT 5, retain flag as published): `RETAIN LEN TOPIC`.
+    let mut sub = std::process::Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &broker_port.to_string()])
+        .args(["-u", USER, "-P", PASSWORD, "-W", "60"])
+        .args(["-V", "mqttv5", "--retain-as-published", "-F", "%r %l %t"])
+        .args(["-t", "homeassistant/#"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run mosquitto_sub");
+    let lines = BufReader::new(sub.stdout.take().unwrap()).lines();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // It has every retained config before the new daemon starts.
+    for _ in 0..before.len() {
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the retained configs");
+        assert!(
+            line.starts_with("1 ") && !line.starts_with("1 0 "),
+            "{line}"
+        );
+    }
+
+    // A fresh daemon; only node 1 of mq comes back.
+    let daemon = start_daemon_with(&dir, broker_port, &away);
+    let mut s1 = 0;
+    let mut a = join(daemon.port, 1, &[1], 6, &mut s1);
+    let mut echoes = 0;
+    let gone_now = eventually(30, "the stale configs deleted", || {
+        echoes += 1;
+        echo(&mut a, echoes);
+        let now = broker.retained("homeassistant/#");
+        let stale = now.iter().any(|l| {
+            gone.iter()
+                .chain(&node2)
+                .any(|t| l.starts_with(&format!("{t} ")))
+        });
+        (!stale).then_some(now)
+    });
+    // The server's and the returning cluster's configs stay, nothing else.
+    let topics: Vec<String> = gone_now
+        .iter()
+        .filter_map(|l| l.split_once(' ').map(|(t, _)| t.to_string()))
+        .collect();
+    let mut expected: Vec<String> = server.iter().chain(&kept).cloned().collect();
+    expected.sort();
+    assert_eq!(topics, expected);
+    assert!(broker.retained("qt/gone/#").is_empty());
+    assert!(broker.retained("qt/mq/node2/#").is_empty());
+    assert_eq!(
+        state(&broker, "qt/mq/node1/vote").as_deref(),
+        Some("ACK"),
+        "the returning node's state stays"
+    );
+
+    // The subscriber saw an empty retained config for each stale one.
+    let _ = sub.kill();
+    let _ = sub.wait();
+    reader.join().unwrap();
+    let deleted: std::collections::BTreeSet<String> = rx
+        .try_iter()
+        .filter_map(|l| l.strip_prefix("1 0 ").map(str::to_string))
+        .collect();
+    let stale: std::collections::BTreeSet<String> = gone.iter().chain(&node2).cloned().collect();
+    assert_eq!(deleted, stale);
+    drop(daemon);
 }
 
 #[test]

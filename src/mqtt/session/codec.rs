@@ -1,12 +1,17 @@
 //! The codec glue of the [`Session`]: broker bytes framed into packets
-//! (capped at [`MAX_INCOMING_PACKET`]) and dispatched to the state machine,
-//! and packets serialised into the output queue.
+//! (capped at [`MAX_INCOMING_PACKET`]; a larger PUBLISH is dropped while
+//! surveying) and dispatched to the state machine, and packets serialised
+//! into the output queue.
 
 use std::time::Instant;
 
-use mqttbytes_ng::v4::{ConnAck, ConnectReturnCode, Packet, PubAck};
+use bytes::Buf as _;
+use mqttbytes_ng::QoS;
+use mqttbytes_ng::v4::{
+    ConnAck, ConnectReturnCode, Packet, PubAck, Publish, SubAck, SubscribeReasonCode, UnsubAck,
+};
 
-use super::{CloseReason, Delivery, Event, MAX_INCOMING_PACKET, ONLINE, Session, State};
+use super::{CloseReason, Delivery, Event, MAX_INCOMING_PACKET, ONLINE, Session, State, Survey};
 
 impl Session {
     /// Bytes read from the connection.
@@ -19,6 +24,14 @@ impl Session {
         }
         self.input.extend_from_slice(data);
         loop {
+            if self.skip > 0 {
+                let n = self.skip.min(self.input.len());
+                self.input.advance(n);
+                self.skip -= n;
+                if self.skip > 0 {
+                    return;
+                }
+            }
             match Packet::read(&mut self.input, MAX_INCOMING_PACKET) {
                 Ok(packet) => {
                     if !self.handle_packet(packet, now) {
@@ -26,6 +39,23 @@ impl Session {
                     }
                 }
                 Err(mqttbytes_ng::Error::InsufficientBytes(_)) => return,
+                Err(mqttbytes_ng::Error::PayloadSizeLimitExceeded(len))
+                    if self.cfg.survey.is_some()
+                        && matches!(self.state, State::Online { .. })
+                        && self.input.first().is_some_and(|b| b >> 4 == 3) =>
+                {
+                    // A PUBLISH too large to be one of ours: dropped as it
+                    // streams in. Its header is 1 byte and 1..=4 length
+                    // bytes (the last one without the continuation bit).
+                    let length_bytes = self
+                        .input
+                        .iter()
+                        .skip(1)
+                        .take(4)
+                        .position(|b| b & 0x80 == 0)
+                        .map_or(4, |p| p + 1);
+                    self.skip = 1 + length_bytes + len;
+                }
                 Err(e) => {
                     self.close_connection(CloseReason::ProtocolError(e.to_string()), now);
                     return;
@@ -47,6 +77,7 @@ impl Session {
                     self.events.push_back(Event::Online);
                     self.queue_availability(ONLINE);
                     self.requeue_all_retained();
+                    self.subscribe_survey(now);
                     true
                 } else {
                     self.close_connection(CloseReason::Refused(code as u8), now);
@@ -66,6 +97,29 @@ impl Session {
                 }
                 true
             }
+            (State::Online { .. }, Packet::Publish(p)) if self.cfg.survey.is_some() => {
+                self.survey_publish(p, now)
+            }
+            (State::Online { .. }, Packet::SubAck(SubAck { pkid, return_codes })) if matches!(self.survey, Survey::Subscribing { pkid: p, .. } if p == pkid) =>
+            {
+                if matches!(return_codes.as_slice(), [SubscribeReasonCode::Success(_)]) {
+                    self.survey = Survey::Collecting {
+                        until: now + self.cfg.survey_window,
+                    };
+                } else {
+                    self.reset_survey();
+                    self.events.push_back(Event::SurveyRefused);
+                }
+                true
+            }
+            (State::Online { .. }, Packet::UnsubAck(UnsubAck { pkid })) if matches!(self.survey, Survey::Unsubscribing { pkid: p, .. } if p == pkid) =>
+            {
+                let topics = std::mem::take(&mut self.surveyed);
+                let truncated = self.survey_truncated;
+                self.reset_survey();
+                self.events.push_back(Event::Surveyed { topics, truncated });
+                true
+            }
             (State::Online { since, last_tx, .. }, Packet::PingResp) => {
                 self.state = State::Online {
                     since,
@@ -82,6 +136,27 @@ impl Session {
                 false
             }
         }
+    }
+
+    /// A PUBLISH while a survey is configured: a retained one with a
+    /// payload is collected while the survey's subscription stands; any
+    /// other QoS 0 one is ignored.
+    fn survey_publish(&mut self, p: Publish, now: Instant) -> bool {
+        if p.qos != QoS::AtMostOnce {
+            self.close_connection(
+                CloseReason::ProtocolError("PUBLISH above the QoS 0 subscribed".into()),
+                now,
+            );
+            return false;
+        }
+        if self.survey != Survey::Idle && p.retain && !p.payload.is_empty() {
+            if self.surveyed.len() < self.cfg.max_survey_topics {
+                self.surveyed.push(p.topic);
+            } else {
+                self.survey_truncated = true;
+            }
+        }
+        true
     }
 
     pub(super) fn write_packet(&mut self, packet: &Packet, now: Instant) {
