@@ -395,7 +395,8 @@ fn connections_before_init_are_limited_per_address() {
 
 #[test]
 fn a_silent_socket_is_closed_at_the_init_deadline() {
-    let server = Server::start_with("deadline", &[], "init_timeout=300");
+    // Long enough for `real` to join under qemu on a busy machine.
+    let server = Server::start_with("deadline", &[], "init_timeout=2000");
     let mut real = server.connect();
     real.join(1);
     let mut silent = server.connect();
