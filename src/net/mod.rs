@@ -36,7 +36,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 use self::admission::{Admission, Refusal};
-use self::conn::{Conn, is_pre_init, write_out};
+use self::conn::{Conn, is_pre_init};
 use crate::cert::store::{CertStore, InitOutcome};
 use crate::config::Config;
 use crate::core::ClientId;
