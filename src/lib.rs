@@ -16,9 +16,11 @@
 //!  mgmt     management protocol and reports, read-only over the Instance
 //!  panel    the status panel, sans-IO: HTTP routing, the page, live feed
 //!    ↓
-//!  net      the shell: one mio loop owning every socket, TLS (net/tls),
-//!           the management socket (net/ipc), the panel's HTTP
-//!           listener (net/http), signals, the clock
+//!  net      the shell: one mio loop owning every socket (net/mod), its
+//!           start-up (net/start), new clients (net/accept), TLS (net/tls),
+//!           the management socket (net/ipc), the panel's HTTP listener
+//!           (net/http), the pairing endpoint (net/pair), MQTT (net/mqtt),
+//!           signals, the clock
 //!    ↓
 //!  cmd      the programs: daemon, certutil, tool, healthcheck (main.rs
 //!           picks one)

@@ -9,6 +9,13 @@
 //! served before the next blocking poll. Connections that have not finished
 //! INIT are admitted, timed out and pushed out first by `admission`.
 //!
+//! The files: this one holds the loop itself (poll, dispatch by token, the
+//! read and write paths, closing); `start` everything before the first poll
+//! ([`run`]: signals, lock file, TLS and the certificate store, binding and
+//! registering the sockets); `accept` new qdevice connections and those
+//! still before INIT (admission, eviction under `-m`, the INIT timeout);
+//! `conn` one qdevice connection.
+//!
 //! Beside the qdevice clients and the management socket (`ipc`), the
 //! loop drives the optional MQTT client (`mqtt`): one token, its timers
 //! in the poll timeout, and one call after each round of engine events.
@@ -16,6 +23,7 @@
 //! own token ranges; once per round the pairing steps (`pair`) go to the
 //! panel's event list and an unpaired cluster to MQTT.
 
+mod accept;
 mod admission;
 mod conn;
 mod http;
@@ -24,6 +32,7 @@ mod listen;
 mod lock;
 mod mqtt;
 mod pair;
+mod start;
 pub mod tls;
 
 use std::collections::VecDeque;
@@ -31,20 +40,17 @@ use std::io::{self, Read};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::{Events, Interest, Poll, Token};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use mio::{Events, Poll, Token};
 use signal_hook_mio::v1_0::Signals;
 
-use self::admission::{Admission, Refusal};
-use self::conn::{Conn, is_pre_init, write_out};
-use crate::cert::store::{CertStore, InitOutcome};
-use crate::config::Config;
+use self::admission::Admission;
+use self::conn::Conn;
 use crate::core::ClientId;
-use crate::core::{Event, Instance, InstanceConfig, PeerAddr, Timestamp};
+use crate::core::{Event, Instance, Timestamp};
 use crate::error::Error;
-use crate::proto::TlsSupported;
 
 pub use lock::LockFile;
+pub use start::run;
 
 /// Bytes read from a client socket per read call (one buffer for all
 /// clients, plain and TLS).
@@ -128,91 +134,6 @@ struct Server {
     mqtt: Option<mqtt::Mqtt>,
 }
 
-/// Runs the server until SIGTERM/SIGINT.
-///
-/// # Errors
-/// Startup failures (lock file, listen address, signals); once running,
-/// client errors only ever affect that client.
-pub fn run(config: &Config) -> Result<(), Error> {
-    config.validate()?;
-    log::info!(
-        "qnetd {} starting (protocol of corosync-qnetd {})",
-        env!("CARGO_PKG_VERSION"),
-        crate::REFERENCE_VERSION
-    );
-    // Handlers first: a SIGTERM during start-up (key generation can take a
-    // while on a small board) is then served by the loop, not the default
-    // action.
-    let signals =
-        Signals::new([SIGTERM, SIGINT]).map_err(|e| Error::io("install signal handlers", e))?;
-    let _lock = LockFile::acquire(&config.advanced.lock_file)?;
-    let revoked = crate::cert::policy::RevokedSerials::default();
-    let tls_config = tls_setup(config, &revoked)?;
-    let pairing = match tls_config {
-        Some(_) => Some(pair::Pairing::new(config, revoked)?),
-        None => None,
-    };
-    log::debug!("Initializing local socket");
-    let ipc = ipc::Ipc::bind(config)?;
-    log::debug!("Creating listening socket");
-    let listener = listen::bind(config)?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| Error::io("read listen address", e))?;
-    let http = http::Http::bind(config)?;
-    let mut server = Server::new(config, listener, ipc, tls_config, signals, http)?;
-    if let Some(reason) = config.unauthenticated_reason() {
-        log::warn!("{reason}");
-    }
-    if let (Some(h), Some(p)) = (server.http.as_mut(), pairing.as_ref()) {
-        h.note(server.clock.now().as_millis(), Vec::new(), p.paired());
-    }
-    server.pairing = pairing;
-    log::info!(
-        "QNetd ready to provide service: listening on {local} (tls={}, client certificate required={})",
-        tls_name(config),
-        config.client_cert_required
-    );
-    server.mqtt = mqtt::Mqtt::setup(&config.mqtt, config.listen_addr.as_deref(), config.port)
-        .map_err(Error::Config)?;
-    if let Some(h) = server.http.as_ref() {
-        h.log_ready();
-    }
-    if let (Some(auto), Some(p)) = (&config.auto_pair, server.pairing.as_mut()) {
-        p.auto_open(auto.address.clone(), server.clock.now());
-    }
-    crate::sys::notify::ready();
-    let outcome = server.run();
-    crate::sys::notify::stopping();
-    outcome
-}
-
-/// Opens the certificate store (creating it on first start) and builds the
-/// TLS server configuration, unless TLS is off.
-fn tls_setup(
-    config: &Config,
-    revoked: &crate::cert::policy::RevokedSerials,
-) -> Result<Option<Arc<rustls::ServerConfig>>, Error> {
-    if config.tls == TlsSupported::Unsupported {
-        return Ok(None);
-    }
-    let dir = &config.advanced.nss_db_dir;
-    let store = CertStore::open(dir);
-    match store.ensure_initialized() {
-        Ok(InitOutcome::Created) => log::info!(
-            "Created a new certificate store in {}; copy the CA certificate {} to the cluster nodes",
-            dir.display(),
-            store.ca_cert_path().display()
-        ),
-        Ok(InitOutcome::AlreadyExists) => {
-            log::debug!("Using the certificate store in {}", dir.display());
-        }
-        Err(e) => return Err(Error::Tls(e.into())),
-    }
-    let cfg = tls::server_config_revocable(&store, config.client_cert_required, revoked)?;
-    Ok(Some(cfg))
-}
-
 /// The earlier of two optional deadlines (`None` is "no deadline").
 fn earliest<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
     match (a, b) {
@@ -221,55 +142,7 @@ fn earliest<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
     }
 }
 
-fn tls_name(config: &Config) -> &'static str {
-    match config.tls {
-        TlsSupported::Unsupported => "off",
-        TlsSupported::Supported => "on",
-        TlsSupported::Required | TlsSupported::Unknown(_) => "req",
-    }
-}
-
 impl Server {
-    fn new(
-        config: &Config,
-        mut listener: mio::net::TcpListener,
-        mut ipc: ipc::Ipc,
-        tls_config: Option<Arc<rustls::ServerConfig>>,
-        mut signals: Signals,
-        mut http: Option<http::Http>,
-    ) -> Result<Self, Error> {
-        let poll = Poll::new().map_err(|e| Error::io("create poll", e))?;
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)
-            .map_err(|e| Error::io("register listener", e))?;
-        poll.registry()
-            .register(&mut signals, SIGNALS, Interest::READABLE)
-            .map_err(|e| Error::io("register signals", e))?;
-        ipc.register(poll.registry())
-            .map_err(|e| Error::io("register local socket", e))?;
-        if let Some(h) = http.as_mut() {
-            h.register(poll.registry())
-                .map_err(|e| Error::io("register status panel", e))?;
-        }
-        Ok(Self {
-            poll,
-            listener,
-            signals,
-            ipc,
-            instance: Instance::new(InstanceConfig::from(config)),
-            conns: Vec::new(),
-            ready: VecDeque::new(),
-            admission: Admission::new(config),
-            clock: Clock::new(),
-            buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
-            tls_config,
-            http,
-            pairing: None,
-            accept_failed: false,
-            mqtt: None,
-        })
-    }
-
     fn run(&mut self) -> Result<(), Error> {
         let mut events = Events::with_capacity(1024);
         log::debug!("Running QNetd main loop");
@@ -386,58 +259,6 @@ impl Server {
         }
     }
 
-    /// Closes the connections that did not finish INIT in `init_timeout`.
-    fn expire_pre_init(&mut self, now: Timestamp) {
-        loop {
-            let conns = &self.conns;
-            let Some(id) = self.admission.pop_expired(now, |id| is_pre_init(conns, id)) else {
-                return;
-            };
-            if let Some(conn) = self.conn(id) {
-                log::warn!(
-                    "Client {} did not finish INIT in time. Disconnecting",
-                    conn.addr
-                );
-            }
-            self.close(now, id);
-        }
-    }
-
-    /// Makes room under `-m` by closing the oldest connection that has not
-    /// finished INIT. Returns false if there is none.
-    fn evict_pre_init(&mut self, now: Timestamp) -> bool {
-        let conns = &self.conns;
-        let Some(id) = self.admission.evict_oldest(|id| is_pre_init(conns, id)) else {
-            return false;
-        };
-        if let Some(conn) = self.conn(id) {
-            log::warn!(
-                "Maximum clients reached. Disconnecting client {} that has not finished INIT",
-                conn.addr
-            );
-        }
-        self.close(now, id);
-        true
-    }
-
-    /// After input: a connection that just finished INIT leaves admission.
-    fn note_init(&mut self, id: ClientId) {
-        // The shell's own flag first: after INIT (every heartbeat) this is
-        // one load, and the engine is asked only before.
-        if !self.conn(id).is_some_and(|conn| conn.pre_init) {
-            return;
-        }
-        let initialised = self
-            .instance
-            .client_info(id)
-            .is_some_and(|info| info.init_received);
-        if let Some(conn) = self.conn(id).filter(|_| initialised) {
-            conn.pre_init = false;
-            let ip = conn.addr.0.ip();
-            self.admission.left(ip);
-        }
-    }
-
     /// Hands the pairing steps since the last call to the panel's event
     /// list, and an unpaired cluster to MQTT (its entities go at once).
     /// Without a step (every heartbeat) nothing is allocated.
@@ -492,72 +313,6 @@ impl Server {
     fn conn(&mut self, id: ClientId) -> Option<&mut Conn> {
         let index = usize::try_from(id.index()).ok()?;
         self.conns.get_mut(index)?.as_mut().filter(|c| c.id == id)
-    }
-
-    fn accept(&mut self, now: Timestamp) {
-        loop {
-            let (mut stream, addr) = match self.listener.accept() {
-                Ok(pair) => pair,
-                Err(e) if would_block(&e) => {
-                    self.accept_failed = false;
-                    return;
-                }
-                Err(e) if interrupted(&e) => continue,
-                Err(e) => {
-                    // E.g. EMFILE: keep serving the clients we have, and try
-                    // again shortly (no new edge may come for the backlog).
-                    if !self.accept_failed {
-                        log::error!("Can't accept connection: {e}");
-                    }
-                    self.accept_failed = true;
-                    return;
-                }
-            };
-            if self.admission.admit(addr.ip()) == Err(Refusal::PerAddress) {
-                log::warn!(
-                    "Too many connections from {} that have not finished INIT. Not accepting connection",
-                    addr.ip()
-                );
-                continue;
-            }
-            if self.admission.full(self.instance.client_count()) {
-                self.evict_pre_init(now);
-            }
-            let Ok(id) = self.instance.accept(now, addr) else {
-                continue; // max clients: dropping the stream closes it
-            };
-            if let Err(e) = stream.set_nodelay(true) {
-                log::debug!("Can't set TCP_NODELAY: {e}");
-            }
-            let Ok(index) = usize::try_from(id.index()) else {
-                continue;
-            };
-            let token = Token(FIRST_CLIENT + index);
-            if let Err(e) = self.poll.registry().register(
-                &mut stream,
-                token,
-                Interest::READABLE | Interest::WRITABLE,
-            ) {
-                log::error!("Can't add client to main poll loop: {e}");
-                self.instance.disconnect(now, id);
-                continue;
-            }
-            if self.conns.len() <= index {
-                self.conns.resize_with(index + 1, || None);
-            }
-            if let Some(slot) = self.conns.get_mut(index) {
-                *slot = Some(Conn {
-                    stream,
-                    id,
-                    addr: PeerAddr(addr),
-                    tls: None,
-                    tls_announced: false,
-                    pre_init: true,
-                    fresh: true,
-                });
-                self.admission.accepted(now, id, addr.ip());
-            }
-        }
     }
 
     fn on_readable(&mut self, now: Timestamp, id: ClientId) {
