@@ -19,16 +19,9 @@
 //!   persistence gets the whole state back. A refused CONNACK (codes 1..5)
 //!   closes the connection and retries with backoff.
 //! - Survey: with [`SessionConfig::survey`] set, every accepted CONNACK is
-//!   followed by a SUBSCRIBE (QoS 0) to that filter. Retained PUBLISHes
-//!   (retain flag set: sent because of the new subscription) with a
-//!   payload are collected, at most [`SessionConfig::max_survey_topics`]
-//!   topics, from then until the UNSUBACK; the UNSUBSCRIBE goes
-//!   [`SessionConfig::survey_window`] after the SUBACK (a broker sends the
-//!   retained messages right after it). Then [`Event::Surveyed`] reports
-//!   the topics, once per connection; a refused subscription gives
-//!   [`Event::SurveyRefused`]. Other PUBLISHes are ignored; one with QoS
-//!   1 or 2 (more than was asked for) is a protocol error; a PUBLISH above
-//!   [`MAX_INCOMING_PACKET`] is dropped unread as it streams in. Without a
+//!   followed by a survey of the retained topics under that filter, reported
+//!   once per connection as [`Event::Surveyed`] (the contract is in
+//!   `session/survey.rs`). Without a
 //!   survey any PUBLISH from the broker is a protocol error.
 //! - [`Session::publish`]: retained messages (discovery configs, states)
 //!   go with QoS 1 and are kept, latest payload per topic; a message that
@@ -65,9 +58,9 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use mqttbytes_ng::QoS;
-use mqttbytes_ng::v4::{
-    Connect, Disconnect, LastWill, Login, Packet, PingReq, Publish, Subscribe, Unsubscribe,
-};
+use mqttbytes_ng::v4::{Connect, Disconnect, LastWill, Login, Packet, PingReq, Publish};
+
+use survey::Survey;
 
 /// Payload of the availability topic while connected.
 pub const ONLINE: &str = "online";
@@ -293,29 +286,6 @@ enum State {
     Shutdown,
 }
 
-/// Where the survey of the current connection stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Survey {
-    /// None configured, or done for this connection.
-    Idle,
-    /// SUBSCRIBE sent with this packet id at `sent`.
-    Subscribing { pkid: u16, sent: Instant },
-    /// SUBACK received; UNSUBSCRIBE at `until`.
-    Collecting { until: Instant },
-    /// UNSUBSCRIBE sent with this packet id at `sent`.
-    Unsubscribing { pkid: u16, sent: Instant },
-}
-
-impl Survey {
-    /// The packet id of an outstanding SUBSCRIBE or UNSUBSCRIBE.
-    const fn pkid(self) -> Option<u16> {
-        match self {
-            Self::Subscribing { pkid, .. } | Self::Unsubscribing { pkid, .. } => Some(pkid),
-            Self::Idle | Self::Collecting { .. } => None,
-        }
-    }
-}
-
 /// Random numbers for the backoff jitter.
 pub type JitterSource = Box<dyn FnMut() -> u64>;
 
@@ -516,13 +486,7 @@ impl Session {
                     None => last_tx + ka,
                 };
                 let ack = self.inflight.values().map(|(_, sent)| *sent + ka).min();
-                let survey = match self.survey {
-                    Survey::Idle => None,
-                    Survey::Collecting { until } => Some(until),
-                    Survey::Subscribing { sent, .. } | Survey::Unsubscribing { sent, .. } => {
-                        Some(sent + ka)
-                    }
-                };
+                let survey = self.survey.deadline(ka);
                 Some([ack, survey].into_iter().flatten().fold(ping, Instant::min))
             }
             State::Shutdown => None,
@@ -544,11 +508,7 @@ impl Session {
             State::Online { ping_sent, .. } => {
                 let ka = self.keep_alive();
                 let ack_late = self.inflight.values().any(|(_, sent)| now >= *sent + ka);
-                let survey_late = matches!(
-                    self.survey,
-                    Survey::Subscribing { sent, .. } | Survey::Unsubscribing { sent, .. }
-                        if now >= sent + ka
-                );
+                let survey_late = self.survey.ack_deadline(ka).is_some_and(|late| now >= late);
                 if ack_late || survey_late || ping_sent.is_some_and(|sent| now >= sent + ka) {
                     self.close_connection(CloseReason::BrokerTimeout, now);
                     return;
@@ -601,42 +561,6 @@ impl Session {
         self.pending.clear();
         self.reset_survey();
         self.state = State::Shutdown;
-    }
-
-    /// After a CONNACK: SUBSCRIBE to the survey's filter (beyond the queue
-    /// cap on purpose, like a PINGREQ: one small packet per connection).
-    fn subscribe_survey(&mut self, now: Instant) {
-        let Some(filter) = self.cfg.survey.clone() else {
-            return;
-        };
-        let pkid = self.next_packet_id();
-        let subscribe = Subscribe {
-            pkid,
-            ..Subscribe::new(filter, QoS::AtMostOnce)
-        };
-        self.write_packet(&Packet::Subscribe(subscribe), now);
-        self.survey = Survey::Subscribing { pkid, sent: now };
-    }
-
-    /// The survey's window is over: UNSUBSCRIBE.
-    fn unsubscribe_survey(&mut self, now: Instant) {
-        let Some(filter) = self.cfg.survey.clone() else {
-            return;
-        };
-        let pkid = self.next_packet_id();
-        let unsubscribe = Unsubscribe {
-            pkid,
-            ..Unsubscribe::new(filter)
-        };
-        self.write_packet(&Packet::Unsubscribe(unsubscribe), now);
-        self.survey = Survey::Unsubscribing { pkid, sent: now };
-    }
-
-    fn reset_survey(&mut self) {
-        self.survey = Survey::Idle;
-        self.surveyed = Vec::new();
-        self.survey_truncated = false;
-        self.skip = 0;
     }
 
     /// The keepalive in whole seconds, 1..=65535 (what CONNECT carries).
@@ -767,5 +691,6 @@ fn publish_size(topic: &str, payload: &[u8]) -> usize {
 }
 
 mod codec;
+mod survey;
 #[cfg(test)]
 mod tests;
