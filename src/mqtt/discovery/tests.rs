@@ -2,6 +2,8 @@
 //! Assistant's discovery schema.
 
 use super::*;
+use crate::mgmt::json::VoteName;
+use serde_json::Value;
 use std::collections::BTreeSet;
 
 /// Any instant will do: the model only compares instants.
