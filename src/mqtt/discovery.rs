@@ -53,16 +53,17 @@
 //!   this way are tracked at once.
 //!
 //! Pure: no I/O; time is an argument.
+//!
+//! Layout: this file holds the model (what is known, what was published)
+//! and the diff; `discovery/entities.rs` builds every entity's config and
+//! state, and `discovery/learn.rs` parses the survey's topics.
 
-use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::mgmt::json::{ClusterReport, NodeReport, Report, ServerReport, VoteName};
-
-use super::session::{OFFLINE, ONLINE};
+use crate::mgmt::json::{ClusterReport, NodeReport, Report, ServerReport};
 
 /// Default discovery prefix of Home Assistant.
 pub const DEFAULT_DISCOVERY_PREFIX: &str = "homeassistant";
@@ -73,8 +74,6 @@ pub const DEFAULT_TOPIC_PREFIX: &str = "qnetd";
 pub const DEFAULT_REMOVE_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// Longest topic prefix or discovery prefix accepted.
 pub const MAX_PREFIX_LEN: usize = 128;
-/// Characters of a cluster name shown in a device name.
-const MAX_DISPLAY_NAME: usize = 64;
 /// Characters of a cluster name kept in its id.
 const MAX_ID_SLUG: usize = 32;
 /// Clusters and nodes learned from the broker ([`Discovery::learn`]) and
@@ -211,30 +210,6 @@ pub fn cluster_id(name: &str) -> String {
     }
 }
 
-/// Whether `id` is something [`cluster_id`] can return: 1..=32 of
-/// `[a-z0-9]`, or a slug (runs of `[a-z0-9]` joined by single `_`, at most
-/// 32) and `_` and 8 lowercase hex digits.
-fn is_cluster_id(id: &str) -> bool {
-    let plain = |s: &str| {
-        !s.is_empty()
-            && s.len() <= MAX_ID_SLUG
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-    };
-    if plain(id) {
-        return true;
-    }
-    let Some((slug, hash)) = id.rsplit_once('_') else {
-        return false;
-    };
-    hash.len() == 8
-        && hash
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        && slug.len() <= MAX_ID_SLUG
-        && slug.split('_').all(plain)
-}
-
 /// The object id part (after `<node>_`) of node `id` of cluster `cid`.
 fn node_object(cid: &str, id: u32) -> String {
     format!("{cid}_node{id}")
@@ -253,44 +228,6 @@ fn node_id(topic_prefix: &str) -> String {
             }
         })
         .collect()
-}
-
-/// A name for display: control characters dropped, at most 64 characters.
-fn display(name: &str) -> String {
-    let s: String = name
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_DISPLAY_NAME)
-        .collect();
-    if s.is_empty() { "(unnamed)".into() } else { s }
-}
-
-/// The vote a node holds, as the *Node N vote* sensor shows it.
-fn vote_state(node: Option<&NodeReport>) -> &'static str {
-    let Some(n) = node else { return "NONE" };
-    let vote = match n.last_vote {
-        Some(VoteName::NoChange) => n.last_ack_nack_vote,
-        v => v,
-    };
-    match vote {
-        None => "NONE",
-        Some(VoteName::Ack) => "ACK",
-        Some(VoteName::Nack) => "NACK",
-        Some(VoteName::AskLater) => "ASK_LATER",
-        Some(VoteName::WaitForReply) => "WAIT_FOR_REPLY",
-        Some(VoteName::NoChange | VoteName::Unknown) => "UNKNOWN",
-    }
-}
-
-/// A node's report while it and its cluster are connected.
-fn connected<'a>(c: &KnownCluster, n: &'a KnownNode) -> Option<&'a NodeReport> {
-    n.report
-        .as_ref()
-        .filter(|_| c.away_since.is_none() && n.away_since.is_none())
-}
-
-const fn on_off(b: bool) -> &'static str {
-    if b { "ON" } else { "OFF" }
 }
 
 /// A node as last reported (`None`: only learned from the broker);
@@ -321,17 +258,6 @@ struct Desired {
     votes: BTreeMap<String, (String, u32)>,
     kept_configs: BTreeSet<String>,
     kept_states: BTreeSet<String>,
-}
-
-/// What [`Discovery::learn`] found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Learned {
-    /// To publish: the entities of learned nodes of known clusters.
-    pub messages: Vec<Message>,
-    /// Clusters and nodes newly tracked as away.
-    pub away: usize,
-    /// Of ours, but not tracked: [`MAX_LEARNED`] reached.
-    pub over_cap: usize,
 }
 
 /// The discovery model; see the module documentation.
@@ -427,107 +353,6 @@ impl Discovery {
         self.cfg.remove_after
     }
 
-    /// The topic filter of this instance's discovery configs,
-    /// `DISCOVERY/+/<node>/+/config`, for the survey after a (re)connect.
-    #[must_use]
-    pub fn config_filter(&self) -> String {
-        format!("{}/+/{}/+/config", self.cfg.discovery_prefix, self.node)
-    }
-
-    /// Retained config topics found at the broker (see the module
-    /// documentation): clusters and nodes not known now are away since
-    /// `now`. Topics that are not exactly ours, and server entities, are
-    /// ignored.
-    pub fn learn(&mut self, topics: &[String], now: Instant) -> Learned {
-        let mut tracked = self
-            .clusters
-            .values()
-            .map(|c| {
-                usize::from(c.report.is_none())
-                    + c.nodes.values().filter(|n| n.report.is_none()).count()
-            })
-            .sum::<usize>();
-        let (mut away, mut over_cap) = (0, 0);
-        for topic in topics {
-            let Some((cid, node)) = self.parse_config_topic(topic) else {
-                continue;
-            };
-            let cluster = match self.clusters.entry(cid) {
-                Entry::Occupied(e) => e.into_mut(),
-                Entry::Vacant(_) if tracked >= MAX_LEARNED => {
-                    over_cap += 1;
-                    continue;
-                }
-                Entry::Vacant(e) => {
-                    tracked += 1;
-                    away += 1;
-                    e.insert(KnownCluster {
-                        report: None,
-                        away_since: Some(now),
-                        nodes: BTreeMap::new(),
-                    })
-                }
-            };
-            let Some(id) = node else { continue };
-            match cluster.nodes.entry(id) {
-                Entry::Occupied(_) => {}
-                Entry::Vacant(_) if tracked >= MAX_LEARNED => over_cap += 1,
-                Entry::Vacant(e) => {
-                    tracked += 1;
-                    away += 1;
-                    e.insert(KnownNode {
-                        report: None,
-                        away_since: Some(now),
-                    });
-                }
-            }
-        }
-        Learned {
-            messages: self.sync(),
-            away,
-            over_cap,
-        }
-    }
-
-    /// The cluster id and node of one of our cluster or node config topics,
-    /// `DISCOVERY/<component>/<node>/<node>_<cid>[_node<N>]_<what>/config`:
-    /// the parts are taken apart, checked, and the topic rebuilt from them
-    /// must be `topic` byte for byte.
-    fn parse_config_topic(&self, topic: &str) -> Option<(String, Option<u32>)> {
-        let rest = topic
-            .strip_prefix(self.cfg.discovery_prefix.as_str())?
-            .strip_prefix('/')?;
-        let (component, rest) = rest.split_once('/')?;
-        let object = rest
-            .strip_prefix(self.node.as_str())?
-            .strip_prefix('/')?
-            .strip_suffix("/config")?
-            .strip_prefix(self.node.as_str())?
-            .strip_prefix('_')?;
-        let kind = |entities: &'static [Entity]| {
-            entities
-                .iter()
-                .filter(move |(c, _)| *c == component)
-                .filter_map(|(_, what)| {
-                    Some((object.strip_suffix(what)?.strip_suffix('_')?, *what))
-                })
-        };
-        let (cid, node, what) = kind(&NODE_ENTITIES)
-            .find_map(|(head, what)| {
-                let (cid, id) = head.rsplit_once("_node")?;
-                Some((cid, Some(id.parse::<u32>().ok()?), what))
-            })
-            .or_else(|| {
-                kind(&CLUSTER_ENTITIES)
-                    .map(|(cid, what)| (cid, None, what))
-                    .next()
-            })?;
-        let group = node.map_or_else(|| cid.to_string(), |id| node_object(cid, id));
-        let b = self.builder();
-        (is_cluster_id(cid) && b.config_topic(component, &b.object_id(&group, what)) == topic)
-            .then(|| (cid.to_string(), node))
-    }
-
     /// When the next cluster or node away reaches `remove_after`.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -598,13 +423,6 @@ impl Discovery {
         out
     }
 
-    const fn builder(&self) -> Builder<'_> {
-        Builder {
-            cfg: &self.cfg,
-            node: self.node.as_str(),
-        }
-    }
-
     fn desired(&self) -> Desired {
         let mut d = Desired::default();
         let b = self.builder();
@@ -651,243 +469,10 @@ fn retained(topic: String, payload: Vec<u8>) -> Message {
     }
 }
 
-/// Entity configs and states for one [`Desired`].
-struct Builder<'a> {
-    cfg: &'a DiscoveryConfig,
-    node: &'a str,
-}
+mod entities;
+mod learn;
 
-/// One entity of a group: its kind, name, retained state (`None` for
-/// events), and the component-specific keys.
-type Spec = (Entity, String, Option<String>, Value);
-
-/// Where a group of entities lives: their device, the object id prefix
-/// (after `<node>_`) and the state topic prefix.
-struct Group<'a> {
-    device: &'a Value,
-    object: String,
-    topic: String,
-}
-
-impl Builder<'_> {
-    fn server_identifier(&self) -> String {
-        format!("{}_server", self.node)
-    }
-
-    /// Unique id and object id of `what` in the group `group_object`.
-    fn object_id(&self, group_object: &str, what: &str) -> String {
-        format!("{}_{group_object}_{what}", self.node)
-    }
-
-    /// The discovery config topic of an entity.
-    fn config_topic(&self, component: &str, object_id: &str) -> String {
-        format!(
-            "{}/{component}/{}/{object_id}/config",
-            self.cfg.discovery_prefix, self.node
-        )
-    }
-
-    /// Adds the configs (and states) of `specs`, all of one device.
-    fn add_group(&self, d: &mut Desired, g: &Group<'_>, specs: Vec<Spec>) {
-        for ((component, what), name, state, extra) in specs {
-            let object_id = self.object_id(&g.object, what);
-            let state_topic = format!("{}/{what}", g.topic);
-            let mut config = json!({
-                "name": name,
-                "unique_id": object_id,
-                "default_entity_id": format!("{component}.{object_id}"),
-                "state_topic": state_topic,
-                "availability_topic": self.cfg.availability_topic(),
-                "payload_available": ONLINE,
-                "payload_not_available": OFFLINE,
-                "device": g.device,
-                "origin": {
-                    "name": "qnetd",
-                    "sw_version": env!("CARGO_PKG_VERSION"),
-                },
-            });
-            if let (Some(obj), Value::Object(extra)) = (config.as_object_mut(), extra) {
-                obj.extend(extra);
-            }
-            let topic = self.config_topic(component, &object_id);
-            d.configs
-                .insert(topic, serde_json::to_vec(&config).unwrap_or_default());
-            if let Some(s) = state {
-                d.states.insert(state_topic, s.into_bytes());
-            }
-        }
-    }
-
-    fn server(&self, d: &mut Desired, s: &ServerReport) {
-        let device = json!({
-            "identifiers": [self.server_identifier()],
-            "name": "qnetd",
-            "manufacturer": "qnetd",
-            "model": "Corosync QNetd server",
-            "sw_version": s.version,
-        });
-        let tls = serde_json::to_value(s.tls)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        let group = Group {
-            device: &device,
-            object: "server".into(),
-            topic: format!("{}/server", self.cfg.topic_prefix),
-        };
-        self.add_group(
-            d,
-            &group,
-            vec![
-                (
-                    ("sensor", "connected_clients"),
-                    "Connected clients".into(),
-                    Some(s.connected_clients.to_string()),
-                    json!({"state_class": "measurement", "icon": "mdi:lan-connect"}),
-                ),
-                (
-                    ("sensor", "connected_clusters"),
-                    "Connected clusters".into(),
-                    Some(s.connected_clusters.to_string()),
-                    json!({"state_class": "measurement", "icon": "mdi:server-network"}),
-                ),
-                (
-                    ("sensor", "tls"),
-                    "TLS mode".into(),
-                    Some(tls),
-                    json!({"device_class": "enum",
-                           "options": ["unsupported", "supported", "required", "unknown"],
-                           "entity_category": "diagnostic"}),
-                ),
-                (
-                    ("sensor", "version"),
-                    "Version".into(),
-                    Some(s.version.clone()),
-                    json!({"entity_category": "diagnostic", "icon": "mdi:tag"}),
-                ),
-            ],
-        );
-    }
-
-    fn cluster(&self, d: &mut Desired, cid: &str, c: &KnownCluster) {
-        let name = c
-            .report
-            .as_ref()
-            .map_or_else(|| cid.to_string(), |r| display(&r.name));
-        let device = json!({
-            "identifiers": [format!("{}_cluster_{cid}", self.node)],
-            "name": format!("Cluster {name}"),
-            "manufacturer": "Corosync",
-            "model": "Corosync cluster",
-            "via_device": self.server_identifier(),
-        });
-        let group = Group {
-            device: &device,
-            object: cid.to_string(),
-            topic: format!("{}/{cid}", self.cfg.topic_prefix),
-        };
-        let holding: Vec<u32> = c
-            .nodes
-            .iter()
-            .filter(|(_, n)| vote_state(connected(c, n)) == "ACK")
-            .map(|(id, _)| *id)
-            .collect();
-        let report = c.report.as_ref();
-        let attributes_topic = format!("{}/attributes", group.topic);
-        d.states.insert(
-            attributes_topic.clone(),
-            serde_json::to_vec(&json!({
-                "cluster_name": name,
-                "algorithm": report.map(|r| r.algorithm),
-                "tie_breaker": report.map(|r| r.tie_breaker),
-                "kap_tie_breaker": report.map(|r| r.kap_tie_breaker),
-                "connected": c.away_since.is_none(),
-                "nodes": c.nodes.keys().collect::<Vec<_>>(),
-                "nodes_holding_the_vote": holding,
-            }))
-            .unwrap_or_default(),
-        );
-        let event_types: Vec<String> = VOTE_STATES.iter().map(|v| v.to_ascii_lowercase()).collect();
-        self.add_group(
-            d,
-            &group,
-            vec![
-                (
-                    HAS_VOTE,
-                    "Has voting partition".into(),
-                    Some(on_off(!holding.is_empty()).into()),
-                    json!({"payload_on": "ON", "payload_off": "OFF",
-                           "json_attributes_topic": attributes_topic, "icon": "mdi:vote"}),
-                ),
-                (
-                    VOTES,
-                    "Nodes holding the vote".into(),
-                    Some(holding.len().to_string()),
-                    json!({"state_class": "measurement",
-                           "json_attributes_topic": attributes_topic,
-                           "icon": "mdi:account-check"}),
-                ),
-                (
-                    VOTE_EVENT,
-                    "Vote change".into(),
-                    None,
-                    json!({"event_types": event_types}),
-                ),
-            ],
-        );
-        for (&id, n) in &c.nodes {
-            let node_group = Group {
-                device: &device,
-                object: node_object(cid, id),
-                topic: format!("{}/node{id}", group.topic),
-            };
-            d.votes.insert(
-                format!("{}/{}", node_group.topic, NODE_VOTE.1),
-                (cid.to_string(), id),
-            );
-            self.node(d, &node_group, id, connected(c, n));
-        }
-    }
-
-    fn node(&self, d: &mut Desired, g: &Group<'_>, id: u32, report: Option<&NodeReport>) {
-        self.add_group(
-            d,
-            g,
-            vec![
-                (
-                    NODE_CONNECTED,
-                    format!("Node {id} connected"),
-                    Some(on_off(report.is_some()).into()),
-                    json!({"device_class": "connectivity", "payload_on": "ON", "payload_off": "OFF"}),
-                ),
-                (
-                    NODE_VOTE,
-                    format!("Node {id} vote"),
-                    Some(vote_state(report).into()),
-                    json!({"device_class": "enum", "options": VOTE_STATES, "icon": "mdi:vote"}),
-                ),
-                (
-                    NODE_HEARTBEAT,
-                    format!("Node {id} heartbeat interval"),
-                    // Not connected: no interval; HA shows "unknown" for "None".
-                    Some(report.map_or_else(
-                        || "None".into(),
-                        |r| r.heartbeat_interval_ms.to_string(),
-                    )),
-                    json!({"device_class": "duration", "unit_of_measurement": "ms",
-                           "state_class": "measurement", "entity_category": "diagnostic"}),
-                ),
-                (
-                    NODE_TLS,
-                    format!("Node {id} TLS verified"),
-                    Some(on_off(report.is_some_and(|r| r.tls.client_certificate_verified)).into()),
-                    json!({"payload_on": "ON", "payload_off": "OFF",
-                           "entity_category": "diagnostic", "icon": "mdi:certificate"}),
-                ),
-            ],
-        );
-    }
-}
+pub use learn::Learned;
 
 #[cfg(test)]
 mod tests;

@@ -19,17 +19,10 @@
 //!   persistence gets the whole state back. A refused CONNACK (codes 1..5)
 //!   closes the connection and retries with backoff.
 //! - Survey: with [`SessionConfig::survey`] set, every accepted CONNACK is
-//!   followed by a SUBSCRIBE (QoS 0) to that filter. Retained PUBLISHes
-//!   (retain flag set: sent because of the new subscription) with a
-//!   payload are collected, at most [`SessionConfig::max_survey_topics`]
-//!   topics, from then until the UNSUBACK; the UNSUBSCRIBE goes
-//!   [`SessionConfig::survey_window`] after the SUBACK (a broker sends the
-//!   retained messages right after it). Then [`Event::Surveyed`] reports
-//!   the topics, once per connection; a refused subscription gives
-//!   [`Event::SurveyRefused`]. Other PUBLISHes are ignored; one with QoS
-//!   1 or 2 (more than was asked for) is a protocol error; a PUBLISH above
-//!   [`MAX_INCOMING_PACKET`] is dropped unread as it streams in. Without a
-//!   survey any PUBLISH from the broker is a protocol error.
+//!   followed by a survey of the retained topics under that filter, reported
+//!   once per connection as [`Event::Surveyed`] (the details are in
+//!   `session/survey.rs`). Without a survey any PUBLISH from the broker is
+//!   a protocol error.
 //! - [`Session::publish`]: retained messages (discovery configs, states)
 //!   go with QoS 1 and are kept, latest payload per topic; a message that
 //!   cannot be sent now (offline, queue or in-flight window full) is sent
@@ -58,6 +51,11 @@
 //!   hammered.
 //! - No clock, no socket, no thread: deterministic for a given input and
 //!   jitter sequence.
+//!
+//! Layout: this file holds the connection's life (connect, timers,
+//! backoff); `session/codec.rs` frames the broker's bytes and dispatches
+//! its packets, `session/publish.rs` keeps the retained messages and
+//! delivers them, and `session/survey.rs` runs the survey.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
@@ -65,9 +63,11 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use mqttbytes_ng::QoS;
-use mqttbytes_ng::v4::{
-    Connect, Disconnect, LastWill, Login, Packet, PingReq, Publish, Subscribe, Unsubscribe,
-};
+use mqttbytes_ng::v4::{Connect, Disconnect, LastWill, Login, Packet, PingReq, Publish};
+
+pub use publish::PublishError;
+use publish::{Delivery, Retained};
+use survey::Survey;
 
 /// Payload of the availability topic while connected.
 pub const ONLINE: &str = "online";
@@ -238,43 +238,6 @@ pub enum Event {
     SurveyRefused,
 }
 
-/// A message [`Session::publish`] refuses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PublishError {
-    /// Empty, longer than 65535 bytes, or with `+`, `#` or NUL.
-    InvalidTopic,
-    /// Larger than half the output queue: it could never be sent.
-    TooLarge,
-}
-
-impl fmt::Display for PublishError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::InvalidTopic => f.write_str("invalid MQTT topic"),
-            Self::TooLarge => f.write_str("message larger than half the output queue"),
-        }
-    }
-}
-
-impl std::error::Error for PublishError {}
-
-/// Where a retained message stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Delivery {
-    /// Must be (re)sent.
-    Pending,
-    /// Sent with this packet id, PUBACK outstanding.
-    Inflight(u16),
-    /// Acknowledged by the broker.
-    Done,
-}
-
-#[derive(Debug)]
-struct Retained {
-    payload: Vec<u8>,
-    delivery: Delivery,
-}
-
 #[derive(Debug, Clone, Copy)]
 enum State {
     /// Backoff; connect at `until`.
@@ -291,29 +254,6 @@ enum State {
     },
     /// [`Session::close`] was called: no more connections.
     Shutdown,
-}
-
-/// Where the survey of the current connection stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Survey {
-    /// None configured, or done for this connection.
-    Idle,
-    /// SUBSCRIBE sent with this packet id at `sent`.
-    Subscribing { pkid: u16, sent: Instant },
-    /// SUBACK received; UNSUBSCRIBE at `until`.
-    Collecting { until: Instant },
-    /// UNSUBSCRIBE sent with this packet id at `sent`.
-    Unsubscribing { pkid: u16, sent: Instant },
-}
-
-impl Survey {
-    /// The packet id of an outstanding SUBSCRIBE or UNSUBSCRIBE.
-    const fn pkid(self) -> Option<u16> {
-        match self {
-            Self::Subscribing { pkid, .. } | Self::Unsubscribing { pkid, .. } => Some(pkid),
-            Self::Idle | Self::Collecting { .. } => None,
-        }
-    }
 }
 
 /// Random numbers for the backoff jitter.
@@ -431,63 +371,6 @@ impl Session {
         }
     }
 
-    /// Publishes `payload` on `topic`; see the module documentation for
-    /// retained (QoS 1, kept) and non-retained (QoS 0, only when online).
-    ///
-    /// # Errors
-    /// An invalid topic, or a message too large to ever be sent.
-    pub fn publish(
-        &mut self,
-        topic: &str,
-        payload: &[u8],
-        retain: bool,
-        now: Instant,
-    ) -> Result<(), PublishError> {
-        if topic.is_empty()
-            || topic.len() > usize::from(u16::MAX)
-            || topic.contains(['+', '#', '\0'])
-        {
-            return Err(PublishError::InvalidTopic);
-        }
-        if publish_size(topic, payload) > self.cfg.max_queued_bytes / 2 {
-            return Err(PublishError::TooLarge);
-        }
-        if retain {
-            match self.retained.get_mut(topic) {
-                // Already sent, in flight or queued with this payload.
-                Some(r) if r.payload == payload => {}
-                Some(r) => {
-                    payload.clone_into(&mut r.payload);
-                    if r.delivery != Delivery::Pending {
-                        r.delivery = Delivery::Pending;
-                        self.pending.push_back(topic.to_string());
-                    }
-                }
-                None => {
-                    self.retained.insert(
-                        topic.to_string(),
-                        Retained {
-                            payload: payload.to_vec(),
-                            delivery: Delivery::Pending,
-                        },
-                    );
-                    self.pending.push_back(topic.to_string());
-                }
-            }
-            return Ok(());
-        }
-        if !self.is_online() {
-            return Ok(());
-        }
-        if self.out.len() + publish_size(topic, payload) > self.cfg.max_queued_bytes {
-            self.close_connection(CloseReason::QueueFull, now);
-            return Ok(());
-        }
-        let publish = Publish::new(topic, QoS::AtMostOnce, payload);
-        self.write_packet(&Packet::Publish(publish), now);
-        Ok(())
-    }
-
     /// Bytes to write to the connection, if any; moves pending retained
     /// messages into the queue as far as the caps allow.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<&[u8]> {
@@ -516,13 +399,7 @@ impl Session {
                     None => last_tx + ka,
                 };
                 let ack = self.inflight.values().map(|(_, sent)| *sent + ka).min();
-                let survey = match self.survey {
-                    Survey::Idle => None,
-                    Survey::Collecting { until } => Some(until),
-                    Survey::Subscribing { sent, .. } | Survey::Unsubscribing { sent, .. } => {
-                        Some(sent + ka)
-                    }
-                };
+                let survey = self.survey.deadline(ka);
                 Some([ack, survey].into_iter().flatten().fold(ping, Instant::min))
             }
             State::Shutdown => None,
@@ -544,11 +421,7 @@ impl Session {
             State::Online { ping_sent, .. } => {
                 let ka = self.keep_alive();
                 let ack_late = self.inflight.values().any(|(_, sent)| now >= *sent + ka);
-                let survey_late = matches!(
-                    self.survey,
-                    Survey::Subscribing { sent, .. } | Survey::Unsubscribing { sent, .. }
-                        if now >= sent + ka
-                );
+                let survey_late = self.survey.ack_deadline(ka).is_some_and(|late| now >= late);
                 if ack_late || survey_late || ping_sent.is_some_and(|sent| now >= sent + ka) {
                     self.close_connection(CloseReason::BrokerTimeout, now);
                     return;
@@ -603,42 +476,6 @@ impl Session {
         self.state = State::Shutdown;
     }
 
-    /// After a CONNACK: SUBSCRIBE to the survey's filter (beyond the queue
-    /// cap on purpose, like a PINGREQ: one small packet per connection).
-    fn subscribe_survey(&mut self, now: Instant) {
-        let Some(filter) = self.cfg.survey.clone() else {
-            return;
-        };
-        let pkid = self.next_packet_id();
-        let subscribe = Subscribe {
-            pkid,
-            ..Subscribe::new(filter, QoS::AtMostOnce)
-        };
-        self.write_packet(&Packet::Subscribe(subscribe), now);
-        self.survey = Survey::Subscribing { pkid, sent: now };
-    }
-
-    /// The survey's window is over: UNSUBSCRIBE.
-    fn unsubscribe_survey(&mut self, now: Instant) {
-        let Some(filter) = self.cfg.survey.clone() else {
-            return;
-        };
-        let pkid = self.next_packet_id();
-        let unsubscribe = Unsubscribe {
-            pkid,
-            ..Unsubscribe::new(filter)
-        };
-        self.write_packet(&Packet::Unsubscribe(unsubscribe), now);
-        self.survey = Survey::Unsubscribing { pkid, sent: now };
-    }
-
-    fn reset_survey(&mut self) {
-        self.survey = Survey::Idle;
-        self.surveyed = Vec::new();
-        self.survey_truncated = false;
-        self.skip = 0;
-    }
-
     /// The keepalive in whole seconds, 1..=65535 (what CONNECT carries).
     fn keep_alive_secs(&self) -> u16 {
         u16::try_from(self.cfg.keep_alive.as_secs().max(1)).unwrap_or(u16::MAX)
@@ -661,52 +498,6 @@ impl Session {
             )
         };
         let _ = Packet::Publish(publish).write(&mut self.out, usize::MAX);
-    }
-
-    /// After a CONNACK: every retained message is sent again.
-    fn requeue_all_retained(&mut self) {
-        self.pending.clear();
-        for (topic, r) in &mut self.retained {
-            r.delivery = Delivery::Pending;
-            self.pending.push_back(topic.clone());
-        }
-    }
-
-    fn fill_from_pending(&mut self, now: Instant) {
-        if !self.is_online() {
-            return;
-        }
-        while self.inflight.len() < self.cfg.max_inflight.max(1) {
-            let Some(topic) = self.pending.front() else {
-                return;
-            };
-            let Some(r) = self.retained.get(topic) else {
-                self.pending.pop_front();
-                continue;
-            };
-            if r.delivery != Delivery::Pending {
-                self.pending.pop_front();
-                continue;
-            }
-            if self.out.len() + publish_size(topic, &r.payload) > self.cfg.max_queued_bytes {
-                return;
-            }
-            let publish = Publish::new(topic.clone(), QoS::AtLeastOnce, r.payload.clone());
-            let Some(topic) = self.pending.pop_front() else {
-                return;
-            };
-            let pkid = self.next_packet_id();
-            let publish = Publish {
-                retain: true,
-                pkid,
-                ..publish
-            };
-            self.write_packet(&Packet::Publish(publish), now);
-            if let Some(r) = self.retained.get_mut(&topic) {
-                r.delivery = Delivery::Inflight(pkid);
-            }
-            self.inflight.insert(pkid, (topic, now));
-        }
     }
 
     fn next_packet_id(&mut self) -> u16 {
@@ -760,12 +551,8 @@ impl Session {
     }
 }
 
-/// Bytes of a PUBLISH with a packet id (an upper bound for QoS 0).
-fn publish_size(topic: &str, payload: &[u8]) -> usize {
-    // fixed header (1 + up to 4 length bytes) + topic length + topic + packet id + payload
-    5 + 2 + topic.len() + 2 + payload.len()
-}
-
 mod codec;
+mod publish;
+mod survey;
 #[cfg(test)]
 mod tests;

@@ -6,10 +6,7 @@
 use std::time::Instant;
 
 use bytes::Buf as _;
-use mqttbytes_ng::QoS;
-use mqttbytes_ng::v4::{
-    ConnAck, ConnectReturnCode, Packet, PubAck, Publish, SubAck, SubscribeReasonCode, UnsubAck,
-};
+use mqttbytes_ng::v4::{ConnAck, ConnectReturnCode, Packet, PubAck, SubAck, UnsubAck};
 
 use super::{CloseReason, Delivery, Event, MAX_INCOMING_PACKET, ONLINE, Session, State, Survey};
 
@@ -102,22 +99,12 @@ impl Session {
             }
             (State::Online { .. }, Packet::SubAck(SubAck { pkid, return_codes })) if matches!(self.survey, Survey::Subscribing { pkid: p, .. } if p == pkid) =>
             {
-                if matches!(return_codes.as_slice(), [SubscribeReasonCode::Success(_)]) {
-                    self.survey = Survey::Collecting {
-                        until: now + self.cfg.survey_window,
-                    };
-                } else {
-                    self.reset_survey();
-                    self.events.push_back(Event::SurveyRefused);
-                }
+                self.survey_suback(&return_codes, now);
                 true
             }
             (State::Online { .. }, Packet::UnsubAck(UnsubAck { pkid })) if matches!(self.survey, Survey::Unsubscribing { pkid: p, .. } if p == pkid) =>
             {
-                let topics = std::mem::take(&mut self.surveyed);
-                let truncated = self.survey_truncated;
-                self.reset_survey();
-                self.events.push_back(Event::Surveyed { topics, truncated });
+                self.survey_unsuback();
                 true
             }
             (State::Online { since, last_tx, .. }, Packet::PingResp) => {
@@ -136,27 +123,6 @@ impl Session {
                 false
             }
         }
-    }
-
-    /// A PUBLISH while a survey is configured: a retained one with a
-    /// payload is collected while the survey's subscription stands; any
-    /// other QoS 0 one is ignored.
-    fn survey_publish(&mut self, p: Publish, now: Instant) -> bool {
-        if p.qos != QoS::AtMostOnce {
-            self.close_connection(
-                CloseReason::ProtocolError("PUBLISH above the QoS 0 subscribed".into()),
-                now,
-            );
-            return false;
-        }
-        if self.survey != Survey::Idle && p.retain && !p.payload.is_empty() {
-            if self.surveyed.len() < self.cfg.max_survey_topics {
-                self.surveyed.push(p.topic);
-            } else {
-                self.survey_truncated = true;
-            }
-        }
-        true
     }
 
     pub(super) fn write_packet(&mut self, packet: &Packet, now: Instant) {
