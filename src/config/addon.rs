@@ -245,7 +245,7 @@ impl Default for Options {
             log_level: LogLevel::default(),
             tls: TlsOption::default(),
             client_cert_required: engine.client_cert_required,
-            max_clients: i64::try_from(engine.max_clients).unwrap_or(i64::MAX),
+            max_clients: i64::try_from(super::DEFAULT_MAX_CLIENTS).unwrap_or(i64::MAX),
             keep_active_partition_tie_breaker: engine.keep_active_partition_tie_breaker,
             heartbeat_interval_min: i64::from(engine.heartbeat_interval_min),
             heartbeat_interval_max: i64::from(engine.heartbeat_interval_max),
@@ -433,7 +433,8 @@ mod tests {
         assert_eq!(level, LogLevel::Info);
         assert_eq!(config.tls, TlsSupported::Required);
         assert!(config.client_cert_required);
-        assert_eq!(config.max_clients, 0);
+        // The same connection cap as the daemon's command line.
+        assert_eq!(config.max_clients, crate::config::DEFAULT_MAX_CLIENTS);
         assert_eq!(config.port, crate::config::DEFAULT_PORT);
         assert_eq!(config.listen_addr, None);
         assert_eq!(config.advanced.nss_db_dir, PathBuf::from("/data/tls"));
