@@ -45,8 +45,13 @@ fn chromium() -> Option<PathBuf> {
 }
 
 /// Headless Chromium with a fresh profile in `profile` and `extra` flags.
+/// Its `TMPDIR` is the profile too: Chromium leaves its singleton socket's
+/// `org.chromium.Chromium.*` directory behind in `TMPDIR`, and the profile
+/// goes with the test's scratch directory.
 fn browser(exe: &Path, profile: &Path, extra: &[&str]) -> Command {
+    std::fs::create_dir_all(profile).unwrap();
     let mut c = Command::new(exe);
+    c.env("TMPDIR", profile);
     c.args([
         "--headless",
         "--no-sandbox",
