@@ -76,6 +76,7 @@ lint: fmt-check clippy shellcheck lint-release
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml --all -- --check
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

@@ -28,7 +28,9 @@ fuzz_target!(|data: &[u8]| {
                     Some(id) => id,
                     None => {
                         let addr = format!("127.0.0.1:{}", 1000 + slot).parse().unwrap();
-                        let Ok(id) = inst.accept(now, addr) else { continue };
+                        let Ok(id) = inst.accept(now, addr) else {
+                            continue;
+                        };
                         clients[slot] = Some(id);
                         id
                     }

@@ -6,8 +6,12 @@ use libfuzzer_sys::fuzz_target;
 use qnetd_engine::proto::{Frame, Msg, Status};
 
 fuzz_target!(|data: &[u8]| {
-    let Status::Complete(n) = Frame::<&[u8]>::check(data) else { return };
-    let Ok(msg) = Msg::parse(&data[..n]) else { return };
+    let Status::Complete(n) = Frame::<&[u8]>::check(data) else {
+        return;
+    };
+    let Ok(msg) = Msg::parse(&data[..n]) else {
+        return;
+    };
     let mut out = vec![0u8; msg.buffer_len()];
     let len = msg.emit(&mut out).expect("a parsed message encodes");
     assert_eq!(len, out.len());

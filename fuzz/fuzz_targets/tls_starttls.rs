@@ -25,7 +25,10 @@ fn config() -> Arc<rustls::ServerConfig> {
             let dir = std::env::temp_dir().join(format!("qnetd-fuzz-tls-{}", std::process::id()));
             let store = CertStore::open(&dir);
             store.ensure_initialized().expect("certificate store");
-            server_config(&store, true).expect("server config")
+            let config = server_config(&store, true).expect("server config");
+            // The configuration holds the keys; the files are not needed.
+            let _ = std::fs::remove_dir_all(&dir);
+            config
         })
         .clone()
 }
