@@ -16,6 +16,8 @@
 #                       to a real Mosquitto, checked on the broker (root)
 #   make ci             test + interop + interop-mqtt
 #   make bench          criterion benchmarks
+#   make fuzz           the cargo-fuzz targets for FUZZ_SECONDS each (cargo-fuzz)
+#   make fuzz-replay    every committed fuzz corpus input once (cargo-fuzz)
 
 CARGO      ?= cargo
 PORT       ?= 5403
@@ -51,7 +53,7 @@ SHELL_SCRIPTS = $(shell find scripts tests .ci addon packaging -type f \( -name 
 # of I/O: it does not depend on mio, rustls, socket2 or signal-hook.
 ENGINE_SRC := crates/qnetd-engine/src
 
-.PHONY: all build release-bin run status test test-ignored lint lint-release fmt-check clippy shellcheck unit doc no-alloc interop interop-reference interop-pair interop-mqtt demo ci bench bench-compare bench-arm callgrind fuzz clean
+.PHONY: all build release-bin run status test test-ignored lint lint-release fmt-check clippy shellcheck unit doc no-alloc interop interop-reference interop-pair interop-mqtt demo ci bench bench-compare bench-arm callgrind fuzz fuzz-replay clean
 
 all: build
 
@@ -189,6 +191,10 @@ callgrind: static
 FUZZ_SECONDS ?= 60
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) CARGO=$(CARGO) scripts/fuzz.sh
+
+# Every committed corpus input once per target (a regression test; in CI).
+fuzz-replay:
+	FUZZ_REPLAY=1 CARGO=$(CARGO) scripts/fuzz.sh
 
 clean:
 	$(CARGO) clean

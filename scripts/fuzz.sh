@@ -12,6 +12,10 @@
 #                 8 times faster. Debug assertions and overflow checks stay
 #                 on either way (cargo fuzz's default).
 #   CARGO         cargo (default cargo)
+#   FUZZ_REPLAY=1 (make fuzz-replay) runs every committed corpus input of
+#                 each target once (libFuzzer -runs=0) and nothing else: the
+#                 corpora as a regression test, in seconds; runs.tsv is not
+#                 touched.
 #
 # A crash stops the run: libFuzzer leaves the input in fuzz/artifacts/TARGET/;
 # copy it to fuzz/corpus/TARGET/crash-NAME-regression (kept by .gitignore)
@@ -28,6 +32,23 @@ runs=runs.tsv
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+
+if [ "${FUZZ_REPLAY:-}" = 1 ]; then
+    printf '%-14s %8s %8s\n' target inputs cov
+    for t in $targets; do
+        if ! RUSTC_BOOTSTRAP=1 "$cargo" fuzz run -s "$sanitizer" "$t" "corpus/$t" -- \
+            -runs=0 -max_len=4096 > "$log" 2>&1; then
+            tail -n 40 "$log"
+            echo "fuzz: $t failed on a committed input; it is in fuzz/artifacts/$t/" >&2
+            exit 1
+        fi
+        inputs=$(find "corpus/$t" -type f | wc -l)
+        cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2)
+        printf '%-14s %8s %8s\n' "$t" "$inputs" "${cov:-?}"
+    done
+    exit 0
+fi
+
 printf '%-14s %14s %8s %8s\n' target executions cov ft
 for t in $targets; do
     mkdir -p "corpus/$t"
