@@ -33,15 +33,24 @@ runs=runs.tsv
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
+# fuzz TARGET LIBFUZZER-FLAGS...: runs TARGET over its corpus into $log; on
+# a failure prints the log's end and stops.
+fuzz() {
+    t=$1
+    shift
+    mkdir -p "corpus/$t"
+    if ! RUSTC_BOOTSTRAP=1 "$cargo" fuzz run -s "$sanitizer" "$t" "corpus/$t" -- \
+        -max_len=4096 "$@" > "$log" 2>&1; then
+        tail -n 40 "$log"
+        echo "fuzz: $t failed; the input is in fuzz/artifacts/$t/" >&2
+        exit 1
+    fi
+}
+
 if [ "${FUZZ_REPLAY:-}" = 1 ]; then
     printf '%-14s %8s %8s\n' target inputs cov
     for t in $targets; do
-        if ! RUSTC_BOOTSTRAP=1 "$cargo" fuzz run -s "$sanitizer" "$t" "corpus/$t" -- \
-            -runs=0 -max_len=4096 > "$log" 2>&1; then
-            tail -n 40 "$log"
-            echo "fuzz: $t failed on a committed input; it is in fuzz/artifacts/$t/" >&2
-            exit 1
-        fi
+        fuzz "$t" -runs=0
         inputs=$(find "corpus/$t" -type f | wc -l)
         cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2)
         printf '%-14s %8s %8s\n' "$t" "$inputs" "${cov:-?}"
@@ -51,13 +60,7 @@ fi
 
 printf '%-14s %14s %8s %8s\n' target executions cov ft
 for t in $targets; do
-    mkdir -p "corpus/$t"
-    if ! RUSTC_BOOTSTRAP=1 "$cargo" fuzz run -s "$sanitizer" "$t" "corpus/$t" -- \
-        -max_total_time="$seconds" -max_len=4096 -print_final_stats=1 > "$log" 2>&1; then
-        tail -n 40 "$log"
-        echo "fuzz: $t failed; the input is in fuzz/artifacts/$t/" >&2
-        exit 1
-    fi
+    fuzz "$t" -max_total_time="$seconds" -print_final_stats=1
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2)
     ft=$(grep -o 'ft: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2)
